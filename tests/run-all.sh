@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite: installs and starts the real peers (tests/peers/), runs every test, stops
+# the peers by PID. This is the README's test command and what .ci/run calls.
+#
+#   POOLPILOT_PEERS="spark airflow"  only these peers (default: all of them)
+#   POOLPILOT_SKIP_PEERS=1           start no peer; peer tests then say so and pass vacuously
+#                                    (never set in CI: with CI=true a missing peer fails)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ALL_PEERS=(fixture-trino spark airflow moto kube prometheus)
+read -r -a peers <<<"${POOLPILOT_PEERS:-${ALL_PEERS[*]}}"
+
+started=()
+stop_all() {
+  for p in "${started[@]}"; do bash "tests/peers/$p.sh" stop || true; done
+}
+trap stop_all EXIT INT TERM
+
+if [[ ${POOLPILOT_SKIP_PEERS:-0} != 1 ]]; then
+  for p in "${peers[@]}"; do
+    [[ -f tests/peers/$p.sh ]] || continue
+    echo "== peer $p: install + start" >&2
+    bash "tests/peers/$p.sh" install
+    started+=("$p")
+    env_lines=$(bash "tests/peers/$p.sh" start) || { echo "peer $p failed to start" >&2; exit 1; }
+    eval "$env_lines"
+  done
+fi
+
+cargo test --all-targets --no-fail-fast "$@"
