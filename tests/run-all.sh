@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_PEERS=(fixture-trino spark airflow moto kube prometheus)
+ALL_PEERS=(spark airflow moto kube prometheus)
 read -r -a peers <<<"${POOLPILOT_PEERS:-${ALL_PEERS[*]}}"
 
 started=()
