@@ -1,1 +1,11 @@
-//! See the module map in `lib.rs`.
+//! Dry-run simulator: replays a workload through the engine on a virtual clock.
+//!
+//! - [`trace`]      workloads: SWF, Alibaba 2017, recordings, seeded generators
+//! - [`recording`]  the JSONL recording format the daemon writes with `--record`
+//! - [`timeline`]   step curves of one run (demand, supply, billed, queue)
+//! - [`oracle`]     offline optimum (layer decomposition with gap bridging)
+
+pub mod oracle;
+pub mod recording;
+pub mod timeline;
+pub mod trace;
