@@ -1,0 +1,393 @@
+//! The virtual pool: workers that boot, take work FIFO, drain and get billed.
+//!
+//! Event-driven between the controller's ticks: job arrivals, job completions, workers
+//! becoming ready and drain deadlines are processed at their exact millisecond. Jobs start
+//! strictly FIFO (no backfilling) into free capacity of ready workers. Scale-down picks
+//! victims in the controller's order and drains or kills busy ones; killed work is requeued at
+//! the head of the queue and restarts from scratch.
+
+pub mod billing;
+pub mod workers;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use billing::{Billing, Ledger};
+use workers::{JobModel, Placement, Worker, WorkerState, place};
+
+use super::timeline::Sample;
+use super::trace::{Centi, Job};
+
+/// The physical pool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolConfig {
+    /// Units one worker carries.
+    pub capacity: Centi,
+    /// Launch request → ready, billed.
+    pub boot_ms: i64,
+    pub model: JobModel,
+    pub billing: Billing,
+}
+
+/// Which workers go first on scale-down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VictimOrder {
+    /// poolpilot: booting, then idle, then the least-loaded busy workers.
+    IdleFirst,
+    /// Kubernetes ReplicaSet default (no deletion cost set): not-ready, then newest, busy or not.
+    Newest,
+}
+
+/// What happens to a busy victim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Stop giving it work; release it when empty, or kill its work after `timeout_ms`.
+    Drain { timeout_ms: Option<i64> },
+    /// Kill its work now (requeued) and release it.
+    Kill,
+}
+
+/// The scale-down semantics a controller asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScaleDown {
+    pub order: VictimOrder,
+    pub removal: Removal,
+}
+
+/// Wait and runtime of a finished job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobOutcome {
+    pub wait_ms: i64,
+    pub runtime_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Running {
+    placement: Placement,
+    allocated: Centi,
+}
+
+/// Event kinds, in processing order at equal times (a completion frees capacity before a
+/// deadline would kill anything).
+const COMPLETION: u8 = 0;
+const READY: u8 = 1;
+const DRAIN_DEADLINE: u8 = 2;
+
+pub struct Pool<'a> {
+    config: PoolConfig,
+    jobs: &'a [Job],
+    next_arrival: usize,
+    queue: VecDeque<u32>,
+    queued_units: Centi,
+    running_units: Centi,
+    running: Vec<Option<Running>>,
+    generation: Vec<u32>,
+    outcomes: Vec<Option<JobOutcome>>,
+    started_at: Vec<i64>,
+    workers: Vec<Worker>,
+    active: Vec<usize>,
+    booting: u32,
+    ready: u32,
+    draining: u32,
+    events: BinaryHeap<Reverse<(i64, u8, u32, u32)>>,
+    ledger: Ledger,
+    restarts: u64,
+    finished: usize,
+    dirty: bool,
+}
+
+impl<'a> Pool<'a> {
+    /// A pool for `jobs` (sorted by arrival) with `initial_ready` workers ready at `start`.
+    pub fn new(config: PoolConfig, jobs: &'a [Job], initial_ready: u32, start: i64) -> Pool<'a> {
+        let mut pool = Pool {
+            config,
+            jobs,
+            next_arrival: 0,
+            queue: VecDeque::new(),
+            queued_units: 0,
+            running_units: 0,
+            running: vec![None; jobs.len()],
+            generation: vec![0; jobs.len()],
+            outcomes: vec![None; jobs.len()],
+            started_at: vec![0; jobs.len()],
+            workers: Vec::new(),
+            active: Vec::new(),
+            booting: 0,
+            ready: 0,
+            draining: 0,
+            events: BinaryHeap::new(),
+            ledger: Ledger::default(),
+            restarts: 0,
+            finished: 0,
+            dirty: false,
+        };
+        for _ in 0..initial_ready {
+            pool.launch(start, true);
+        }
+        pool
+    }
+
+    /// The next time something happens inside the pool (arrival, completion, ready, deadline).
+    pub fn next_event(&self) -> Option<i64> {
+        let arrival = self.jobs.get(self.next_arrival).map(|job| job.arrival.0);
+        let event = self.events.peek().map(|Reverse((at, ..))| *at);
+        match (arrival, event) {
+            (Some(a), Some(e)) => Some(a.min(e)),
+            (a, e) => a.or(e),
+        }
+    }
+
+    /// Processes every event at or before `now`, then starts what fits.
+    pub fn advance(&mut self, now: i64) {
+        while let Some(&Reverse((at, kind, id, generation))) = self.events.peek() {
+            if at > now {
+                break;
+            }
+            self.events.pop();
+            match kind {
+                COMPLETION => self.complete(id, generation, at),
+                READY => self.became_ready(id as usize),
+                _ => self.deadline(id as usize, at),
+            }
+        }
+        while let Some(job) = self.jobs.get(self.next_arrival) {
+            if job.arrival.0 > now {
+                break;
+            }
+            self.queue.push_back(self.next_arrival as u32);
+            self.queued_units += job.width;
+            self.next_arrival += 1;
+            self.dirty = true;
+        }
+        self.schedule(now);
+    }
+
+    /// Demand units the engine sees: queued + running (Trino queued+running queries, Airflow
+    /// queued+running task slots, Spark cores in use + wanted).
+    pub fn demand_units(&self) -> Centi {
+        self.queued_units + self.running_units
+    }
+
+    /// Workers asked for (booting + ready, not draining): the engine's "current".
+    pub fn requested(&self) -> u32 {
+        self.booting + self.ready
+    }
+
+    pub fn ready(&self) -> u32 {
+        self.ready
+    }
+
+    /// True once every job has arrived and finished.
+    pub fn done(&self) -> bool {
+        self.finished == self.jobs.len()
+    }
+
+    pub fn all_arrived(&self) -> bool {
+        self.next_arrival == self.jobs.len()
+    }
+
+    pub fn sample(&self, at: i64) -> Sample {
+        Sample {
+            at,
+            demand_workers: self.demand_units().div_ceil(self.config.capacity.max(1)) as u32,
+            ready_workers: self.ready + self.draining,
+            billed_workers: self.booting + self.ready + self.draining,
+            queued_units: self.queued_units,
+            running_units: self.running_units,
+        }
+    }
+
+    /// Resizes to `desired` requested workers (absolute, like an actuator).
+    pub fn scale_to(&mut self, desired: u32, scale_down: ScaleDown, now: i64) {
+        let current = self.requested();
+        if desired > current {
+            for _ in current..desired {
+                self.launch(now, self.config.boot_ms <= 0);
+            }
+            self.schedule(now);
+        } else if desired < current {
+            self.remove((current - desired) as usize, scale_down, now);
+        }
+    }
+
+    /// Releases every worker at `now` (end of the replay) and returns the totals.
+    pub fn finish(mut self, now: i64) -> PoolTotals {
+        for index in std::mem::take(&mut self.active) {
+            let worker = &mut self.workers[index];
+            worker.state = WorkerState::Released;
+            self.ledger.release(self.config.billing, now - worker.launched_at);
+        }
+        PoolTotals {
+            ledger: self.ledger,
+            restarts: self.restarts,
+            unfinished: self.jobs.len() - self.finished,
+            outcomes: self.outcomes.into_iter().flatten().collect(),
+        }
+    }
+
+    fn launch(&mut self, now: i64, ready_now: bool) {
+        let index = self.workers.len();
+        let state = if ready_now { WorkerState::Ready } else { WorkerState::Booting { ready_at: now + self.config.boot_ms } };
+        self.workers.push(Worker { launched_at: now, state, used: 0, jobs: Vec::new() });
+        self.active.push(index);
+        self.ledger.launches += 1;
+        if ready_now {
+            self.ready += 1;
+            self.dirty = true;
+        } else {
+            self.booting += 1;
+            self.events.push(Reverse((now + self.config.boot_ms, READY, index as u32, 0)));
+        }
+    }
+
+    fn became_ready(&mut self, index: usize) {
+        if let WorkerState::Booting { .. } = self.workers[index].state {
+            self.workers[index].state = WorkerState::Ready;
+            self.booting -= 1;
+            self.ready += 1;
+            self.dirty = true;
+        }
+    }
+
+    fn schedule(&mut self, now: i64) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        while let Some(&id) = self.queue.front() {
+            let job = self.jobs[id as usize];
+            let Some((placement, allocated)) = place(self.config.model, job.width, self.config.capacity, &self.workers, &self.active) else {
+                break;
+            };
+            self.queue.pop_front();
+            self.queued_units -= job.width;
+            self.running_units += allocated;
+            let runtime_ms = match self.config.model {
+                JobModel::Moldable => job.work().div_ceil(allocated as u128) as i64,
+                _ => job.runtime_ms,
+            };
+            for &(worker, units) in &placement {
+                let worker = &mut self.workers[worker];
+                worker.used += if self.config.model == JobModel::Gang { self.config.capacity } else { units };
+                worker.jobs.push(id);
+            }
+            self.running[id as usize] = Some(Running { placement, allocated });
+            self.started_at[id as usize] = now;
+            self.outcomes[id as usize] = Some(JobOutcome { wait_ms: now - job.arrival.0, runtime_ms });
+            self.events.push(Reverse((now + runtime_ms, COMPLETION, id, self.generation[id as usize])));
+        }
+    }
+
+    fn complete(&mut self, id: u32, generation: u32, now: i64) {
+        if self.generation[id as usize] != generation {
+            return; // killed and requeued since
+        }
+        self.stop_job(id, now);
+        self.finished += 1;
+    }
+
+    /// Frees a running job's units; releases draining workers it leaves empty.
+    fn stop_job(&mut self, id: u32, now: i64) {
+        let Some(running) = self.running[id as usize].take() else { return };
+        self.running_units -= running.allocated;
+        for (index, units) in running.placement {
+            let worker = &mut self.workers[index];
+            worker.used -= if self.config.model == JobModel::Gang { self.config.capacity } else { units };
+            worker.jobs.retain(|&job| job != id);
+            if worker.used == 0 && matches!(worker.state, WorkerState::Draining { .. }) {
+                self.release(index, now);
+            }
+        }
+        self.dirty = true;
+    }
+
+    fn deadline(&mut self, index: usize, now: i64) {
+        if matches!(self.workers[index].state, WorkerState::Draining { force_at: Some(at) } if at <= now) {
+            self.kill(index, now);
+        }
+    }
+
+    /// Kills a worker's work (requeued at the head, in arrival order) and releases it.
+    fn kill(&mut self, index: usize, now: i64) {
+        let mut victims = std::mem::take(&mut self.workers[index].jobs);
+        victims.sort_unstable();
+        for &id in victims.iter().rev() {
+            self.stop_job(id, now);
+            self.generation[id as usize] += 1;
+            self.outcomes[id as usize] = None;
+            self.queue.push_front(id);
+            self.queued_units += self.jobs[id as usize].width;
+            self.restarts += 1;
+        }
+        if self.workers[index].state != WorkerState::Released {
+            self.release(index, now);
+        }
+    }
+
+    fn release(&mut self, index: usize, now: i64) {
+        let worker = &mut self.workers[index];
+        match worker.state {
+            WorkerState::Booting { .. } => self.booting -= 1,
+            WorkerState::Ready => self.ready -= 1,
+            WorkerState::Draining { .. } => self.draining -= 1,
+            WorkerState::Released => return,
+        }
+        worker.state = WorkerState::Released;
+        self.ledger.release(self.config.billing, now - worker.launched_at);
+        if let Some(position) = self.active.iter().position(|&i| i == index) {
+            self.active.swap_remove(position);
+        }
+    }
+
+    fn remove(&mut self, count: usize, scale_down: ScaleDown, now: i64) {
+        let mut candidates: Vec<(u8, i64, i64, Reverse<usize>)> = self
+            .active
+            .iter()
+            .filter_map(|&index| {
+                let worker = &self.workers[index];
+                let newest_first = -worker.launched_at;
+                let key = Reverse(index); // later launches first among equal times
+                match (worker.state, scale_down.order) {
+                    (WorkerState::Booting { .. }, _) => Some((0, newest_first, 0, key)),
+                    (WorkerState::Ready, VictimOrder::IdleFirst) if worker.used == 0 => Some((1, newest_first, 0, key)),
+                    (WorkerState::Ready, VictimOrder::IdleFirst) => Some((2, worker.used as i64, newest_first, key)),
+                    (WorkerState::Ready, VictimOrder::Newest) => Some((1, newest_first, 0, key)),
+                    _ => None,
+                }
+            })
+            .collect();
+        candidates.sort_unstable();
+        for (_, _, _, Reverse(index)) in candidates.into_iter().take(count) {
+            let worker = &self.workers[index];
+            if worker.used == 0 {
+                self.release(index, now);
+                continue;
+            }
+            match scale_down.removal {
+                Removal::Kill => self.kill(index, now),
+                Removal::Drain { timeout_ms } => {
+                    let force_at = timeout_ms.map(|timeout| now + timeout);
+                    self.workers[index].state = WorkerState::Draining { force_at };
+                    self.ready -= 1;
+                    self.draining += 1;
+                    if let Some(at) = force_at {
+                        self.events.push(Reverse((at, DRAIN_DEADLINE, index as u32, 0)));
+                    }
+                }
+            }
+        }
+        self.schedule(now);
+    }
+}
+
+/// What a finished replay leaves behind.
+#[derive(Debug, Clone)]
+pub struct PoolTotals {
+    pub ledger: Ledger,
+    pub restarts: u64,
+    pub unfinished: usize,
+    pub outcomes: Vec<JobOutcome>,
+}
+
+#[cfg(test)]
+mod tests;
