@@ -4,8 +4,10 @@
 //! - [`recording`]  the JSONL recording format the daemon writes with `--record`
 //! - [`timeline`]   step curves of one run (demand, supply, billed, queue)
 //! - [`oracle`]     offline optimum (layer decomposition with gap bridging)
+//! - [`metrics`]    SPEC RG elasticity, job waits and slowdown, utilisation
 //! - [`pool`]       the virtual pool: boot, FIFO placement per job model, drains, billing
 
+pub mod metrics;
 pub mod oracle;
 pub mod pool;
 pub mod recording;
