@@ -1,0 +1,249 @@
+//! What sizes the simulated pool each tick: the real engine with a policy (the policies under
+//! test, and the HPA baseline as a built-in policy with HPA defaults), KEDA's 0↔1 logic in
+//! front of that HPA, or a static size.
+
+use crate::engine::{self, Memory, PoolObservation, Signal, WorkerCounts, World};
+use crate::policy::{self, DrainMethod, Mode, OnDrainTimeout, Policy};
+use crate::time::Timestamp;
+
+use super::pool::{Removal, ScaleDown, VictimOrder};
+
+/// A size change the controller wants, with how removed workers are emptied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub desired: u32,
+    pub scale_down: ScaleDown,
+    /// Short reason chain (`raw>scale_down_stabilized`) for timelines.
+    pub reason: String,
+}
+
+pub trait Controller {
+    /// Time between decisions (the daemon's tick, the HPA's sync period, KEDA's polling).
+    fn period_ms(&self) -> i64;
+    /// Workers ready when the replay starts.
+    fn initial_workers(&self) -> u32;
+    /// One decision; `None` keeps the size.
+    fn decide(&mut self, now: Timestamp, demand_units: f64, workers: WorkerCounts) -> Option<Action>;
+    /// The pool applied a change (feeds cooldowns and rate limits).
+    fn actuated(&mut self, from: u32, to: u32, now: Timestamp);
+}
+
+/// `engine::step` with one policy, exactly as the daemon calls it.
+pub struct EngineController {
+    policies: Vec<Policy>,
+    world: World,
+    memory: Memory,
+    period_ms: i64,
+    scale_down: ScaleDown,
+}
+
+impl EngineController {
+    /// Scale-down follows the policy: idle workers first, then drains (released when empty;
+    /// killed at the drain timeout only with `on_timeout: force`), or kills with `method: none`.
+    pub fn new(policy: Policy, period_ms: i64) -> EngineController {
+        let drain = &policy.spec.scale_down.drain;
+        let removal = match (drain.method, drain.on_timeout) {
+            (DrainMethod::None, _) => Removal::Kill,
+            (_, OnDrainTimeout::Force) => Removal::Drain { timeout_ms: Some(drain.timeout.as_millis() as i64) },
+            (_, OnDrainTimeout::Keep) => Removal::Drain { timeout_ms: None },
+        };
+        let scale_down = ScaleDown { order: VictimOrder::IdleFirst, removal };
+        EngineController::with_scale_down(policy, period_ms, scale_down)
+    }
+
+    pub fn with_scale_down(policy: Policy, period_ms: i64, scale_down: ScaleDown) -> EngineController {
+        let signals = policy.spec.signals.len();
+        let world = World {
+            pools: vec![PoolObservation {
+                signals: vec![Signal::Value { demand: 0.0, observed_at: Timestamp(0) }; signals],
+                workers: WorkerCounts::default(),
+            }],
+            global_budget_per_hour: None,
+        };
+        EngineController { policies: vec![policy], world, memory: Memory::default(), period_ms, scale_down }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policies[0]
+    }
+}
+
+impl Controller for EngineController {
+    fn period_ms(&self) -> i64 {
+        self.period_ms
+    }
+
+    fn initial_workers(&self) -> u32 {
+        self.policies[0].spec.bounds.min
+    }
+
+    fn decide(&mut self, now: Timestamp, demand_units: f64, workers: WorkerCounts) -> Option<Action> {
+        let observation = &mut self.world.pools[0];
+        // Every signal of the policy reads the pool's demand (the simulated pool has one queue).
+        for signal in &mut observation.signals {
+            *signal = Signal::Value { demand: demand_units, observed_at: now };
+        }
+        observation.workers = workers;
+        let decision = engine::step(&self.policies, &self.world, &mut self.memory, now).pop()?;
+        // Shadow policies are simulated as if enforced: that is what a dry run is for.
+        if decision.mode == Mode::Paused || decision.desired == decision.current {
+            return None;
+        }
+        let reason = decision.reasons.iter().map(|r| r.label()).collect::<Vec<_>>().join(">");
+        Some(Action { desired: decision.desired, scale_down: self.scale_down, reason })
+    }
+
+    fn actuated(&mut self, from: u32, to: u32, now: Timestamp) {
+        let name = self.policies[0].name().to_string();
+        self.memory.record_actuation(&name, from, to, now);
+    }
+}
+
+/// Kubernetes HPA defaults (anchors §2) as a policy: AverageValue target = worker capacity,
+/// tolerance 0.1, up max(100 %, 4 pods)/15 s, down 100 %/15 s after a 300 s stabilization,
+/// minReplicas `min`. No boot-awareness (the HPA has none for external metrics).
+pub fn hpa_policy(name: &str, per_worker: f64, min: u32, max: u32) -> Policy {
+    let min = min.max(1);
+    let text = format!(
+        "pool: {name}\n\
+         signals:\n  - spark: {{ master: \"http://simulated:8080\", cores_per_waiting_app: 1 }}\n    per_worker: {per_worker}\n\
+         workers: {{ kubernetes: {{ namespace: simulated, deployment: {name} }} }}\n\
+         bounds: {{ min: {min}, max: {max} }}\n\
+         tolerance: 0.1\n\
+         boot_time: 0s\n\
+         scale_up: {{ stabilization: 0s, max_step: {{ workers: 4, percent: 100, period: 15s }} }}\n\
+         scale_down: {{ stabilization: 300s, max_step: {{ percent: 100, period: 15s }}, drain: {{ method: none }} }}\n",
+        max = max.max(min),
+    );
+    policy::load_str(&text, "<built-in hpa>").unwrap_or_else(|errors| panic!("built-in HPA policy is invalid: {errors}"))
+}
+
+/// HPA sync period.
+pub const HPA_SYNC_MS: i64 = 15_000;
+
+/// How Kubernetes removes pods without poolpilot: the ReplicaSet's choice (newest first,
+/// busy or not), SIGTERM, and SIGKILL after the termination grace period.
+pub fn kubernetes_scale_down(grace_ms: i64) -> ScaleDown {
+    ScaleDown { order: VictimOrder::Newest, removal: Removal::Drain { timeout_ms: Some(grace_ms) } }
+}
+
+/// KEDA with the Airflow chart's trigger (anchors §1.5): metric `ceil(count / concurrency)`
+/// with target 1, polled every 5 s; 0→1 when the metric is > 0, 1→0 after 30 s without
+/// activity, and between 1 and N the HPA (defaults, 15 s sync) on the same metric.
+pub struct KedaController {
+    hpa: EngineController,
+    concurrency: f64,
+    last_active: Option<Timestamp>,
+    next_hpa_sync: Timestamp,
+    scale_down: ScaleDown,
+}
+
+pub const KEDA_POLLING_MS: i64 = 5_000;
+pub const KEDA_COOLDOWN_MS: i64 = 30_000;
+
+impl KedaController {
+    pub fn new(concurrency: f64, max: u32, scale_down: ScaleDown) -> KedaController {
+        let hpa = EngineController::with_scale_down(hpa_policy("keda-airflow-chart", 1.0, 1, max), HPA_SYNC_MS, scale_down);
+        KedaController { hpa, concurrency, last_active: None, next_hpa_sync: Timestamp(i64::MIN), scale_down }
+    }
+}
+
+impl Controller for KedaController {
+    fn period_ms(&self) -> i64 {
+        KEDA_POLLING_MS
+    }
+
+    fn initial_workers(&self) -> u32 {
+        0
+    }
+
+    fn decide(&mut self, now: Timestamp, demand_units: f64, workers: WorkerCounts) -> Option<Action> {
+        let metric = (demand_units / self.concurrency - 1e-9).ceil().max(0.0);
+        let active = metric > 0.0;
+        if active {
+            self.last_active = Some(now);
+        }
+        let action = |desired: u32, reason: &str| Action { desired, scale_down: self.scale_down, reason: reason.into() };
+        if workers.requested == 0 {
+            return active.then(|| action(1, "keda_activate"));
+        }
+        let cooled = self.last_active.is_none_or(|at| now.0 - at.0 >= KEDA_COOLDOWN_MS);
+        if !active && cooled {
+            return Some(action(0, "keda_cooldown"));
+        }
+        if now < self.next_hpa_sync {
+            return None;
+        }
+        self.next_hpa_sync = Timestamp(now.0 + HPA_SYNC_MS);
+        self.hpa.decide(now, metric, workers)
+    }
+
+    fn actuated(&mut self, from: u32, to: u32, now: Timestamp) {
+        self.hpa.actuated(from, to, now);
+    }
+}
+
+/// A fixed size, ready from the start (the static-peak baseline).
+pub struct StaticController {
+    pub workers: u32,
+    pub period_ms: i64,
+}
+
+impl Controller for StaticController {
+    fn period_ms(&self) -> i64 {
+        self.period_ms
+    }
+
+    fn initial_workers(&self) -> u32 {
+        self.workers
+    }
+
+    fn decide(&mut self, _: Timestamp, _: f64, _: WorkerCounts) -> Option<Action> {
+        None
+    }
+
+    fn actuated(&mut self, _: u32, _: u32, _: Timestamp) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(requested: u32, ready: u32) -> WorkerCounts {
+        WorkerCounts { requested, ready }
+    }
+
+    #[test]
+    fn hpa_scales_up_at_most_max_100_percent_or_4_pods() {
+        let mut hpa = EngineController::with_scale_down(hpa_policy("h", 4.0, 1, 100), HPA_SYNC_MS, kubernetes_scale_down(1));
+        let action = hpa.decide(Timestamp(0), 400.0, counts(1, 1)).unwrap();
+        assert_eq!(action.desired, 5, "max(2·1, 1+4)");
+        hpa.actuated(1, 5, Timestamp(0));
+        let action = hpa.decide(Timestamp(15_000), 400.0, counts(5, 5)).unwrap();
+        assert_eq!(action.desired, 10, "max(2·5, 5+4)");
+    }
+
+    #[test]
+    fn hpa_waits_out_the_down_window_and_ignores_small_changes() {
+        let mut hpa = EngineController::with_scale_down(hpa_policy("h", 4.0, 1, 100), HPA_SYNC_MS, kubernetes_scale_down(1));
+        assert!(hpa.decide(Timestamp(0), 40.0, counts(10, 10)).is_none());
+        assert!(hpa.decide(Timestamp(15_000), 38.0, counts(10, 10)).is_none(), "within tolerance");
+        assert!(hpa.decide(Timestamp(30_000), 4.0, counts(10, 10)).is_none(), "stabilized");
+        assert!(hpa.decide(Timestamp(301_000), 4.0, counts(10, 10)).is_none(), "15 s reading still in window");
+        let action = hpa.decide(Timestamp(316_000), 4.0, counts(10, 10)).unwrap();
+        assert_eq!(action.desired, 1);
+    }
+
+    #[test]
+    fn keda_activates_cools_down_and_hands_over_to_hpa() {
+        let mut keda = KedaController::new(4.0, 50, kubernetes_scale_down(1));
+        assert!(keda.decide(Timestamp(0), 0.0, counts(0, 0)).is_none());
+        assert_eq!(keda.decide(Timestamp(5_000), 9.0, counts(0, 0)).unwrap().desired, 1);
+        keda.actuated(0, 1, Timestamp(5_000));
+        let action = keda.decide(Timestamp(10_000), 9.0, counts(1, 1)).unwrap();
+        assert_eq!(action.desired, 3, "HPA on ceil(9 / 4) with target 1");
+        keda.actuated(1, 3, Timestamp(10_000));
+        assert!(keda.decide(Timestamp(15_000), 0.0, counts(3, 3)).is_none(), "inside the 30 s cooldown");
+        assert_eq!(keda.decide(Timestamp(40_000), 0.0, counts(3, 3)).unwrap().desired, 0);
+    }
+}
