@@ -1,1 +1,15 @@
-fn main() {}
+//! The `poolpilot` binary: CLI parsing only; everything else lives in the library.
+
+use clap::Parser;
+
+fn main() {
+    let cli = poolpilot::cli::Cli::parse();
+    poolpilot::telemetry::init_tracing(false);
+    match poolpilot::cli::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

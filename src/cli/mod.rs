@@ -1,0 +1,33 @@
+//! The `poolpilot` command line: one file per subcommand.
+
+pub mod explain;
+pub mod schema;
+pub mod validate;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "poolpilot", version, about = "Autoscaler for the worker pools of Trino/Presto, Airflow and Spark")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check policy files (files or directories); prints every error with file:line:column.
+    Validate(validate::ValidateArgs),
+    /// Run one decision from a hypothetical state and print the reason chain.
+    Explain(explain::ExplainArgs),
+    /// Print the JSON Schema of policy files (for editor completion and checking).
+    Schema,
+}
+
+/// Runs a parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Schema => schema::run(),
+    }
+}

@@ -1,0 +1,84 @@
+//! The decision engine: PURE. No I/O, no clock, no randomness, no metrics. `now` is an
+//! argument, so the daemon (real clock) and the simulator (virtual clock) run the same code.
+//! A test in this module fails if any engine file imports an I/O crate or reads the clock.
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod budget;
+mod decide;
+pub mod memory;
+pub mod reason;
+pub mod signal;
+pub mod world;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use decide::decide;
+pub use memory::{Memory, PoolMemory};
+pub use reason::{Direction, MissingAction, Reason};
+pub use signal::{Signal, SignalFault};
+pub use world::{PoolObservation, WorkerCounts, World};
+
+use crate::policy::{DrainMethod, Mode, OnDrainTimeout, Policy};
+use crate::time::Timestamp;
+
+/// What one pool should be sized to, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub pool: String,
+    pub mode: Mode,
+    /// Workers requested before this decision.
+    pub current: u32,
+    /// Absolute target (actuators are told a size, never a delta).
+    pub desired: u32,
+    /// One entry per stage that shaped the number, in pipeline order.
+    pub reasons: Vec<Reason>,
+    /// Present when `desired < current`: how the removed workers are emptied.
+    pub drain: Option<DrainPlan>,
+}
+
+impl Decision {
+    pub fn direction(&self) -> Option<Direction> {
+        match self.desired.cmp(&self.current) {
+            std::cmp::Ordering::Greater => Some(Direction::Up),
+            std::cmp::Ordering::Less => Some(Direction::Down),
+            std::cmp::Ordering::Equal => None,
+        }
+    }
+
+    /// The stage that had the last word (for the `reason` metric label).
+    pub fn final_reason(&self) -> &'static str {
+        self.reasons.last().map_or("none", Reason::label)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DrainPlan {
+    pub remove: u32,
+    pub method: DrainMethod,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub on_timeout: OnDrainTimeout,
+}
+
+/// One tick for every pool: per-pool pipeline, then the global budget across pools.
+/// `world.pools` is aligned with `policies`; a missing observation counts as never polled.
+pub fn step(policies: &[Policy], world: &World, memory: &mut Memory, now: Timestamp) -> Vec<Decision> {
+    let empty = PoolObservation::default();
+    let mut decisions: Vec<Decision> = policies
+        .iter()
+        .enumerate()
+        .map(|(i, policy)| {
+            let obs = world.pools.get(i).unwrap_or(&empty);
+            decide(policy, obs, memory.pool_mut(policy.name()), now)
+        })
+        .collect();
+    if let Some(budget) = world.global_budget_per_hour {
+        budget::apply(policies, &mut decisions, budget);
+    }
+    decisions
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,399 @@
+//! Engine tests: HPA formula tables, each pipeline stage, the global budget, properties, and
+//! the purity rule.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::policy::{self, Policy};
+
+const BASE: &str = r#"
+pool: p
+signals:
+  - trino: { coordinator: "http://trino:8080" }
+    per_worker: 1
+workers:
+  kubernetes: { namespace: ns, deployment: w }
+bounds: { min: 1, max: 100 }
+"#;
+
+fn policy(extra: &str) -> Policy {
+    let text = format!("{BASE}{extra}");
+    policy::load_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_secs(1_800_000_000 + secs)
+}
+
+fn obs(demand: f64, current: u32, now: Timestamp) -> PoolObservation {
+    PoolObservation {
+        signals: vec![Signal::Value { demand, observed_at: now }],
+        workers: WorkerCounts { requested: current, ready: current },
+    }
+}
+
+fn one(p: &Policy, memory: &mut Memory, demand: f64, current: u32, now: Timestamp) -> Decision {
+    let world = World { pools: vec![obs(demand, current, now)], global_budget_per_hour: None };
+    step(std::slice::from_ref(p), &world, memory, now).remove(0)
+}
+
+fn labels(d: &Decision) -> Vec<&'static str> {
+    d.reasons.iter().map(Reason::label).collect()
+}
+
+/// HPA AverageValue: desired = ceil(metric / target) outside the 0.1 band, else current.
+/// Rows: (demand, per_worker, current, expected) with HPA default behaviour and fresh history.
+#[test]
+fn hpa_average_value_table() {
+    let rows: &[(f64, f64, u32, u32)] = &[
+        (40.0, 4.0, 10, 10),  // ratio 1.0
+        (43.0, 4.0, 10, 10),  // 1.075 within 0.1
+        (43.6, 4.0, 10, 10),  // 1.09 within (<=)
+        (44.0, 4.0, 10, 11),  // 1.1, but 1.1 - 1.0 > 0.1 in float64: HPA scales here too
+        (44.4, 4.0, 10, 12),  // 1.11 → ceil(11.1) = 12
+        (36.0, 4.0, 10, 10),  // 0.9 within
+        (80.0, 4.0, 10, 20),  // doubles, within the 100 % / 15 s up limit
+        (200.0, 4.0, 10, 20), // 50 wanted, max(100 %, +4) per 15 s → 20
+        (9.0, 4.0, 2, 3),     // 2.25/2 = 1.125 → ceil(2.25) = 3
+        (0.0, 4.0, 0, 1),     // nothing to do, bounds.min = 1
+    ];
+    for &(demand, per_worker, current, expected) in rows {
+        let mut p = policy("tolerance: 0.1\n");
+        p.spec.signals[0].per_worker = per_worker;
+        let d = one(&p, &mut Memory::default(), demand, current, at(0));
+        assert_eq!(d.desired, expected, "demand {demand} per {per_worker} current {current}: {:?}", d.reasons);
+    }
+}
+
+#[test]
+fn hpa_scale_up_limit_counts_changes_inside_the_period() {
+    // Up policies max(100 %, +4)/15 s. From 2: limit max(4, 6) = 6.
+    let p = policy("");
+    let mut m = Memory::default();
+    let d = one(&p, &mut m, 50.0, 2, at(0));
+    assert_eq!(d.desired, 6);
+    assert!(labels(&d).contains(&"rate_limit"));
+    m.record_actuation("p", 2, 6, at(0));
+    // 5 s later the period still started at 2: limit stays 6.
+    let d = one(&p, &mut m, 50.0, 6, at(5));
+    assert_eq!(d.desired, 6);
+    // After the 15 s period: from 6, max(12, 10) = 12.
+    let d = one(&p, &mut m, 50.0, 6, at(16));
+    assert_eq!(d.desired, 12);
+}
+
+#[test]
+fn hpa_scale_down_uses_the_highest_recommendation_of_the_window() {
+    let p = policy("");
+    let mut m = Memory::default();
+    assert_eq!(one(&p, &mut m, 20.0, 20, at(0)).desired, 20);
+    // Demand drops: the 300 s window still holds 20.
+    let d = one(&p, &mut m, 5.0, 20, at(60));
+    assert_eq!(d.desired, 20);
+    assert!(labels(&d).contains(&"scale_down_stabilized"));
+    // Window passed: scale down (100 %/15 s allows it in one step).
+    let d = one(&p, &mut m, 5.0, 20, at(301));
+    assert_eq!(d.desired, 5);
+    assert_eq!(d.drain.unwrap().remove, 15);
+}
+
+#[test]
+fn scale_up_window_uses_the_lowest_recommendation() {
+    let p = policy("scale_up: { stabilization: 60s }\n");
+    let mut m = Memory::default();
+    assert_eq!(one(&p, &mut m, 2.0, 2, at(0)).desired, 2);
+    let d = one(&p, &mut m, 6.0, 2, at(30));
+    assert_eq!(d.desired, 2, "{:?}", d.reasons);
+    assert!(labels(&d).contains(&"scale_up_stabilized"));
+    assert_eq!(one(&p, &mut m, 6.0, 2, at(61)).desired, 6);
+}
+
+#[test]
+fn percent_down_limit_floors_and_select_min_takes_smaller_change() {
+    let p = policy("scale_down: { stabilization: 0s, max_step: { percent: 50, workers: 3, select: min } }\n");
+    let mut m = Memory::default();
+    // From 10: percent → floor(5) = 5, workers → 7; `min` = smaller change → 7.
+    let d = one(&p, &mut m, 1.0, 10, at(0));
+    assert_eq!(d.desired, 7);
+    let p = policy("scale_down: { stabilization: 0s, max_step: { percent: 50, workers: 3 } }\n");
+    assert_eq!(one(&p, &mut Memory::default(), 1.0, 9, at(0)).desired, 4); // floor(4.5)
+}
+
+#[test]
+fn disabled_direction_never_moves() {
+    let p = policy("scale_down: { stabilization: 0s, max_step: { select: disabled } }\n");
+    let d = one(&p, &mut Memory::default(), 1.0, 10, at(0));
+    assert_eq!(d.desired, 10);
+}
+
+#[test]
+fn cooldowns_block_per_direction() {
+    let p = policy("scale_up: { cooldown: 60s }\nscale_down: { stabilization: 0s, cooldown: 120s }\n");
+    let mut m = Memory::default();
+    m.record_actuation("p", 2, 4, at(0));
+    let d = one(&p, &mut m, 8.0, 4, at(30));
+    assert_eq!(d.desired, 4);
+    assert!(matches!(d.reasons.last(), Some(Reason::Cooldown { direction: Direction::Up, remaining_s: 30 })));
+    assert_eq!(one(&p, &mut m, 8.0, 4, at(61)).desired, 8);
+    // Scale-down cooldown counts from the last actuation of either direction.
+    let d = one(&p, &mut m, 1.0, 4, at(100));
+    assert_eq!(d.desired, 4);
+    assert_eq!(one(&p, &mut m, 1.0, 4, at(121)).desired, 1);
+}
+
+#[test]
+fn bounds_and_schedule_floor() {
+    let p = policy("schedules:\n  - { cron: \"0 7 * * *\", for: 2h, min: 10, timezone: UTC }\n");
+    let morning = Timestamp::parse_rfc3339("2027-01-05T07:30:00Z").unwrap();
+    let d = one(&p, &mut Memory::default(), 2.0, 10, morning);
+    assert_eq!(d.desired, 10);
+    assert!(labels(&d).contains(&"schedule_floor"));
+    let d = one(&p, &mut Memory::default(), 500.0, 100, at(0));
+    assert_eq!(d.desired, 100);
+    assert!(labels(&d).contains(&"bound_max"));
+    let d = one(&p, &mut Memory::default(), 0.0, 1, at(3 * 3600));
+    assert_eq!(d.desired, 1, "{:?}", d.reasons);
+}
+
+#[test]
+fn scale_to_zero_needs_demand_above_activation() {
+    let p = policy("scale_to_zero: { activation_threshold: 2 }\n").with_min(0);
+    let d = one(&p, &mut Memory::default(), 2.0, 0, at(0));
+    assert_eq!(d.desired, 0);
+    assert!(labels(&d).contains(&"below_activation"));
+    let d = one(&p, &mut Memory::default(), 3.0, 0, at(0));
+    assert_eq!(d.desired, 3);
+    let d = one(&p, &mut Memory::default(), 0.5, 0, at(0)).desired;
+    assert_eq!(d, 0);
+}
+
+#[test]
+fn missing_signal_holds_then_falls_back_but_never_scales_down() {
+    let p = policy("on_missing_signal: { hold_for: 5m, then_workers: 8 }\nscale_down: { stabilization: 0s }\n");
+    let mut m = Memory::default();
+    let missing = |current: u32| PoolObservation {
+        signals: vec![Signal::Missing { since: at(0), fault: SignalFault::Timeout }],
+        workers: WorkerCounts { requested: current, ready: current },
+    };
+    let run = |m: &mut Memory, current: u32, now: Timestamp| {
+        let world = World { pools: vec![missing(current)], global_budget_per_hour: None };
+        step(std::slice::from_ref(&p), &world, m, now).remove(0)
+    };
+    let d = run(&mut m, 20, at(60));
+    assert_eq!(d.desired, 20);
+    assert!(matches!(d.reasons[0], Reason::SignalMissing { action: MissingAction::Hold, .. }));
+    let d = run(&mut m, 5, at(301));
+    assert_eq!(d.desired, 8);
+    assert!(matches!(d.reasons[0], Reason::SignalMissing { action: MissingAction::Fallback, .. }));
+    assert_eq!(run(&mut m, 20, at(3600)).desired, 20, "fallback never lowers");
+}
+
+#[test]
+fn stale_reading_counts_as_missing() {
+    let p = policy("scale_down: { stabilization: 0s }\n");
+    let world = World {
+        pools: vec![PoolObservation {
+            signals: vec![Signal::Value { demand: 0.0, observed_at: at(0) }],
+            workers: WorkerCounts { requested: 10, ready: 10 },
+        }],
+        global_budget_per_hour: None,
+    };
+    let d = step(std::slice::from_ref(&p), &world, &mut Memory::default(), at(600)).remove(0);
+    assert_eq!(d.desired, 10);
+    assert!(matches!(d.reasons[0], Reason::SignalMissing { fault: SignalFault::Stale, .. }));
+}
+
+#[test]
+fn partial_signals_allow_scale_up_only() {
+    let mut p = policy("scale_down: { stabilization: 0s }\n");
+    p.spec.signals.push(p.spec.signals[0].clone());
+    let world = |demand: f64| World {
+        pools: vec![PoolObservation {
+            signals: vec![
+                Signal::Value { demand, observed_at: at(0) },
+                Signal::Missing { since: at(0), fault: SignalFault::Unreachable },
+            ],
+            workers: WorkerCounts { requested: 10, ready: 10 },
+        }],
+        global_budget_per_hour: None,
+    };
+    let s = std::slice::from_ref(&p);
+    assert_eq!(step(s, &world(30.0), &mut Memory::default(), at(0))[0].desired, 20);
+    assert_eq!(step(s, &world(1.0), &mut Memory::default(), at(0))[0].desired, 10);
+}
+
+#[test]
+fn booting_workers_block_scale_down() {
+    let p = policy("boot_time: 2m\nscale_down: { stabilization: 0s }\n");
+    let mut m = Memory::default();
+    m.record_actuation("p", 2, 10, at(0));
+    let world = World {
+        pools: vec![PoolObservation {
+            signals: vec![Signal::Value { demand: 3.0, observed_at: at(60) }],
+            workers: WorkerCounts { requested: 10, ready: 4 },
+        }],
+        global_budget_per_hour: None,
+    };
+    let d = step(std::slice::from_ref(&p), &world, &mut m, at(60)).remove(0);
+    assert_eq!(d.desired, 10);
+    assert!(matches!(d.reasons.last(), Some(Reason::Booting { booting: 6 })));
+}
+
+#[test]
+fn flap_budget_stops_reversals() {
+    let p = policy("scale_down: { stabilization: 0s }\nflap_budget: { max_reversals_per_hour: 1 }\n");
+    let mut m = Memory::default();
+    m.record_actuation("p", 2, 6, at(0));
+    m.record_actuation("p", 6, 3, at(100));
+    // A third move up would be the second reversal within the hour.
+    let d = one(&p, &mut m, 9.0, 3, at(200));
+    assert_eq!(d.desired, 3);
+    assert!(labels(&d).contains(&"flap_budget"));
+    // Same direction as the last move is fine.
+    assert_eq!(one(&p, &mut m, 2.0, 3, at(200)).desired, 2);
+}
+
+#[test]
+fn pool_cost_cap() {
+    let p = policy("cost: { per_worker_hour: 0.5, max_per_hour: 5 }\n");
+    let d = one(&p, &mut Memory::default(), 80.0, 8, at(0));
+    assert_eq!(d.desired, 10);
+    assert!(labels(&d).contains(&"cost_cap"));
+}
+
+#[test]
+fn global_budget_by_priority_minimums_first() {
+    let hi = policy("cost: { per_worker_hour: 1, priority: 10 }\n").named("hi");
+    let lo = policy("cost: { per_worker_hour: 1, priority: 1 }\n").named("lo");
+    let world = World { pools: vec![obs(8.0, 8, at(0)), obs(8.0, 8, at(0))], global_budget_per_hour: Some(12.0) };
+    let ds = step(&[lo.clone(), hi.clone()], &world, &mut Memory::default(), at(0));
+    let (lo_d, hi_d) = (&ds[0], &ds[1]);
+    assert_eq!(hi_d.desired, 8);
+    assert_eq!(lo_d.desired, 4);
+    assert!(matches!(lo_d.reasons.last(), Some(Reason::GlobalBudget { allowed: 4, .. })));
+    assert!(lo_d.drain.is_some());
+    // Minimums alone above the budget: minimums kept and reported.
+    let world = World { pools: vec![obs(8.0, 8, at(0)), obs(8.0, 8, at(0))], global_budget_per_hour: Some(1.0) };
+    let ds = step(&[lo.with_min(1), hi.with_min(1)], &world, &mut Memory::default(), at(0));
+    assert!(ds.iter().all(|d| d.desired == 1 && labels(d).contains(&"budget_below_minimums")));
+}
+
+#[test]
+fn paused_pool_keeps_its_size() {
+    let p = policy("mode: paused\n");
+    let d = one(&p, &mut Memory::default(), 80.0, 3, at(0));
+    assert_eq!((d.desired, labels(&d)), (3, vec!["paused"]));
+}
+
+#[test]
+fn conservative_start_blocks_scale_down_until_window_refills() {
+    let p = policy("scale_down: { stabilization: 0s }\n");
+    let mut m = Memory::default();
+    m.start_conservatively([("p", Duration::from_secs(300))], at(0));
+    assert_eq!(one(&p, &mut m, 1.0, 10, at(10)).desired, 10);
+    assert_eq!(one(&p, &mut m, 30.0, 10, at(20)).desired, 20, "scale-up still allowed");
+    assert_eq!(one(&p, &mut m, 1.0, 10, at(301)).desired, 1);
+}
+
+#[test]
+fn reasons_serialise_to_json() {
+    let d = one(&policy(""), &mut Memory::default(), 50.0, 2, at(0));
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["reasons"][0]["stage"], "raw");
+    assert_eq!(json["reasons"][1]["stage"], "rate_limit");
+    assert_eq!(json["desired"], 6);
+}
+
+impl Policy {
+    fn with_min(mut self, min: u32) -> Policy {
+        self.spec.bounds.min = min;
+        self
+    }
+    fn named(mut self, name: &str) -> Policy {
+        self.spec.pool = name.into();
+        self
+    }
+}
+
+/// The engine must stay pure: no I/O crate, no clock, no randomness in any engine file.
+#[test]
+fn engine_files_import_no_io_and_read_no_clock() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine");
+    let banned = ["tokio", "reqwest", "kube", "aws_", "metrics::", "std::fs", "std::net", "SystemTime", "Instant", "Utc::now", "rand::", "Timestamp::now"];
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() == "tests.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for word in banned {
+            assert!(!text.contains(word), "{} mentions `{word}`", path.display());
+        }
+    }
+}
+
+fn arb_memory_events() -> impl Strategy<Value = Vec<(i64, u32, u32)>> {
+    prop::collection::vec((-600i64..600, 0u32..200, 0u32..200), 0..8)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn bounds_always_hold(demand in 0.0f64..1e7, current in 0u32..500, min in 0u32..20, span in 1u32..100, t in -1000i64..1000, events in arb_memory_events()) {
+        let p = policy("scale_to_zero: {}\n").with_min(min);
+        let mut p = p;
+        p.spec.bounds.max = min + span;
+        let mut m = Memory::default();
+        for (dt, a, b) in events { m.record_actuation("p", a, b, at(dt)); }
+        let d = one(&p, &mut m, demand, current, at(t));
+        prop_assert!(d.desired >= min && d.desired <= min + span, "{:?}", d);
+    }
+
+    #[test]
+    fn no_move_inside_a_cooldown(demand in 0.0f64..1000.0, current in 1u32..100, since in 0i64..59) {
+        let p = policy("scale_up: { cooldown: 60s }\nscale_down: { cooldown: 60s, stabilization: 0s }\n");
+        let mut m = Memory::default();
+        m.record_actuation("p", current / 2, current, at(0));
+        let d = one(&p, &mut m, demand, current, at(since));
+        prop_assert_eq!(d.desired, current);
+    }
+
+    #[test]
+    fn step_never_exceeds_max_step(demand in 0.0f64..10_000.0, current in 1u32..100) {
+        let p = policy("scale_up: { max_step: { workers: 5 } }\nscale_down: { stabilization: 0s, max_step: { workers: 3 } }\n");
+        let d = one(&p, &mut Memory::default(), demand, current, at(0));
+        prop_assert!(d.desired <= current + 5 && d.desired + 3 >= current, "{:?}", d);
+    }
+
+    #[test]
+    fn desired_is_monotone_in_demand(a in 0.0f64..5000.0, b in 0.0f64..5000.0, current in 0u32..100) {
+        let p = policy("");
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let d_lo = one(&p, &mut Memory::default(), lo, current, at(0)).desired;
+        let d_hi = one(&p, &mut Memory::default(), hi, current, at(0)).desired;
+        prop_assert!(d_lo <= d_hi, "demand {lo} -> {d_lo}, {hi} -> {d_hi}");
+    }
+
+    #[test]
+    fn global_budget_holds_unless_minimums_demand_it(d1 in 0.0f64..200.0, d2 in 0.0f64..200.0, budget in 1.0f64..100.0, price in 0.1f64..3.0) {
+        let a = policy(&format!("cost: {{ per_worker_hour: {price}, priority: 2 }}\n")).named("a");
+        let b = policy(&format!("cost: {{ per_worker_hour: {price}, priority: 1 }}\n")).named("b");
+        let world = World { pools: vec![obs(d1, 10, at(0)), obs(d2, 10, at(0))], global_budget_per_hour: Some(budget) };
+        let ds = step(&[a, b], &world, &mut Memory::default(), at(0));
+        let spend: f64 = ds.iter().map(|d| f64::from(d.desired) * price).sum();
+        let over_by_minimums = ds.iter().any(|d| d.reasons.iter().any(|r| r.label() == "budget_below_minimums"));
+        prop_assert!(spend <= budget + 1e-6 || over_by_minimums, "spend {spend} budget {budget}: {ds:?}");
+    }
+
+    #[test]
+    fn no_panic_on_extreme_inputs_or_backwards_time(demand in prop::num::f64::ANY, current in any::<u32>(), t1 in any::<i32>(), t2 in any::<i32>()) {
+        let p = policy("cost: { per_worker_hour: 1e9, max_per_hour: 1e12 }\nflap_budget: { max_reversals_per_hour: 2 }\n");
+        let mut m = Memory::default();
+        one(&p, &mut m, demand, current, Timestamp(i64::from(t1) * 1000));
+        m.record_actuation("p", current, current / 2, Timestamp(i64::from(t1) * 1000));
+        one(&p, &mut m, demand, current, Timestamp(i64::from(t2) * 1000));
+    }
+}

@@ -1,0 +1,571 @@
+//! The policy file as ops write it: one pool per YAML file. Strict (`deny_unknown_fields`),
+//! human durations (`90s`, `5m`), defaults that follow the Kubernetes HPA where the two overlap.
+//! `policies/README.md` documents every field; `poolpilot schema` prints the JSON Schema of
+//! [`PolicyFile`]. Semantic checks live in `validate.rs`, not here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One pool's policy file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Unique pool name; used in metrics labels, state and logs.
+    pub pool: String,
+    /// `enforce` (actuate), `shadow` (decide + record + explain, never actuate), `paused`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// One or more demand signals; desired workers = max over signals (HPA semantics).
+    pub signals: Vec<SignalSpec>,
+    /// The worker pool poolpilot resizes.
+    pub workers: WorkersSpec,
+    pub bounds: Bounds,
+    /// Allows `bounds.min: 0`; the pool leaves zero only when demand exceeds the threshold.
+    #[serde(default)]
+    pub scale_to_zero: Option<ScaleToZero>,
+    /// Dead band around the current size, as a ratio (HPA default 0.1).
+    #[serde(default = "defaults::tolerance")]
+    pub tolerance: f64,
+    /// Time from a launch request until a worker takes work; booting capacity counts as coming.
+    #[serde(default = "defaults::boot_time", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub boot_time: Duration,
+    #[serde(default = "defaults::scale_up")]
+    pub scale_up: ScaleRule,
+    #[serde(default = "defaults::scale_down")]
+    pub scale_down: ScaleDownRule,
+    #[serde(default)]
+    pub cost: Option<CostSpec>,
+    /// Scheduled minimum sizes (e.g. office hours).
+    #[serde(default)]
+    pub schedules: Vec<ScheduleSpec>,
+    #[serde(default)]
+    pub on_missing_signal: MissingSignalRule,
+    /// Limits direction reversals (up→down or down→up) to damp flapping.
+    #[serde(default)]
+    pub flap_budget: Option<FlapBudget>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Shadow,
+    Paused,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Shadow => "shadow",
+            Mode::Paused => "paused",
+        }
+    }
+}
+
+/// One demand signal: exactly one engine key plus `per_worker`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignalSpec {
+    #[serde(default)]
+    pub trino: Option<TrinoSignal>,
+    #[serde(default)]
+    pub presto: Option<PrestoSignal>,
+    #[serde(default)]
+    pub airflow: Option<AirflowSignal>,
+    #[serde(default)]
+    pub airflow_db: Option<AirflowDbSignal>,
+    #[serde(default)]
+    pub spark: Option<SparkSignal>,
+    /// Demand units one worker carries at target load (queries, task slots, cores). > 0.
+    pub per_worker: f64,
+}
+
+/// Which Trino endpoint to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrinoEndpoint {
+    /// `/v1/query` (REST auth): sees `WAITING_FOR_RESOURCES`, needed to scale from zero.
+    #[default]
+    Query,
+    /// `/ui/api/stats` (UI auth).
+    UiStats,
+    /// `/metrics` (OpenMetrics).
+    Metrics,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrinoSignal {
+    /// Coordinator base URL, e.g. `http://trino:8080`.
+    pub coordinator: String,
+    /// Sent as `X-Trino-User`.
+    #[serde(default = "defaults::user")]
+    pub user: String,
+    #[serde(default)]
+    pub endpoint: TrinoEndpoint,
+    /// Count BLOCKED queries as demand too.
+    #[serde(default = "defaults::yes")]
+    pub include_blocked: bool,
+    #[serde(default)]
+    pub http: HttpOptions,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrestoSignal {
+    /// Coordinator (or resource manager) base URL.
+    pub coordinator: String,
+    /// Sent as `X-Presto-User`.
+    #[serde(default = "defaults::user")]
+    pub user: String,
+    #[serde(default)]
+    pub http: HttpOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum AirflowApiVersion {
+    /// Airflow 3: `/api/v2`, JWT from `POST /auth/token`.
+    #[default]
+    #[serde(rename = "3")]
+    V3,
+    /// Airflow 2: `/api/v1`, basic auth.
+    #[serde(rename = "2")]
+    V2,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AirflowSignal {
+    /// API server base URL, e.g. `http://airflow-api:8080`.
+    pub api: String,
+    #[serde(default)]
+    pub version: AirflowApiVersion,
+    /// Count only task instances in this Airflow pool.
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// Count only task instances in these Celery queues (empty = all).
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// Also count `scheduled` task instances (they become queued shortly).
+    #[serde(default)]
+    pub include_scheduled: bool,
+    #[serde(default)]
+    pub http: HttpOptions,
+}
+
+/// Which executor filter the chart's KEDA query applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AirflowExecutor {
+    #[default]
+    Celery,
+    CeleryKubernetes,
+    Kubernetes,
+    Edge,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AirflowDbSignal {
+    /// PostgreSQL connection string (`postgresql://user:pass@host/db`), from env or file.
+    pub connection: SecretRef,
+    #[serde(default)]
+    pub executor: AirflowExecutor,
+    /// Queue excluded for `celery_kubernetes` (chart default `kubernetes`).
+    #[serde(default = "defaults::kubernetes_queue")]
+    pub kubernetes_queue: String,
+    /// Restrict to these queues (`AND queue IN (...)`); empty = no queue filter.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    #[serde(default = "defaults::timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SparkSignal {
+    /// Master web UI base URL, e.g. `http://spark-master:8080` (reads `/json/`).
+    pub master: String,
+    /// Cores a WAITING application wants (the master only publishes granted cores).
+    pub cores_per_waiting_app: u32,
+    /// Cores a SUBMITTED driver wants.
+    #[serde(default = "defaults::one")]
+    pub cores_per_submitted_driver: u32,
+    #[serde(default)]
+    pub http: HttpOptions,
+}
+
+/// Connection options shared by the HTTP sources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpOptions {
+    #[serde(default)]
+    pub auth: Option<HttpAuth>,
+    /// PEM file with extra CA certificates.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "defaults::timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+    /// Responses larger than this are rejected (bytes).
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: u64,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            auth: None,
+            ca_file: None,
+            timeout: defaults::timeout(),
+            max_body_bytes: defaults::max_body_bytes(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum HttpAuth {
+    Basic { username: String, password: SecretRef },
+    Bearer { token: SecretRef },
+}
+
+/// A secret, referenced by environment variable name or file path; never written inline.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+}
+
+/// What the file may contain where a secret goes; inline strings are refused with a hint.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSecret {
+    Ref(SecretRefMap),
+    Inline(#[allow(dead_code)] serde_json::Value),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretRefMap {
+    env: Option<String>,
+    file: Option<PathBuf>,
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        SecretRef::try_from(RawSecret::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<RawSecret> for SecretRef {
+    type Error = String;
+    fn try_from(raw: RawSecret) -> Result<Self, String> {
+        match raw {
+            RawSecret::Ref(SecretRefMap { env: Some(v), file: None }) => Ok(SecretRef::Env(v)),
+            RawSecret::Ref(SecretRefMap { env: None, file: Some(p) }) => Ok(SecretRef::File(p)),
+            RawSecret::Ref(_) => Err("a secret reference needs exactly one of `env` or `file`".into()),
+            RawSecret::Inline(_) => Err(
+                "inline secrets are not allowed; reference one with `{ env: VAR_NAME }` or `{ file: /path }`"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// The pool to resize: exactly one of `kubernetes` or `aws_asg`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersSpec {
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesTarget>,
+    #[serde(default)]
+    pub aws_asg: Option<AwsAsgTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesTarget {
+    pub namespace: String,
+    /// Name of a Deployment (exclusive with `statefulset`).
+    #[serde(default)]
+    pub deployment: Option<String>,
+    /// Name of a StatefulSet (scale-down always removes the highest ordinals).
+    #[serde(default)]
+    pub statefulset: Option<String>,
+    /// Kubeconfig path; in-cluster config when absent.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    #[serde(default)]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsAsgTarget {
+    /// Auto Scaling group name.
+    pub group: String,
+    pub region: String,
+    /// Endpoint override (tests, VPC endpoints); standard AWS endpoint when absent.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Bounds {
+    pub min: u32,
+    pub max: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleToZero {
+    /// Demand must be strictly greater than this to leave zero workers (KEDA semantics).
+    #[serde(default)]
+    pub activation_threshold: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleRule {
+    /// Scale-up: act on the minimum recommendation inside this window (HPA).
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub stabilization: Duration,
+    /// No scale-up sooner than this after the previous scale-up.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub cooldown: Duration,
+    #[serde(default = "defaults::up_step")]
+    pub max_step: MaxStep,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleDownRule {
+    /// Scale-down: act on the maximum recommendation inside this window (HPA, default 5m).
+    #[serde(default = "defaults::down_window", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub stabilization: Duration,
+    /// No scale-down sooner than this after any actuation.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub cooldown: Duration,
+    #[serde(default = "defaults::down_step")]
+    pub max_step: MaxStep,
+    #[serde(default)]
+    pub drain: DrainSpec,
+}
+
+/// Rate limit per period, HPA `policies` + `selectPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaxStep {
+    /// At most this many workers per period (HPA `Pods` policy).
+    #[serde(default)]
+    pub workers: Option<u32>,
+    /// At most this percentage of the period-start size per period (HPA `Percent` policy).
+    #[serde(default)]
+    pub percent: Option<u32>,
+    #[serde(default = "defaults::period", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub period: Duration,
+    /// `max` (the larger step wins, HPA default), `min`, or `disabled` (no scaling this way).
+    #[serde(default)]
+    pub select: SelectPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectPolicy {
+    #[default]
+    Max,
+    Min,
+    Disabled,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrainSpec {
+    /// How busy workers are emptied before removal; `auto` picks from the first signal's engine.
+    #[serde(default)]
+    pub method: DrainMethod,
+    /// Longest a drain may take.
+    #[serde(default = "defaults::drain_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+    /// What happens to a worker still busy at the timeout.
+    #[serde(default)]
+    pub on_timeout: OnDrainTimeout,
+}
+
+impl Default for DrainSpec {
+    fn default() -> Self {
+        DrainSpec {
+            method: DrainMethod::default(),
+            timeout: defaults::drain_timeout(),
+            on_timeout: OnDrainTimeout::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainMethod {
+    #[default]
+    Auto,
+    /// Trino `PUT /v1/info/state "SHUTTING_DOWN"`.
+    Trino,
+    /// Spark master `POST /workers/kill/?host=`.
+    Spark,
+    /// Celery: idle workers first, busy ones wait.
+    Celery,
+    /// Remove without draining (stateless, interruptible work only).
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDrainTimeout {
+    /// Keep the busy worker; the scale-down is reported as incomplete.
+    #[default]
+    Keep,
+    /// Remove it anyway.
+    Force,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CostSpec {
+    /// Price of one worker for one hour (any currency, used consistently).
+    pub per_worker_hour: f64,
+    /// Pool cap: never run more than `max_per_hour / per_worker_hour` workers.
+    #[serde(default)]
+    pub max_per_hour: Option<f64>,
+    /// Higher wins when the global budget binds.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// Five-field cron (`min hour day month weekday`), e.g. `0 7 * * MON-FRI`.
+    pub cron: String,
+    /// How long the floor holds after each start.
+    #[serde(rename = "for", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub duration: Duration,
+    /// Minimum workers while active.
+    pub min: u32,
+    /// IANA zone, e.g. `Europe/London` (default UTC).
+    #[serde(default = "defaults::utc")]
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MissingSignalRule {
+    /// A reading older than this counts as missing.
+    #[serde(default = "defaults::stale_after", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub stale_after: Duration,
+    /// Hold the current size this long while a signal is missing.
+    #[serde(default = "defaults::hold_for", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub hold_for: Duration,
+    /// After `hold_for`, raise the pool to at least this size (never lowers it).
+    #[serde(default)]
+    pub then_workers: Option<u32>,
+}
+
+impl Default for MissingSignalRule {
+    fn default() -> Self {
+        MissingSignalRule {
+            stale_after: defaults::stale_after(),
+            hold_for: defaults::hold_for(),
+            then_workers: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlapBudget {
+    /// At most this many direction reversals in any hour.
+    pub max_reversals_per_hour: u32,
+}
+
+/// Defaults, named so the schema and `policies/README.md` can cite them.
+pub mod defaults {
+    use super::*;
+
+    pub fn tolerance() -> f64 {
+        0.1
+    }
+    pub fn boot_time() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn period() -> Duration {
+        Duration::from_secs(15)
+    }
+    pub fn down_window() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn up_step() -> MaxStep {
+        MaxStep { workers: Some(4), percent: Some(100), period: period(), select: SelectPolicy::Max }
+    }
+    pub fn down_step() -> MaxStep {
+        MaxStep { workers: None, percent: Some(100), period: period(), select: SelectPolicy::Max }
+    }
+    pub fn scale_up() -> ScaleRule {
+        ScaleRule { stabilization: Duration::ZERO, cooldown: Duration::ZERO, max_step: up_step() }
+    }
+    pub fn scale_down() -> ScaleDownRule {
+        ScaleDownRule {
+            stabilization: down_window(),
+            cooldown: Duration::ZERO,
+            max_step: down_step(),
+            drain: DrainSpec::default(),
+        }
+    }
+    pub fn drain_timeout() -> Duration {
+        Duration::from_secs(600)
+    }
+    pub fn stale_after() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn hold_for() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn max_body_bytes() -> u64 {
+        8 * 1024 * 1024
+    }
+    pub fn user() -> String {
+        "poolpilot".into()
+    }
+    pub fn kubernetes_queue() -> String {
+        "kubernetes".into()
+    }
+    pub fn utc() -> String {
+        "UTC".into()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn one() -> u32 {
+        1
+    }
+}
