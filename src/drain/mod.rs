@@ -1,1 +1,233 @@
-//! See the module map in `lib.rs`.
+//! Engine-aware drains: empty a worker before the actuator removes it, so scale-down never kills
+//! a worker that is still working (the top complaint about KEDA/HPA on batch pools).
+//!
+//! - [`Drainer`]: one per engine ([`trino`], [`spark`], [`celery`]; [`NoDrain`] for `method: none`).
+//!   It ranks candidates (cheapest to remove first), starts the drain and says when it is done.
+//! - [`drain_member`]: runs one drain, bounded by the policy timeout, abandonable, observable.
+//! - [`scale_down::scale_down`]: choose victims → drain them → hand the drained ones to the actuator.
+
+pub mod celery;
+pub mod scale_down;
+pub mod spark;
+pub mod trino;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::actuators::Member;
+use crate::actuators::instrumented::names;
+use crate::time::Timestamp;
+
+pub use scale_down::{ScaleDownReport, scale_down};
+
+/// Why a drain call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DrainError {
+    /// The engine refused for lack of permission; the message says what to configure.
+    #[error("forbidden: {message}")]
+    Forbidden { message: String },
+    /// The engine refused the request itself (e.g. an invalid state transition).
+    #[error("rejected: {message}")]
+    Rejected { message: String },
+    /// The engine does not know this worker.
+    #[error("unknown worker: {message}")]
+    UnknownWorker { message: String },
+    /// The member has no address to find it by in the engine.
+    #[error("member {member} has no address to match an engine worker")]
+    NoAddress { member: String },
+    /// No answer, or an answer we could not read; may pass.
+    #[error("unreachable: {message}")]
+    Unreachable { message: String },
+}
+
+impl DrainError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            DrainError::Forbidden { .. } => "forbidden",
+            DrainError::Rejected { .. } => "rejected",
+            DrainError::UnknownWorker { .. } => "unknown_worker",
+            DrainError::NoAddress { .. } => "no_address",
+            DrainError::Unreachable { .. } => "unreachable",
+        }
+    }
+
+    /// Worth polling again before the timeout.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DrainError::Unreachable { .. })
+    }
+}
+
+/// A transport failure (connect, timeout, unreadable body) as a transient drain error.
+pub(crate) fn unreachable(url: &str, err: reqwest::Error) -> DrainError {
+    DrainError::Unreachable {
+        message: format!("{url}: {err}"),
+    }
+}
+
+/// The host part of `address` (`10.0.0.5`, `10.0.0.5:8080`, `http://10.0.0.5:8080/v1/status`).
+pub(crate) fn host_of(address: &str) -> &str {
+    let rest = address.split_once("://").map_or(address, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+}
+
+/// One engine's way of emptying a worker.
+#[async_trait]
+pub trait Drainer: Send + Sync {
+    /// Engine name for logs and metric labels.
+    fn engine(&self) -> &'static str;
+
+    /// `true` when [`Drainer::begin`] cannot be undone (the worker will leave whatever happens),
+    /// so a drain is only abandonable before it.
+    fn one_way(&self) -> bool;
+
+    /// Orders candidates cheapest-to-remove first. The default puts members that serve nothing
+    /// (not ready) first and otherwise keeps the platform's order.
+    async fn rank(&self, mut members: Vec<Member>) -> Result<Vec<Member>, DrainError> {
+        members.sort_by_key(|m| m.ready);
+        Ok(members)
+    }
+
+    /// Starts draining `member` (may be a no-op when the engine has nothing to tell).
+    async fn begin(&self, member: &Member) -> Result<(), DrainError>;
+
+    /// Whether `member` has no work left and can be removed.
+    async fn is_drained(&self, member: &Member) -> Result<bool, DrainError>;
+}
+
+/// `drain.method: none`: workers are removed as they are (stateless or interruptible work).
+pub struct NoDrain;
+
+#[async_trait]
+impl Drainer for NoDrain {
+    fn engine(&self) -> &'static str {
+        "none"
+    }
+    fn one_way(&self) -> bool {
+        false
+    }
+    async fn begin(&self, _member: &Member) -> Result<(), DrainError> {
+        Ok(())
+    }
+    async fn is_drained(&self, _member: &Member) -> Result<bool, DrainError> {
+        Ok(true)
+    }
+}
+
+/// How one drain ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainOutcome {
+    Drained,
+    /// Still busy when the policy timeout passed; the policy's `on_timeout` decides.
+    TimedOut,
+    /// The pool wanted capacity again before the one-way call (or during a reversible drain).
+    Abandoned,
+    Failed(DrainError),
+}
+
+impl DrainOutcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            DrainOutcome::Drained => "drained",
+            DrainOutcome::TimedOut => "timed_out",
+            DrainOutcome::Abandoned => "abandoned",
+            DrainOutcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Picks `count` victims: unprotected members in the drainer's order.
+pub async fn choose_victims(
+    drainer: &dyn Drainer,
+    members: &[Member],
+    count: usize,
+) -> Result<Vec<Member>, DrainError> {
+    let candidates: Vec<Member> = members.iter().filter(|m| !m.protected).cloned().collect();
+    let mut ranked = drainer.rank(candidates).await?;
+    ranked.truncate(count);
+    Ok(ranked)
+}
+
+/// Drains one member: begin, then poll `is_drained` every `poll` until done or `timeout`.
+/// `abort` turning `true` means the pool needs capacity again: the drain is abandoned if the
+/// one-way call has not happened yet (or at any point for a reversible drainer).
+pub async fn drain_member(
+    drainer: &dyn Drainer,
+    member: &Member,
+    timeout: Duration,
+    poll: Duration,
+    mut abort: watch::Receiver<bool>,
+) -> DrainOutcome {
+    let started = Timestamp::now();
+    let outcome = run_drain(drainer, member, timeout, poll, &mut abort).await;
+    let elapsed = Timestamp::now().since(started);
+    let labels = [("engine", drainer.engine()), ("outcome", outcome.label())];
+    metrics::counter!(names::DRAINS_TOTAL, &labels).increment(1);
+    metrics::histogram!(names::DRAIN_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
+    let reason = match &outcome {
+        DrainOutcome::Failed(e) => e.to_string(),
+        DrainOutcome::TimedOut => {
+            format!("still busy after {}", humantime::format_duration(timeout))
+        }
+        DrainOutcome::Abandoned => "the pool needs the capacity again".to_owned(),
+        DrainOutcome::Drained => "no work left".to_owned(),
+    };
+    tracing::info!(
+        engine = drainer.engine(),
+        member = %member.id,
+        outcome = outcome.label(),
+        elapsed_ms = elapsed.as_millis() as u64,
+        %reason,
+        "drain finished"
+    );
+    outcome
+}
+
+async fn run_drain(
+    drainer: &dyn Drainer,
+    member: &Member,
+    timeout: Duration,
+    poll: Duration,
+    abort: &mut watch::Receiver<bool>,
+) -> DrainOutcome {
+    if *abort.borrow_and_update() {
+        return DrainOutcome::Abandoned;
+    }
+    if let Err(e) = drainer.begin(member).await {
+        return DrainOutcome::Failed(e);
+    }
+    let mut abandonable = !drainer.one_way();
+    let wait = async {
+        loop {
+            match drainer.is_drained(member).await {
+                Ok(true) => return DrainOutcome::Drained,
+                Ok(false) => {}
+                Err(e) if e.is_transient() => {
+                    tracing::debug!(member = %member.id, error = %e, "drain status unavailable; polling again");
+                }
+                Err(e) => return DrainOutcome::Failed(e),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                changed = abort.changed(), if abandonable => match changed {
+                    Ok(()) if *abort.borrow() => return DrainOutcome::Abandoned,
+                    Ok(()) => {}
+                    Err(_) => abandonable = false, // nobody can ask any more
+                }
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait)
+        .await
+        .unwrap_or(DrainOutcome::TimedOut)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! Drain-aware scale-down: choose victims, drain them concurrently, then have the actuator remove
+//! exactly the ones that are empty (or, with `on_timeout: force`, that timed out).
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{DrainOutcome, Drainer, NoDrain, choose_victims, drain_member};
+use crate::actuators::{Actuator, ActuatorError, Member};
+use crate::engine::DrainPlan;
+use crate::policy::model::OnDrainTimeout;
+
+/// What a scale-down did, member by member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleDownReport {
+    /// The size the engine asked for.
+    pub requested: u32,
+    /// The size sent to the actuator; `None` when nothing was sent.
+    pub applied: Option<u32>,
+    /// Every chosen victim and how its drain ended.
+    pub drains: Vec<(String, DrainOutcome)>,
+    /// The members handed to the actuator for removal.
+    pub removed: Vec<String>,
+}
+
+impl ScaleDownReport {
+    /// Reached the requested size.
+    pub fn complete(&self) -> bool {
+        self.applied == Some(self.requested)
+    }
+}
+
+/// Scales the pool down to `target` following `plan`. `abort` turning `true` (the pool needs
+/// capacity again) abandons drains that can still be abandoned, and then removes only workers
+/// whose one-way drain already began. `poll` is how often drain progress is checked.
+pub async fn scale_down(
+    actuator: &dyn Actuator,
+    drainer: &dyn Drainer,
+    plan: &DrainPlan,
+    target: u32,
+    poll: Duration,
+    abort: watch::Receiver<bool>,
+) -> Result<ScaleDownReport, ActuatorError> {
+    let status = actuator.status().await?;
+    let mut report = ScaleDownReport {
+        requested: target,
+        applied: None,
+        drains: Vec::new(),
+        removed: Vec::new(),
+    };
+    if status.desired <= target {
+        return Ok(report);
+    }
+    let count = (status.desired - target) as usize;
+    let victims = match choose_victims(drainer, &status.members, count).await {
+        Ok(victims) => victims,
+        Err(e) => {
+            tracing::warn!(engine = drainer.engine(), error = %e, "could not rank workers; using the platform's order");
+            choose_victims(&NoDrain, &status.members, count)
+                .await
+                .unwrap_or_default()
+        }
+    };
+    let drains = victims
+        .iter()
+        .map(|victim| drain_member(drainer, victim, plan.timeout, poll, abort.clone()));
+    let outcomes = futures::future::join_all(drains).await;
+
+    let aborted = *abort.borrow();
+    let mut removable: Vec<Member> = Vec::new();
+    for (victim, outcome) in victims.iter().zip(outcomes) {
+        let remove = match &outcome {
+            DrainOutcome::Drained => !aborted || drainer.one_way(),
+            DrainOutcome::TimedOut => {
+                plan.on_timeout == OnDrainTimeout::Force && (!aborted || drainer.one_way())
+            }
+            DrainOutcome::Abandoned | DrainOutcome::Failed(_) => false,
+        };
+        if remove {
+            removable.push(victim.clone());
+        }
+        report.drains.push((victim.id.clone(), outcome));
+    }
+    if removable.is_empty() {
+        return Ok(report);
+    }
+    // Drains take minutes: size from what the platform says now, not from before.
+    let fresh = actuator.status().await?;
+    removable.retain(|v| fresh.members.iter().any(|m| m.id == v.id));
+    let applied = fresh
+        .desired
+        .saturating_sub(removable.len() as u32)
+        .max(target);
+    removable.truncate(fresh.desired.saturating_sub(applied) as usize);
+    if applied < fresh.desired {
+        actuator.scale_to(applied, &removable).await?;
+        report.applied = Some(applied);
+        report.removed = removable.into_iter().map(|m| m.id).collect();
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actuators::RecordingActuator;
+    use crate::drain::tests::ScriptedDrainer;
+    use crate::policy::model::DrainMethod;
+
+    fn plan(on_timeout: OnDrainTimeout) -> DrainPlan {
+        DrainPlan {
+            remove: 2,
+            method: DrainMethod::Celery,
+            timeout: Duration::from_millis(200),
+            on_timeout,
+        }
+    }
+
+    #[tokio::test]
+    async fn removes_idle_workers_first_and_keeps_busy_ones_on_timeout() {
+        let pool = RecordingActuator::with_size(4);
+        let drainer = ScriptedDrainer::busy(&["worker-0", "worker-1"]);
+        let (_tx, abort) = watch::channel(false);
+        let report = scale_down(
+            &pool,
+            &drainer,
+            &plan(OnDrainTimeout::Keep),
+            2,
+            Duration::from_millis(10),
+            abort,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            report.removed,
+            ["worker-2", "worker-3"],
+            "idle workers are the victims"
+        );
+        assert_eq!(pool.current().desired, 2);
+        assert!(report.complete());
+    }
+
+    #[tokio::test]
+    async fn busy_victims_are_kept_or_forced_per_policy() {
+        let drainer = ScriptedDrainer::busy(&["worker-0", "worker-1", "worker-2"]);
+        let (_tx, abort) = watch::channel(false);
+        let keep = RecordingActuator::with_size(3);
+        let report = scale_down(
+            &keep,
+            &drainer,
+            &plan(OnDrainTimeout::Keep),
+            1,
+            Duration::from_millis(10),
+            abort.clone(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            report
+                .drains
+                .iter()
+                .all(|(_, o)| *o == DrainOutcome::TimedOut)
+        );
+        assert!(
+            keep.calls().is_empty(),
+            "a busy worker is never removed under `keep`"
+        );
+        assert!(!report.complete());
+
+        let force = RecordingActuator::with_size(3);
+        let report = scale_down(
+            &force,
+            &drainer,
+            &plan(OnDrainTimeout::Force),
+            1,
+            Duration::from_millis(10),
+            abort,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.applied, Some(1));
+        assert_eq!(force.calls()[0].victims.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn abort_before_the_one_way_call_sends_nothing() {
+        let pool = RecordingActuator::with_size(3);
+        let drainer = ScriptedDrainer::busy(&[]).one_way();
+        let (tx, abort) = watch::channel(false);
+        tx.send(true).unwrap();
+        let report = scale_down(
+            &pool,
+            &drainer,
+            &plan(OnDrainTimeout::Force),
+            1,
+            Duration::from_millis(10),
+            abort,
+        )
+        .await
+        .unwrap();
+        assert!(
+            report
+                .drains
+                .iter()
+                .all(|(_, o)| *o == DrainOutcome::Abandoned)
+        );
+        assert_eq!(
+            drainer.begun(),
+            Vec::<String>::new(),
+            "the one-way call was never made"
+        );
+        assert!(pool.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn abort_during_a_reversible_drain_keeps_the_worker() {
+        let pool = RecordingActuator::with_size(2);
+        let drainer = ScriptedDrainer::busy(&["worker-0", "worker-1"]);
+        let (tx, abort) = watch::channel(false);
+        let force = plan(OnDrainTimeout::Force);
+        let run = scale_down(&pool, &drainer, &force, 1, Duration::from_millis(10), abort);
+        let (report, _) = tokio::join!(run, async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            tx.send(true).unwrap();
+        });
+        let report = report.unwrap();
+        assert_eq!(report.drains[0].1, DrainOutcome::Abandoned);
+        assert!(pool.calls().is_empty());
+    }
+}
