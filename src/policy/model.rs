@@ -128,15 +128,43 @@ pub struct PrestoSignal {
     pub http: HttpOptions,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+/// Airflow major version: `3` (`/api/v2`, JWT from `POST /auth/token`) or `2` (`/api/v1`,
+/// basic auth). Written as a plain number in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AirflowApiVersion {
-    /// Airflow 3: `/api/v2`, JWT from `POST /auth/token`.
     #[default]
-    #[serde(rename = "3")]
     V3,
-    /// Airflow 2: `/api/v1`, basic auth.
-    #[serde(rename = "2")]
     V2,
+}
+
+impl Serialize for AirflowApiVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(match self {
+            AirflowApiVersion::V3 => 3,
+            AirflowApiVersion::V2 => 2,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for AirflowApiVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Number(n) if n.as_u64() == Some(3) => Ok(AirflowApiVersion::V3),
+            serde_json::Value::Number(n) if n.as_u64() == Some(2) => Ok(AirflowApiVersion::V2),
+            serde_json::Value::String(s) if s == "3" => Ok(AirflowApiVersion::V3),
+            serde_json::Value::String(s) if s == "2" => Ok(AirflowApiVersion::V2),
+            other => Err(serde::de::Error::custom(format!("unknown Airflow version {other}; expected 2 or 3"))),
+        }
+    }
+}
+
+impl JsonSchema for AirflowApiVersion {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AirflowApiVersion".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "enum": [2, 3], "description": "Airflow major version" })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

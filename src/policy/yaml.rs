@@ -31,8 +31,11 @@ impl Document {
             if let Some(pos) = self.positions.get(p) {
                 return Some(*pos);
             }
-            let cut = p.rfind(['.', '['])?;
-            p = &p[..cut];
+            match p.rfind(['.', '[']) {
+                Some(cut) => p = &p[..cut],
+                None if !p.is_empty() => p = "",
+                None => return None,
+            }
         }
     }
 }
@@ -125,6 +128,9 @@ impl MarkedEventReceiver for Builder {
                         self.error_at = pos;
                         return;
                     }
+                    if path.is_empty() {
+                        self.positions.entry(String::new()).or_insert(pos);
+                    }
                     self.positions.insert(full, pos);
                     *key = Some(text);
                     return;
@@ -141,7 +147,10 @@ impl MarkedEventReceiver for Builder {
                     self.error_at = pos;
                     return;
                 };
-                self.positions.entry(path.clone()).or_insert(pos);
+                if !path.is_empty() {
+                    // The document root is placed at its first key instead (see below).
+                    self.positions.entry(path.clone()).or_insert(pos);
+                }
                 self.stack.push(match ev {
                     Event::MappingStart(..) => Frame::Map { map: Map::new(), path, pending_key: None, anchor },
                     _ => Frame::Seq { items: Vec::new(), path, anchor },
