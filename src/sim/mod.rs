@@ -7,13 +7,23 @@
 //! - [`controller`] what sizes the pool: the engine with a policy, HPA, KEDA, static
 //! - [`run`]        the replay loop on a virtual clock
 //! - [`metrics`]    SPEC RG elasticity, job waits and slowdown, utilisation
+//! - [`scenario`]   scenario files (YAML) and the built-in scenario
+//! - [`experiment`] one scenario end to end: every policy and baseline on the same jobs
+//! - [`report`]     rows, table, JSON
+//! - [`expect`]     `expect:` checks and golden actuation timelines
+//! - [`plot`]       `--out`: CSV timeline, SVG plot, JSON report
 //! - [`pool`]       the virtual pool: boot, FIFO placement per job model, drains, billing
 
 pub mod controller;
+pub mod expect;
+pub mod experiment;
 pub mod metrics;
 pub mod oracle;
+pub mod plot;
 pub mod pool;
 pub mod recording;
+pub mod report;
 pub mod run;
+pub mod scenario;
 pub mod timeline;
 pub mod trace;

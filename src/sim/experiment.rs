@@ -1,0 +1,210 @@
+//! One scenario, end to end: load the workload, replay every policy and baseline on the same
+//! jobs and pool, solve the oracle, and measure everything the same way.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::controller::{Controller, EngineController, HPA_SYNC_MS, KedaController, StaticController, hpa_policy, kubernetes_scale_down};
+use super::metrics;
+use super::oracle;
+use super::pool::PoolConfig;
+use super::pool::workers::JobModel;
+use super::report::{CONVENTIONS, Header, Report, Row, RowInputs, RowKind};
+use super::run::{Actuation, replay};
+use super::scenario::{Baseline, LoadedScenario};
+use super::timeline::Timeline;
+use super::trace::{self, ReadOptions, TraceFormat, Workload, to_centi};
+
+/// A finished experiment: the report plus each row's curves and actuations (for `--out` and
+/// golden timelines), in row order.
+pub struct Experiment {
+    pub report: Report,
+    pub timelines: Vec<Timeline>,
+    pub actuations: Vec<Vec<Actuation>>,
+}
+
+/// Loads the scenario's workload (trace or generator), first `max_jobs` only if set.
+pub fn load_workload(loaded: &LoadedScenario) -> anyhow::Result<Workload> {
+    let spec = &loaded.scenario.workload;
+    let mut workload = match (&spec.generate, &spec.trace) {
+        (Some(generator), _) => trace::generate::generate(generator)?,
+        (None, Some(trace_spec)) => {
+            let path = loaded.resolve(&trace_spec.path);
+            let format = trace_spec
+                .format
+                .or_else(|| TraceFormat::from_path(&path))
+                .with_context(|| format!("cannot tell the format of {}; set trace.format", path.display()))?;
+            let options = ReadOptions { kappa: trace_spec.kappa.unwrap_or(1.0), signal_index: trace_spec.signal.unwrap_or(0) };
+            trace::read_trace(&path, format, options)?
+        }
+        (None, None) => anyhow::bail!("workload: give exactly one of `generate` or `trace`"),
+    };
+    if let Some(max) = spec.max_jobs {
+        workload.jobs.truncate(max);
+    }
+    Ok(workload)
+}
+
+/// Runs the whole scenario. `progress`: draw bars (only ever on a terminal).
+pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment> {
+    let scenario = &loaded.scenario;
+    let policies = loaded.load_policies()?;
+    let mut workload = load_workload(loaded)?;
+    let pool_spec = &scenario.pool;
+    let capacity = to_centi(pool_spec.worker_capacity).max(1);
+    let config = PoolConfig {
+        capacity,
+        boot_ms: pool_spec.boot_time.as_millis() as i64,
+        model: pool_spec.job_model,
+        billing: pool_spec.billing,
+    };
+    let max_workers = match pool_spec.max_workers.or_else(|| policies.iter().map(|p| p.spec.bounds.max).max()) {
+        Some(max) => max,
+        None => peak_workers(&oracle::solve(&workload.jobs, capacity, 0).timeline),
+    }
+    .max(1);
+    let capped = workload.cap_widths(capacity * u64::from(max_workers), pool_spec.job_model == JobModel::Moldable);
+    let tick_ms = scenario.tick.as_millis() as i64;
+    let price = pool_spec.price_per_worker_hour;
+    let solved = oracle::solve(&workload.jobs, capacity, config.boot_ms);
+    let oracle_hours = solved.worker_hours();
+    let grace_ms = scenario.baseline_settings.termination_grace.as_millis() as i64;
+    let per_worker = pool_spec.worker_capacity;
+
+    let mut controllers: Vec<(String, RowKind, Box<dyn Controller>)> = Vec::new();
+    for policy in policies {
+        let name = unique_name(policy.name(), &controllers);
+        controllers.push((name, RowKind::Policy, Box::new(EngineController::new(policy, tick_ms))));
+    }
+    let down = kubernetes_scale_down(grace_ms);
+    for baseline in &scenario.baselines {
+        let controller: Box<dyn Controller> = match baseline {
+            Baseline::Oracle => continue,
+            Baseline::StaticPeak => {
+                let peak = peak_workers(&solved.timeline).min(max_workers);
+                Box::new(StaticController { workers: peak, period_ms: tick_ms })
+            }
+            Baseline::Hpa => {
+                let policy = hpa_policy("hpa", per_worker, 1, max_workers);
+                Box::new(EngineController::with_scale_down(policy, HPA_SYNC_MS, down))
+            }
+            Baseline::KedaAirflowChart => {
+                let concurrency = scenario.baseline_settings.keda_concurrency.unwrap_or(per_worker);
+                Box::new(KedaController::new(concurrency, max_workers, down))
+            }
+        };
+        controllers.push((baseline.name().to_string(), RowKind::Baseline, controller));
+    }
+
+    let span_s = match (workload.jobs.first(), workload.jobs.last()) {
+        (Some(first), Some(last)) => ((last.arrival.0 - first.arrival.0) / 1000).max(1) as u64,
+        _ => 1,
+    };
+    let show = progress && std::io::stderr().is_terminal();
+    let mut rows = Vec::new();
+    let mut timelines = Vec::new();
+    let mut actuations = Vec::new();
+    for (name, kind, mut controller) in controllers {
+        let bar = if show { bar(span_s, &name) } else { ProgressBar::hidden() };
+        let result = replay(&workload.jobs, config, controller.as_mut(), &bar);
+        bar.finish_and_clear();
+        let inputs = RowInputs {
+            name,
+            kind,
+            accounted_hours: result.totals.ledger.accounted_hours(),
+            charged_hours: result.totals.ledger.charged_hours(),
+            price_per_worker_hour: price,
+            oracle_hours,
+            jobs: metrics::job_stats(&result.totals.outcomes),
+            pool: metrics::pool_stats(&result.timeline, pool_spec.worker_capacity),
+            elasticity: metrics::elasticity(&result.timeline, tick_ms),
+            scale_ups: result.scale_ups(),
+            scale_downs: result.scale_downs(),
+            launches: result.totals.ledger.launches,
+            unfinished: result.totals.unfinished,
+            restarts: result.totals.restarts,
+        };
+        rows.push(inputs.finish());
+        timelines.push(result.timeline);
+        actuations.push(result.actuations);
+    }
+    if scenario.baselines.contains(&Baseline::Oracle) {
+        rows.push(oracle_row(&workload, &solved, price, pool_spec.worker_capacity, tick_ms));
+        timelines.push(solved.timeline.clone());
+        actuations.push(Vec::new());
+    }
+    let header = Header {
+        scenario: loaded.name.clone(),
+        workload: workload.source.clone(),
+        trace_sha256: workload.sha256.clone(),
+        jobs: workload.jobs.len(),
+        records: workload.records,
+        dropped_records: workload.dropped,
+        capped_jobs: capped,
+        worker_capacity: pool_spec.worker_capacity,
+        boot_time_s: pool_spec.boot_time.as_secs_f64(),
+        max_workers,
+        job_model: format!("{:?}", pool_spec.job_model).to_lowercase(),
+        billing: pool_spec.billing.describe(),
+        price_per_worker_hour: price,
+        tick_s: scenario.tick.as_secs_f64(),
+        conventions: CONVENTIONS,
+    };
+    Ok(Experiment { report: Report { header, rows }, timelines, actuations })
+}
+
+fn unique_name(name: &str, taken: &[(String, RowKind, Box<dyn Controller>)]) -> String {
+    let mut candidate = name.to_string();
+    let mut n = 2;
+    while taken.iter().any(|(existing, ..)| *existing == candidate) {
+        candidate = format!("{name}-{n}");
+        n += 1;
+    }
+    candidate
+}
+
+fn peak_workers(timeline: &Timeline) -> u32 {
+    timeline.samples.iter().map(|s| s.demand_workers).max().unwrap_or(1).max(1)
+}
+
+/// The oracle's row: zero wait by construction, x(t) as supply.
+fn oracle_row(workload: &Workload, solved: &oracle::OracleResult, price: f64, capacity: f64, tick_ms: i64) -> Row {
+    let outcomes: Vec<_> = workload
+        .jobs
+        .iter()
+        .map(|job| super::pool::JobOutcome { wait_ms: 0, runtime_ms: job.runtime_ms })
+        .collect();
+    let samples = &solved.timeline.samples;
+    let ups = samples.windows(2).filter(|w| w[1].billed_workers > w[0].billed_workers).count();
+    let downs = samples.windows(2).filter(|w| w[1].billed_workers < w[0].billed_workers).count();
+    let hours = solved.worker_hours();
+    RowInputs {
+        name: "oracle".into(),
+        kind: RowKind::Oracle,
+        accounted_hours: hours,
+        charged_hours: hours,
+        price_per_worker_hour: price,
+        oracle_hours: hours,
+        jobs: metrics::job_stats(&outcomes),
+        pool: metrics::pool_stats(&solved.timeline, capacity),
+        elasticity: metrics::elasticity(&solved.timeline, tick_ms),
+        scale_ups: ups,
+        scale_downs: downs,
+        launches: solved.launches,
+        unfinished: 0,
+        restarts: 0,
+    }
+    .finish()
+}
+
+fn bar(span_s: u64, name: &str) -> ProgressBar {
+    let bar = ProgressBar::new(span_s);
+    if let Ok(style) = ProgressStyle::with_template("{prefix:>20} [{bar:40}] {percent:>3}% simulated, eta {eta}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(name.to_string());
+    bar
+}
+
