@@ -1,6 +1,7 @@
 //! The `poolpilot` command line: one file per subcommand.
 
 pub mod explain;
+pub mod probe;
 pub mod schema;
 pub mod validate;
 
@@ -21,6 +22,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Print the JSON Schema of policy files (for editor completion and checking).
     Schema,
+    /// Poll every signal of the given policies once; print demand, raw numbers, latency or the error.
+    Probe(probe::ProbeArgs),
 }
 
 /// Runs a parsed command; returns the process exit code.
@@ -29,5 +32,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate(args) => validate::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Schema => schema::run(),
+        Command::Probe(args) => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(probe::run(args)),
     }
 }
