@@ -3,6 +3,7 @@
 pub mod explain;
 pub mod probe;
 pub mod schema;
+pub mod simulate;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Print the JSON Schema of policy files (for editor completion and checking).
     Schema,
+    /// Replay a workload through the engine (dry-run simulation) and report against baselines.
+    Simulate(simulate::SimulateArgs),
     /// Poll every signal of the given policies once; print demand, raw numbers, latency or the error.
     Probe(probe::ProbeArgs),
 }
@@ -32,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate(args) => validate::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Schema => schema::run(),
+        Command::Simulate(args) => simulate::run(args),
         Command::Probe(args) => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(probe::run(args)),
     }
 }
