@@ -38,14 +38,22 @@ pub struct EngineController {
 }
 
 impl EngineController {
-    /// Scale-down follows the policy: idle workers first, then drains (released when empty;
-    /// killed at the drain timeout only with `on_timeout: force`), or kills with `method: none`.
+    /// Scale-down follows the policy, like `drain::scale_down` in the daemon: idle workers
+    /// first; busy ones per drain method — Trino/Spark drains are one-way (no new work,
+    /// released when empty), Celery's is reversible (the worker keeps working and goes when
+    /// idle); at the timeout `force` kills and `keep` keeps; `method: none` kills at once.
     pub fn new(policy: Policy, period_ms: i64) -> EngineController {
         let drain = &policy.spec.scale_down.drain;
-        let removal = match (drain.method, drain.on_timeout) {
-            (DrainMethod::None, _) => Removal::Kill,
-            (_, OnDrainTimeout::Force) => Removal::Drain { timeout_ms: Some(drain.timeout.as_millis() as i64) },
-            (_, OnDrainTimeout::Keep) => Removal::Drain { timeout_ms: None },
+        let timeout_ms = drain.timeout.as_millis() as i64;
+        let force = drain.on_timeout == OnDrainTimeout::Force;
+        let method = match drain.method {
+            DrainMethod::Auto => auto_method(&policy),
+            method => method,
+        };
+        let removal = match method {
+            DrainMethod::None => Removal::Kill,
+            DrainMethod::Celery => Removal::WhenIdle { timeout_ms, force },
+            _ => Removal::Drain { timeout_ms: force.then_some(timeout_ms) },
         };
         let scale_down = ScaleDown { order: VictimOrder::IdleFirst, removal };
         EngineController::with_scale_down(policy, period_ms, scale_down)
@@ -96,6 +104,16 @@ impl Controller for EngineController {
     fn actuated(&mut self, from: u32, to: u32, now: Timestamp) {
         let name = self.policies[0].name().to_string();
         self.memory.record_actuation(&name, from, to, now);
+    }
+}
+
+/// `method: auto` picks from the first signal's engine.
+fn auto_method(policy: &Policy) -> DrainMethod {
+    match policy.spec.signals.first() {
+        Some(signal) if signal.trino.is_some() || signal.presto.is_some() => DrainMethod::Trino,
+        Some(signal) if signal.spark.is_some() => DrainMethod::Spark,
+        Some(signal) if signal.airflow.is_some() || signal.airflow_db.is_some() => DrainMethod::Celery,
+        _ => DrainMethod::None,
     }
 }
 

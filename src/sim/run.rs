@@ -55,6 +55,7 @@ pub fn replay(jobs: &[Job], config: PoolConfig, controller: &mut dyn Controller,
     let mut next_tick = start;
     let mut ticks = 0u64;
     let mut now = start;
+    let mut requested = pool.requested();
     while !pool.done() {
         now = pool.next_event().map_or(next_tick, |event| event.min(next_tick));
         if now > give_up_at {
@@ -63,6 +64,12 @@ pub fn replay(jobs: &[Job], config: PoolConfig, controller: &mut dyn Controller,
         }
         pool.advance(now);
         if now == next_tick {
+            // Victims that became idle were removed by the pool since the last tick: that is
+            // an actuation too (the daemon records it when its drain completes).
+            if pool.requested() < requested {
+                controller.actuated(requested, pool.requested(), Timestamp(now));
+                actuations.push(Actuation { at: now, from: requested, to: pool.requested(), reason: "drained".into() });
+            }
             let workers = WorkerCounts { requested: pool.requested(), ready: pool.ready() };
             let demand = from_centi(pool.demand_units());
             if let Some(action) = controller.decide(Timestamp(now), demand, workers) {
@@ -73,6 +80,7 @@ pub fn replay(jobs: &[Job], config: PoolConfig, controller: &mut dyn Controller,
                     actuations.push(Actuation { at: now, from: workers.requested, to, reason: action.reason });
                 }
             }
+            requested = pool.requested();
             next_tick += period;
             ticks += 1;
             if ticks % 65_536 == 0 {

@@ -41,8 +41,12 @@ pub enum VictimOrder {
 /// What happens to a busy victim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Removal {
-    /// Stop giving it work; release it when empty, or kill its work after `timeout_ms`.
+    /// One-way drain (Trino `SHUTTING_DOWN`, Spark worker kill): no new work; released when
+    /// empty, or its work is killed after `timeout_ms`.
     Drain { timeout_ms: Option<i64> },
+    /// Reversible (Celery, idle-first): the victim keeps working and is removed the moment it
+    /// is idle; at the timeout it is killed (`force`) or kept. A scale-up cancels it first.
+    WhenIdle { timeout_ms: i64, force: bool },
     /// Kill its work now (requeued) and release it.
     Kill,
 }
@@ -72,6 +76,7 @@ struct Running {
 const COMPLETION: u8 = 0;
 const READY: u8 = 1;
 const DRAIN_DEADLINE: u8 = 2;
+const IDLE_DEADLINE: u8 = 3;
 
 pub struct Pool<'a> {
     config: PoolConfig,
@@ -89,6 +94,8 @@ pub struct Pool<'a> {
     booting: u32,
     ready: u32,
     draining: u32,
+    /// Ready workers waiting to be idle to be removed (a subset of `ready`).
+    pending: u32,
     events: BinaryHeap<Reverse<(i64, u8, u32, u32)>>,
     ledger: Ledger,
     restarts: u64,
@@ -115,6 +122,7 @@ impl<'a> Pool<'a> {
             booting: 0,
             ready: 0,
             draining: 0,
+            pending: 0,
             events: BinaryHeap::new(),
             ledger: Ledger::default(),
             restarts: 0,
@@ -147,7 +155,8 @@ impl<'a> Pool<'a> {
             match kind {
                 COMPLETION => self.complete(id, generation, at),
                 READY => self.became_ready(id as usize),
-                _ => self.deadline(id as usize, at),
+                DRAIN_DEADLINE => self.deadline(id as usize, at),
+                _ => self.idle_deadline(id as usize, at),
             }
         }
         while let Some(job) = self.jobs.get(self.next_arrival) {
@@ -168,7 +177,8 @@ impl<'a> Pool<'a> {
         self.queued_units + self.running_units
     }
 
-    /// Workers asked for (booting + ready, not draining): the engine's "current".
+    /// Workers asked for (booting + ready, not draining): the engine's "current". Victims
+    /// waiting to be idle still count: the actuator removes them only once they are.
     pub fn requested(&self) -> u32 {
         self.booting + self.ready
     }
@@ -199,14 +209,25 @@ impl<'a> Pool<'a> {
 
     /// Resizes to `desired` requested workers (absolute, like an actuator).
     pub fn scale_to(&mut self, desired: u32, scale_down: ScaleDown, now: i64) {
-        let current = self.requested();
-        if desired > current {
-            for _ in current..desired {
+        let staying = self.requested() - self.pending;
+        if desired > staying {
+            let mut missing = desired - staying;
+            // Reversible removals are cancelled before anything new is launched.
+            for &index in &self.active {
+                if missing == 0 {
+                    break;
+                }
+                if self.workers[index].pending_removal.take().is_some() {
+                    self.pending -= 1;
+                    missing -= 1;
+                }
+            }
+            for _ in 0..missing {
                 self.launch(now, self.config.boot_ms <= 0);
             }
             self.schedule(now);
-        } else if desired < current {
-            self.remove((current - desired) as usize, scale_down, now);
+        } else if desired < staying {
+            self.remove((staying - desired) as usize, scale_down, now);
         }
     }
 
@@ -228,7 +249,7 @@ impl<'a> Pool<'a> {
     fn launch(&mut self, now: i64, ready_now: bool) {
         let index = self.workers.len();
         let state = if ready_now { WorkerState::Ready } else { WorkerState::Booting { ready_at: now + self.config.boot_ms } };
-        self.workers.push(Worker { launched_at: now, state, used: 0, jobs: Vec::new() });
+        self.workers.push(Worker { launched_at: now, state, used: 0, jobs: Vec::new(), pending_removal: None });
         self.active.push(index);
         self.ledger.launches += 1;
         if ready_now {
@@ -294,7 +315,7 @@ impl<'a> Pool<'a> {
             let worker = &mut self.workers[index];
             worker.used -= if self.config.model == JobModel::Gang { self.config.capacity } else { units };
             worker.jobs.retain(|&job| job != id);
-            if worker.used == 0 && matches!(worker.state, WorkerState::Draining { .. }) {
+            if worker.used == 0 && (matches!(worker.state, WorkerState::Draining { .. }) || worker.pending_removal.is_some()) {
                 self.release(index, now);
             }
         }
@@ -304,6 +325,20 @@ impl<'a> Pool<'a> {
     fn deadline(&mut self, index: usize, now: i64) {
         if matches!(self.workers[index].state, WorkerState::Draining { force_at: Some(at) } if at <= now) {
             self.kill(index, now);
+        }
+    }
+
+    fn idle_deadline(&mut self, index: usize, now: i64) {
+        let worker = &self.workers[index];
+        let Some((at, force)) = worker.pending_removal else { return };
+        if at > now || worker.state != WorkerState::Ready {
+            return;
+        }
+        if force {
+            self.kill(index, now);
+        } else {
+            self.workers[index].pending_removal = None;
+            self.pending -= 1;
         }
     }
 
@@ -333,6 +368,9 @@ impl<'a> Pool<'a> {
             WorkerState::Released => return,
         }
         worker.state = WorkerState::Released;
+        if worker.pending_removal.take().is_some() {
+            self.pending -= 1;
+        }
         self.ledger.release(self.config.billing, now - worker.launched_at);
         if let Some(position) = self.active.iter().position(|&i| i == index) {
             self.active.swap_remove(position);
@@ -347,6 +385,9 @@ impl<'a> Pool<'a> {
                 let worker = &self.workers[index];
                 let newest_first = -worker.launched_at;
                 let key = Reverse(index); // later launches first among equal times
+                if worker.pending_removal.is_some() {
+                    return None;
+                }
                 match (worker.state, scale_down.order) {
                     (WorkerState::Booting { .. }, _) => Some((0, newest_first, 0, key)),
                     (WorkerState::Ready, VictimOrder::IdleFirst) if worker.used == 0 => Some((1, newest_first, 0, key)),
@@ -365,6 +406,11 @@ impl<'a> Pool<'a> {
             }
             match scale_down.removal {
                 Removal::Kill => self.kill(index, now),
+                Removal::WhenIdle { timeout_ms, force } => {
+                    self.workers[index].pending_removal = Some((now + timeout_ms, force));
+                    self.pending += 1;
+                    self.events.push(Reverse((now + timeout_ms, IDLE_DEADLINE, index as u32, 0)));
+                }
                 Removal::Drain { timeout_ms } => {
                     let force_at = timeout_ms.map(|timeout| now + timeout);
                     self.workers[index].state = WorkerState::Draining { force_at };

@@ -128,3 +128,41 @@ fn booting_workers_are_removed_before_ready_ones() {
     let totals = pool.finish(100_000);
     assert_eq!(totals.ledger.accounted_ms, 100_000 + 2 * 10_000, "booting time is billed");
 }
+
+#[test]
+fn reversible_removal_keeps_working_until_idle_and_is_cancelled_by_a_scale_up() {
+    let when_idle = ScaleDown { order: VictimOrder::IdleFirst, removal: Removal::WhenIdle { timeout_ms: 1_000_000, force: false } };
+    let jobs = [job(0, 1, 100), job(10, 1, 100)];
+    let mut pool = Pool::new(config(JobModel::Slot, 0), &jobs, 1, 0);
+    pool.advance(0);
+    pool.scale_to(0, when_idle, 5_000);
+    assert_eq!(pool.requested(), 1, "still counted until it is idle");
+    drain_events(&mut pool, 10_000);
+    assert_eq!(pool.sample(10_000).running_units, 200, "it still takes new work");
+    pool.scale_to(0, when_idle, 20_000);
+    assert_eq!(pool.requested(), 1, "not marked twice");
+    drain_events(&mut pool, 110_000);
+    assert_eq!(pool.requested(), 0, "removed the moment it was idle");
+
+    let mut pool = Pool::new(config(JobModel::Slot, 0), &jobs, 1, 0);
+    pool.advance(0);
+    pool.scale_to(0, when_idle, 5_000);
+    pool.scale_to(1, when_idle, 6_000);
+    drain_events(&mut pool, 200_000);
+    assert_eq!(pool.requested(), 1, "the scale-up cancelled the removal instead of launching");
+    assert_eq!(pool.finish(200_000).ledger.launches, 1);
+}
+
+#[test]
+fn reversible_removal_times_out_into_keep_or_kill() {
+    let jobs = [job(0, 1, 100)];
+    for (force, requested, restarts) in [(false, 1, 0), (true, 0, 1)] {
+        let down = ScaleDown { order: VictimOrder::IdleFirst, removal: Removal::WhenIdle { timeout_ms: 10_000, force } };
+        let mut pool = Pool::new(config(JobModel::Slot, 0), &jobs, 1, 0);
+        pool.advance(0);
+        pool.scale_to(0, down, 5_000);
+        drain_events(&mut pool, 15_000);
+        assert_eq!(pool.requested(), requested, "force {force}");
+        assert_eq!(pool.finish(20_000).restarts, restarts);
+    }
+}

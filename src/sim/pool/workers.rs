@@ -16,8 +16,9 @@ pub enum JobModel {
     Slot,
     /// MPI-like: ⌈width / C⌉ whole idle workers at once, exclusively.
     Gang,
-    /// Spreads up to `width`: starts with whatever is free (at least min(width, C)) and runs
-    /// `work / allocated` long.
+    /// Spreads up to `width`: starts once half its width is free (all of it when narrower
+    /// than a worker), takes what is free up to `width`, and runs `work / allocated` long.
+    /// (Starting on any sliver would let a huge job crawl for months.)
     Moldable,
 }
 
@@ -38,6 +39,8 @@ pub struct Worker {
     pub used: Centi,
     /// Running jobs with units here (job indices).
     pub jobs: Vec<u32>,
+    /// A reversible removal waiting for the worker to be idle: (deadline, kill at deadline).
+    pub pending_removal: Option<(i64, bool)>,
 }
 
 impl Worker {
@@ -63,7 +66,8 @@ pub fn place(
         JobModel::Moldable => {
             let free = free_units(capacity, workers, active);
             let allocated = width.min(free);
-            (allocated > 0 && allocated >= width.min(capacity))
+            let needed = if width <= capacity { width } else { width.div_ceil(2).max(capacity) };
+            (allocated > 0 && allocated >= needed)
                 .then(|| fill(allocated, capacity, workers, active).map(|placement| (placement, allocated)))
                 .flatten()
         }
@@ -124,7 +128,7 @@ mod tests {
     use super::*;
 
     fn worker(used: Centi, state: WorkerState) -> Worker {
-        Worker { launched_at: 0, state, used, jobs: Vec::new() }
+        Worker { launched_at: 0, state, used, jobs: Vec::new(), pending_removal: None }
     }
 
     #[test]
@@ -155,12 +159,13 @@ mod tests {
     }
 
     #[test]
-    fn moldable_starts_narrower_when_at_least_a_worker_is_free() {
+    fn moldable_starts_narrower_when_half_its_width_is_free() {
         let workers = vec![worker(0, WorkerState::Ready), worker(200, WorkerState::Ready)];
         let (_, allocated) = place(JobModel::Moldable, 1000, 400, &workers, &[0, 1]).unwrap();
         assert_eq!(allocated, 600);
+        assert!(place(JobModel::Moldable, 1400, 400, &workers, &[0, 1]).is_none(), "600 free < 700");
         let busy = vec![worker(200, WorkerState::Ready)];
-        assert!(place(JobModel::Moldable, 1000, 400, &busy, &[0]).is_none(), "200 free < one worker");
+        assert!(place(JobModel::Moldable, 1000, 400, &busy, &[0]).is_none(), "200 free < half of 1000");
         assert_eq!(place(JobModel::Moldable, 100, 400, &busy, &[0]).unwrap().1, 100);
     }
 }
