@@ -52,7 +52,7 @@ pub fn beats(winner: &Row, other: &Row) -> bool {
 /// Every actuation of every row: `row,t_s,from,to,reason`, times in seconds since the first
 /// arrival. Deterministic, so it is compared byte for byte.
 pub fn golden_csv(experiment: &Experiment) -> String {
-    let origin = experiment.timelines.iter().filter_map(|t| t.samples.first()).map(|s| s.at).min().unwrap_or(0);
+    let origin = experiment.timelines.iter().filter_map(|t| t.samples.first()).map(|s| s.at).max().unwrap_or(0);
     let mut out = String::from("row,t_s,from,to,reason\n");
     for (row, actuations) in experiment.report.rows.iter().zip(&experiment.actuations) {
         for a in actuations {

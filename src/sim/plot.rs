@@ -24,7 +24,8 @@ pub fn write_outputs(dir: &Path, experiment: &Experiment) -> anyhow::Result<()> 
 }
 
 fn origin(experiment: &Experiment) -> i64 {
-    experiment.timelines.iter().filter_map(|t| t.samples.first()).map(|s| s.at).min().unwrap_or(0)
+    // Rows start at the first arrival; only the oracle starts earlier (its first boot).
+    experiment.timelines.iter().filter_map(|t| t.samples.first()).map(|s| s.at).max().unwrap_or(0)
 }
 
 fn write_csv(path: &Path, experiment: &Experiment) -> anyhow::Result<()> {
