@@ -112,7 +112,7 @@ struct Demand {
 impl Drop for Demand {
     fn drop(&mut self) {
         for child in &mut self.children {
-            // SAFETY-free: negative PID = the process group created by `process_group(0)`.
+            // A negative PID names the process group created by `process_group(0)`.
             let _ = Command::new("kill")
                 .args(["-TERM", "--", &format!("-{}", child.id())])
                 .status();
@@ -133,7 +133,7 @@ impl Drop for Demand {
     }
 }
 
-fn submit(args: &[&str], log: &str) -> Child {
+fn submit(args: &[String], log: &str) -> Child {
     use std::os::unix::process::CommandExt;
     let submit = std::env::var("SPARK_SUBMIT").expect("SPARK_SUBMIT");
     let python = std::env::var("SPARK_PYTHON").expect("SPARK_PYTHON");
@@ -167,78 +167,52 @@ async fn waiting_apps_and_a_submitted_driver_are_demand() {
     let spark_url = common::peer("SPARK_MASTER_URL").unwrap();
     let rest = common::peer("SPARK_MASTER_REST").unwrap();
     let app = common::peer("SPARK_SLEEPY_APP").unwrap();
-    let common_conf = [
-        "--conf",
-        "spark.executor.cores=1",
-        "--conf",
-        "spark.executor.memory=512m",
-        "--conf",
-        "spark.driver.memory=512m",
-    ];
-    let args = |name: &'static str,
-                max: &'static str,
-                port: &'static str,
-                secs: &'static str,
-                parts: &'static str| {
-        let mut a = vec![
-            "--master",
-            spark_url.as_str(),
-            "--conf",
-            max,
-            "--conf",
-            port,
-        ];
-        a.extend(common_conf);
-        a.extend([app.as_str(), name, secs, parts]);
-        a.into_iter().map(String::from).collect::<Vec<_>>()
-    };
+    let client_app =
+        |name: &str, cores_max: &str, ui_port: &str, secs: &str, parts: &str| -> Vec<String> {
+            let mut a = vec![
+                "--master", &spark_url, "--conf", cores_max, "--conf", ui_port,
+            ];
+            a.extend([
+                "--conf",
+                "spark.executor.cores=1",
+                "--conf",
+                "spark.executor.memory=512m",
+            ]);
+            a.extend([
+                "--conf",
+                "spark.driver.memory=512m",
+                &app,
+                name,
+                secs,
+                parts,
+            ]);
+            a.into_iter().map(String::from).collect()
+        };
     let mut demand = Demand {
         children: Vec::new(),
-        rest: rest.clone(),
+        rest,
         drivers: Vec::new(),
     };
-    // appA takes all 4 cores; appB then waits (FIFO) for 2 more.
-    let a = args(
-        "pp-appA",
-        "spark.cores.max=4",
-        "spark.ui.port=4050",
-        "120",
-        "4",
-    );
-    demand.children.push(submit(
-        &a.iter().map(String::as_str).collect::<Vec<_>>(),
-        "pp-appA.log",
-    ));
-    wait_for(&master, "appA running", |v| {
-        app_state(v, "pp-appA") == Some(("RUNNING", 4))
-    })
-    .await;
-    let b = args(
-        "pp-appB",
-        "spark.cores.max=2",
-        "spark.ui.port=4051",
-        "30",
-        "2",
-    );
-    demand.children.push(submit(
-        &b.iter().map(String::as_str).collect::<Vec<_>>(),
-        "pp-appB.log",
-    ));
+    // The cluster has 4 cores (2 workers × 2): appA wants 4 and appB 2, so one of them waits.
+    for (name, max, port, secs) in [
+        ("pp-appA", "spark.cores.max=4", "spark.ui.port=4050", "120"),
+        ("pp-appB", "spark.cores.max=2", "spark.ui.port=4051", "60"),
+    ] {
+        demand.children.push(submit(
+            &client_app(name, max, port, secs, "4"),
+            &format!("{name}.log"),
+        ));
+    }
     // A cluster-mode driver asking for 8 cores fits on no 2-core worker: SUBMITTED for good.
-    let jar = std::fs::read_dir(format!("{}/jars", std::env::var("SPARK_HOME").unwrap()))
+    let jars = format!("{}/jars", std::env::var("SPARK_HOME").unwrap());
+    let jar = std::fs::read_dir(jars)
         .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("spark-core")
-        })
+        .filter_map(|e| e.ok().map(|e| e.path().to_string_lossy().to_string()))
+        .find(|p| p.rsplit('/').next().unwrap().starts_with("spark-core"))
         .unwrap();
-    let jar = jar.to_string_lossy().to_string();
     let driver_args = [
         "--master",
-        spark_url.as_str(),
+        &spark_url,
         "--deploy-mode",
         "cluster",
         "--driver-cores",
@@ -247,27 +221,46 @@ async fn waiting_apps_and_a_submitted_driver_are_demand() {
         "512m",
         "--class",
         "org.apache.spark.examples.SparkPi",
-        jar.as_str(),
+        &jar,
     ];
-    let mut submitter = submit(&driver_args, "pp-driver.log");
+    let mut submitter = submit(&driver_args.map(String::from), "pp-driver.log");
     let _ = submitter.wait();
-    let v = wait_for(&master, "appB waiting + driver submitted", |v| {
-        app_state(v, "pp-appB") == Some(("WAITING", 0))
-            && count_state(&v["activedrivers"], "SUBMITTED") >= 1
-    })
+    let log = std::fs::read_to_string(std::env::temp_dir().join("pp-driver.log")).unwrap();
+    let driver_id = log
+        .split_whitespace()
+        .find(|w| w.starts_with("driver-"))
+        .unwrap_or_else(|| panic!("no driver id in the spark-submit output:\n{log}"))
+        .to_string();
+    demand.drivers.push(driver_id.clone());
+    // Saturated (every alive core granted), one of our apps WAITING, our driver SUBMITTED.
+    wait_for(
+        &master,
+        "saturated with a waiting app and a submitted driver",
+        |v| {
+            let waiting = ["pp-appA", "pp-appB"]
+                .iter()
+                .any(|n| app_state(v, n).is_some_and(|(s, _)| s == "WAITING"));
+            let submitted = v["activedrivers"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|d| d["id"] == driver_id.as_str() && d["state"] == "SUBMITTED")
+            });
+            let saturated = v["cores"]
+                .as_f64()
+                .is_some_and(|c| c > 0.0 && v["coresused"].as_f64() == Some(c));
+            waiting && submitted && saturated
+        },
+    )
     .await;
-    demand.drivers = v["activedrivers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|d| d["id"].as_str().map(String::from))
-        .collect();
 
     let (reading, truth) = consistent_poll(&master).await;
     assert_matches_master(&reading, &truth);
-    // Demand beyond capacity: all 4 cores used plus at least appB's 2 and the driver's 8.
-    assert!(reading.demand >= 4.0 + 2.0 + 8.0, "{reading:?}");
+    let cores = reading.raw_value("cores_total").unwrap();
     assert_eq!(reading.raw_value("cores_free"), Some(0.0));
+    // More cores wanted than exist: all in use + at least one waiting app + the driver.
+    assert!(
+        reading.demand >= cores + f64::from(CORES_PER_WAITING_APP + CORES_PER_DRIVER),
+        "{reading:?}"
+    );
     drop(demand);
 }
 
