@@ -8,7 +8,8 @@ use poolpilot::time::Timestamp;
 const POOLS: usize = 10_000;
 
 fn bench_step(c: &mut Criterion) {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/spark.yaml")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/spark.yaml"))
+        .unwrap();
     let template = poolpilot::policy::load_str(&text, "spark.yaml").unwrap();
     let policies: Vec<_> = (0..POOLS)
         .map(|i| {
@@ -31,8 +32,14 @@ fn bench_step(c: &mut Criterion) {
             let world = World {
                 pools: (0..POOLS)
                     .map(|i| PoolObservation {
-                        signals: vec![Signal::Value { demand: ((i as i64 * 7 + tick * 13) % 240) as f64, observed_at: now }],
-                        workers: WorkerCounts { requested: 1 + (i % 29) as u32, ready: 1 + (i % 29) as u32 },
+                        signals: vec![Signal::Value {
+                            demand: ((i as i64 * 7 + tick * 13) % 240) as f64,
+                            observed_at: now,
+                        }],
+                        workers: WorkerCounts {
+                            requested: 1 + (i % 29) as u32,
+                            ready: 1 + (i % 29) as u32,
+                        },
                     })
                     .collect(),
                 global_budget_per_hour: Some(50_000.0),

@@ -4,7 +4,10 @@ use clap::Parser;
 
 fn main() {
     let cli = poolpilot::cli::Cli::parse();
-    poolpilot::telemetry::init_tracing(false);
+    // The daemon sets up its own logging (JSON or text, from its settings).
+    if !matches!(cli.command, poolpilot::cli::Command::Run(_)) {
+        poolpilot::telemetry::init_tracing(false);
+    }
     match poolpilot::cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -91,7 +91,10 @@ impl Settings {
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Yaml));
         }
         builder = builder.add_source(
-            config::Environment::with_prefix("POOLPILOT").prefix_separator("_").separator("__").try_parsing(true),
+            config::Environment::with_prefix("POOLPILOT")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
         );
         let origin = file.map_or("environment".to_string(), |p| p.display().to_string());
         let settings: Settings = builder
@@ -102,15 +105,21 @@ impl Settings {
         if settings.tick.is_zero() {
             errors.push(format!("{origin}: tick: must be longer than 0s"));
         }
-        if let Some(b) = settings.global_budget {
-            if !(b.max_per_hour > 0.0 && b.max_per_hour.is_finite()) {
-                errors.push(format!("{origin}: global_budget.max_per_hour: must be a number > 0"));
-            }
+        if let Some(b) = settings.global_budget
+            && !(b.max_per_hour > 0.0 && b.max_per_hour.is_finite())
+        {
+            errors.push(format!(
+                "{origin}: global_budget.max_per_hour: must be a number > 0"
+            ));
         }
         if !matches!(settings.log_format.as_str(), "json" | "text") {
             errors.push(format!("{origin}: log_format: must be `json` or `text`"));
         }
-        if errors.is_empty() { Ok(settings) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(errors)
+        }
     }
 
     pub fn global_budget_per_hour(&self) -> Option<f64> {
@@ -126,7 +135,11 @@ mod tests {
     fn file_then_env_overrides() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("poolpilot.yaml");
-        std::fs::write(&path, "tick: 5s\npolicy_dir: /p\nglobal_budget: { max_per_hour: 40 }\n").unwrap();
+        std::fs::write(
+            &path,
+            "tick: 5s\npolicy_dir: /p\nglobal_budget: { max_per_hour: 40 }\n",
+        )
+        .unwrap();
         let s = Settings::load(Some(&path)).unwrap();
         assert_eq!(s.tick, Duration::from_secs(5));
         assert_eq!(s.policy_dir, PathBuf::from("/p"));

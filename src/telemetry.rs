@@ -19,6 +19,23 @@ pub mod names {
     pub const TICK_SECONDS: &str = "poolpilot_tick_duration_seconds";
     pub const POLICY_RELOADS_TOTAL: &str = "poolpilot_policy_reloads_total";
     pub const LEADER: &str = "poolpilot_leader";
+    // Daemon (src/daemon/): why a pool is held, the state file, reloads.
+    /// Gauge 1/0 per `pool`, `signal` (index), `source` (engine): the last poll answered.
+    pub const SIGNAL_UP: &str = "poolpilot_signal_up";
+    /// Gauge 1/0 per `pool`: the actuator's status could be read this tick (0 = pool held).
+    pub const POOL_STATUS_UP: &str = "poolpilot_pool_status_up";
+    /// Counter per `pool`, `kind` (actuator error label): status reads that failed.
+    pub const POOL_STATUS_ERRORS_TOTAL: &str = "poolpilot_pool_status_errors_total";
+    /// Gauge per `pool`: drains (scale-downs) under way.
+    pub const POOL_DRAINS_IN_FLIGHT: &str = "poolpilot_pool_drains_in_flight";
+    /// Counter per `outcome` (`ok`|`missing`|`corrupt`): state file loads at start.
+    pub const STATE_LOADS_TOTAL: &str = "poolpilot_state_loads_total";
+    /// Counter per `outcome` (`ok`|`error`): state file writes.
+    pub const STATE_SAVES_TOTAL: &str = "poolpilot_state_saves_total";
+    /// Counter: individual policy errors found by rejected reloads.
+    pub const POLICY_ERRORS_TOTAL: &str = "poolpilot_policy_errors_total";
+    /// Gauge: Unix time of the last complete tick.
+    pub const LAST_TICK_TIMESTAMP_SECONDS: &str = "poolpilot_last_tick_timestamp_seconds";
 }
 
 /// Installs the global tracing subscriber: JSON lines for the daemon, plain text for the CLI.
@@ -26,6 +43,12 @@ pub mod names {
 pub fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }

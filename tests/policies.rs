@@ -21,8 +21,12 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn every_shipped_policy_validates() {
     let files = yaml_files(&root().join("policies"));
-    assert!(files.len() >= 6, "expected the example policies, found {files:?}");
-    let policies = poolpilot::policy::load_set(&[root().join("policies")], None).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        files.len() >= 6,
+        "expected the example policies, found {files:?}"
+    );
+    let policies = poolpilot::policy::load_set(&[root().join("policies")], None)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(policies.len(), files.len());
 }
 
@@ -33,12 +37,24 @@ fn every_invalid_fixture_fails_with_its_expected_messages() {
     assert!(files.len() >= 10);
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        let expected: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# expect: ")).collect();
-        assert!(!expected.is_empty(), "{} has no `# expect:` line", file.display());
+        let expected: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{} has no `# expect:` line",
+            file.display()
+        );
         let name = file.file_name().unwrap().to_str().unwrap();
-        let errors = poolpilot::policy::load_str(&text, name).expect_err(name).to_string();
+        let errors = poolpilot::policy::load_str(&text, name)
+            .expect_err(name)
+            .to_string();
         for want in expected {
-            assert!(errors.contains(want), "{name}: expected `{want}` in:\n{errors}");
+            assert!(
+                errors.contains(want),
+                "{name}: expected `{want}` in:\n{errors}"
+            );
         }
     }
 }
@@ -51,37 +67,83 @@ fn duplicate_pool_names_and_budget_floor_are_set_errors() {
     std::fs::write(dir.path().join("b.yaml"), &text).unwrap();
     // Hidden entries (ConfigMap `..data`) are skipped.
     std::fs::write(dir.path().join("..data.yaml"), "not: a policy").unwrap();
-    let errors = poolpilot::policy::load_set(&[dir.path().to_path_buf()], Some(0.5)).unwrap_err().to_string();
-    assert!(errors.contains("pool name `trino-etl` is already used by"), "{errors}");
-    assert!(errors.contains("more than the global budget of 0.50/h"), "{errors}");
+    let errors = poolpilot::policy::load_set(&[dir.path().to_path_buf()], Some(0.5))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains("pool name `trino-etl` is already used by"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("more than the global budget of 0.50/h"),
+        "{errors}"
+    );
 }
 
 fn poolpilot(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_poolpilot")).args(args).current_dir(root()).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_poolpilot"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
 fn validate_exit_codes_and_every_error() {
     let (code, out, _) = poolpilot(&["validate", "policies"]);
     assert_eq!(code, 0);
-    assert!(out.contains("ok: policies/trino.yaml (pool `trino-etl`"), "{out}");
-    let (code, _, err) = poolpilot(&["validate", "policies/trino.yaml", "tests/fixtures/invalid-policies"]);
+    assert!(
+        out.contains("ok: policies/trino.yaml (pool `trino-etl`"),
+        "{out}"
+    );
+    let (code, _, err) = poolpilot(&[
+        "validate",
+        "policies/trino.yaml",
+        "tests/fixtures/invalid-policies",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("did you mean `cooldown`?"), "{err}");
-    assert!(err.contains("many-errors.yaml") && err.contains("boot_tme"), "{err}");
+    assert!(
+        err.contains("many-errors.yaml") && err.contains("boot_tme"),
+        "{err}"
+    );
     let (code, _, err) = poolpilot(&["validate", "no/such/dir"]);
-    assert_eq!((code, err.contains("no such file or directory")), (1, true), "{err}");
+    assert_eq!(
+        (code, err.contains("no such file or directory")),
+        (1, true),
+        "{err}"
+    );
 }
 
 #[test]
 fn explain_prints_the_reason_chain() {
-    let args = ["explain", "--policy", "policies/trino.yaml", "--demand", "100", "--current", "4", "--at", "2026-11-28T12:00:00Z"];
+    let args = [
+        "explain",
+        "--policy",
+        "policies/trino.yaml",
+        "--demand",
+        "100",
+        "--current",
+        "4",
+        "--at",
+        "2026-11-28T12:00:00Z",
+    ];
     let (code, out, err) = poolpilot(&args);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("current 4 -> desired 12"), "{out}");
-    assert!(out.contains("[raw] signal 0: demand 100 / 4 per worker = 25 workers"), "{out}");
-    assert!(out.contains("[rate_limit] scale-up rate limit: at most 12 now"), "{out}");
+    assert!(
+        out.contains("[raw] signal 0: demand 100 / 4 per worker = 25 workers"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[rate_limit] scale-up rate limit: at most 12 now"),
+        "{out}"
+    );
     let mut json_args = args.to_vec();
     json_args.extend(["--format", "json"]);
     let (_, out, _) = poolpilot(&json_args);
@@ -89,8 +151,21 @@ fn explain_prints_the_reason_chain() {
     assert_eq!(v["desired"], 12);
     assert_eq!(v["reasons"][0]["stage"], "raw");
     // Weekday morning in London: the schedule floor (10) applies to a quiet cluster.
-    let (_, out, _) = poolpilot(&["explain", "--policy", "policies/trino.yaml", "--demand", "0", "--current", "10", "--at", "2026-11-25T08:00:00Z"]);
-    assert!(out.contains("[schedule_floor] schedule 0 is active: at least 10"), "{out}");
+    let (_, out, _) = poolpilot(&[
+        "explain",
+        "--policy",
+        "policies/trino.yaml",
+        "--demand",
+        "0",
+        "--current",
+        "10",
+        "--at",
+        "2026-11-25T08:00:00Z",
+    ]);
+    assert!(
+        out.contains("[schedule_floor] schedule 0 is active: at least 10"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -100,5 +175,11 @@ fn schema_is_json_schema_of_the_policy_file() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["title"], "PolicyFile");
     assert!(v["properties"]["scale_down"].is_object());
-    assert!(v["required"].as_array().unwrap().iter().any(|r| r == "pool"));
+    assert!(
+        v["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "pool")
+    );
 }

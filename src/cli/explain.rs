@@ -58,12 +58,18 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<i32> {
     };
     let last = *args.demand.last().expect("clap requires one");
     let signals = (0..policy.spec.signals.len())
-        .map(|i| Signal::Value { demand: args.demand.get(i).copied().unwrap_or(last), observed_at: now })
+        .map(|i| Signal::Value {
+            demand: args.demand.get(i).copied().unwrap_or(last),
+            observed_at: now,
+        })
         .collect();
     let world = World {
         pools: vec![PoolObservation {
             signals,
-            workers: WorkerCounts { requested: args.current, ready: args.ready.unwrap_or(args.current) },
+            workers: WorkerCounts {
+                requested: args.current,
+                ready: args.ready.unwrap_or(args.current),
+            },
         }],
         global_budget_per_hour: None,
     };
@@ -71,8 +77,15 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<i32> {
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&decision)?),
         Format::Text => {
-            println!("pool {} ({}) at {now}", decision.pool, decision.mode.as_str());
-            println!("  current {} -> desired {}", decision.current, decision.desired);
+            println!(
+                "pool {} ({}) at {now}",
+                decision.pool,
+                decision.mode.as_str()
+            );
+            println!(
+                "  current {} -> desired {}",
+                decision.current, decision.desired
+            );
             for (i, r) in decision.reasons.iter().enumerate() {
                 println!("  {}. [{}] {r}", i + 1, r.label());
             }

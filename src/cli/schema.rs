@@ -1,6 +1,9 @@
 //! `poolpilot schema`: the policy JSON Schema, generated from the types.
 
 pub fn run() -> anyhow::Result<i32> {
-    println!("{}", serde_json::to_string_pretty(&crate::policy::json_schema())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&crate::policy::json_schema())?
+    );
     Ok(0)
 }

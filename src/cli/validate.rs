@@ -33,7 +33,13 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     match policy::load_set(&args.paths, budget) {
         Ok(policies) => {
             for p in &policies {
-                println!("ok: {} (pool `{}`, {} signal(s), mode {})", p.origin, p.name(), p.spec.signals.len(), p.spec.mode.as_str());
+                println!(
+                    "ok: {} (pool `{}`, {} signal(s), mode {})",
+                    p.origin,
+                    p.name(),
+                    p.spec.signals.len(),
+                    p.spec.mode.as_str()
+                );
             }
             Ok(0)
         }

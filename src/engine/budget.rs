@@ -8,39 +8,66 @@ use crate::policy::{Mode, Policy};
 
 pub(super) fn apply(policies: &[Policy], decisions: &mut [Decision], budget: f64) {
     let price = |i: usize| policies[i].price_per_worker_hour();
-    let asked: f64 = decisions.iter().enumerate().map(|(i, d)| f64::from(d.desired) * price(i)).sum();
+    let asked: f64 = decisions
+        .iter()
+        .enumerate()
+        .map(|(i, d)| f64::from(d.desired) * price(i))
+        .sum();
     if asked <= budget + 1e-9 {
         return;
     }
     // Fixed spend first: paused pools keep their size; every other pool keeps its minimum.
     let floor = |i: usize, d: &Decision| -> u32 {
-        if d.mode == Mode::Paused { d.desired } else { policies[i].spec.bounds.min.min(d.desired) }
+        if d.mode == Mode::Paused {
+            d.desired
+        } else {
+            policies[i].spec.bounds.min.min(d.desired)
+        }
     };
-    let fixed: f64 = decisions.iter().enumerate().map(|(i, d)| f64::from(floor(i, d)) * price(i)).sum();
+    let fixed: f64 = decisions
+        .iter()
+        .enumerate()
+        .map(|(i, d)| f64::from(floor(i, d)) * price(i))
+        .sum();
     if fixed > budget + 1e-9 {
         for (i, d) in decisions.iter_mut().enumerate() {
             let allowed = floor(i, d);
             if allowed < d.desired {
                 set(policies, i, d, allowed);
             }
-            d.reasons.push(Reason::BudgetBelowMinimums { minimums_per_hour: fixed, budget_per_hour: budget });
+            d.reasons.push(Reason::BudgetBelowMinimums {
+                minimums_per_hour: fixed,
+                budget_per_hour: budget,
+            });
         }
         return;
     }
     let mut remaining = budget - fixed;
     let mut order: Vec<usize> = (0..decisions.len()).collect();
-    order.sort_by(|&a, &b| policies[b].priority().cmp(&policies[a].priority()).then_with(|| policies[a].name().cmp(policies[b].name())));
+    order.sort_by(|&a, &b| {
+        policies[b]
+            .priority()
+            .cmp(&policies[a].priority())
+            .then_with(|| policies[a].name().cmp(policies[b].name()))
+    });
     for i in order {
         let d = &mut decisions[i];
         let base = floor(i, d);
         let wanted = d.desired - base;
         let p = price(i);
-        let extra = if p <= 0.0 { wanted } else { ((remaining + 1e-9) / p).floor().min(f64::from(wanted)) as u32 };
+        let extra = if p <= 0.0 {
+            wanted
+        } else {
+            ((remaining + 1e-9) / p).floor().min(f64::from(wanted)) as u32
+        };
         remaining -= f64::from(extra) * p;
         let allowed = base + extra;
         if allowed < d.desired {
             set(policies, i, d, allowed);
-            d.reasons.push(Reason::GlobalBudget { allowed, budget_per_hour: budget });
+            d.reasons.push(Reason::GlobalBudget {
+                allowed,
+                budget_per_hour: budget,
+            });
         }
     }
 }

@@ -14,10 +14,17 @@ use crate::time::Timestamp;
 
 /// Decides one pool. Pure: same inputs, same output; `memory` is updated with this tick's
 /// recommendation and spend (actuations are recorded by the caller once they happen).
-pub fn decide(policy: &Policy, obs: &PoolObservation, memory: &mut PoolMemory, now: Timestamp) -> Decision {
+pub fn decide(
+    policy: &Policy,
+    obs: &PoolObservation,
+    memory: &mut PoolMemory,
+    now: Timestamp,
+) -> Decision {
     let spec = &policy.spec;
     let current = obs.workers.requested;
-    memory.spend.accrue(current, policy.price_per_worker_hour(), now);
+    memory
+        .spend
+        .accrue(current, policy.price_per_worker_hour(), now);
     let mut reasons = Vec::new();
     if spec.mode == Mode::Paused {
         reasons.push(Reason::Paused);
@@ -60,11 +67,13 @@ pub fn decide(policy: &Policy, obs: &PoolObservation, memory: &mut PoolMemory, n
         .enumerate()
         .filter(|(_, s)| s.is_active(now))
         .max_by_key(|(_, s)| s.min)
+        && desired < s.min
     {
-        if desired < s.min {
-            desired = s.min;
-            reasons.push(Reason::ScheduleFloor { min: s.min, schedule: i });
-        }
+        desired = s.min;
+        reasons.push(Reason::ScheduleFloor {
+            min: s.min,
+            schedule: i,
+        });
     }
     desired = clamp_bounds(policy, desired, &mut reasons);
 
@@ -74,11 +83,11 @@ pub fn decide(policy: &Policy, obs: &PoolObservation, memory: &mut PoolMemory, n
     } else if desired < current {
         desired = current;
     }
-    if desired < current {
-        if let Some(until) = memory.hold_scale_down_until.filter(|u| now < *u) {
-            desired = current;
-            reasons.push(Reason::ConservativeStart { until });
-        }
+    if desired < current
+        && let Some(until) = memory.hold_scale_down_until.filter(|u| now < *u)
+    {
+        desired = current;
+        reasons.push(Reason::ConservativeStart { until });
     }
 
     // 5. Cooldowns.
@@ -90,7 +99,12 @@ pub fn decide(policy: &Policy, obs: &PoolObservation, memory: &mut PoolMemory, n
 
     // 7. Boot-awareness: don't judge capacity that was just ordered and is not ready yet.
     let booting = current.saturating_sub(obs.workers.ready);
-    if desired < current && booting > 0 && memory.last_scale_up.is_some_and(|t| now.since(t) < spec.boot_time) {
+    if desired < current
+        && booting > 0
+        && memory
+            .last_scale_up
+            .is_some_and(|t| now.since(t) < spec.boot_time)
+    {
         desired = current;
         reasons.push(Reason::Booting { booting });
     }
@@ -103,7 +117,10 @@ pub fn decide(policy: &Policy, obs: &PoolObservation, memory: &mut PoolMemory, n
         let cap = cap.max(spec.bounds.min);
         if desired > cap {
             desired = cap;
-            reasons.push(Reason::CostCap { max_workers: cap, max_per_hour: cost.max_per_hour.unwrap_or_default() });
+            reasons.push(Reason::CostCap {
+                max_workers: cap,
+                max_per_hour: cost.max_per_hour.unwrap_or_default(),
+            });
         }
     }
     if no_scale_down && desired < current && desired < spec.bounds.max.min(current) {
@@ -112,9 +129,21 @@ pub fn decide(policy: &Policy, obs: &PoolObservation, memory: &mut PoolMemory, n
     finish(policy, current, desired, reasons)
 }
 
-pub(super) fn finish(policy: &Policy, current: u32, desired: u32, reasons: Vec<Reason>) -> Decision {
+pub(super) fn finish(
+    policy: &Policy,
+    current: u32,
+    desired: u32,
+    reasons: Vec<Reason>,
+) -> Decision {
     let drain = (desired < current).then(|| DrainPlan::from_policy(policy, current - desired));
-    Decision { pool: policy.name().to_string(), mode: policy.spec.mode, current, desired, reasons, drain }
+    Decision {
+        pool: policy.name().to_string(),
+        mode: policy.spec.mode,
+        current,
+        desired,
+        reasons,
+        drain,
+    }
 }
 
 struct Missing {
@@ -135,7 +164,11 @@ fn read_signals(policy: &Policy, obs: &PoolObservation, now: Timestamp) -> Readi
     let mut values = Vec::with_capacity(policy.spec.signals.len());
     let mut missing: Option<Missing> = None;
     let mut note = |since: Timestamp, fault: SignalFault| {
-        let m = missing.get_or_insert(Missing { count: 0, since, fault });
+        let m = missing.get_or_insert(Missing {
+            count: 0,
+            since,
+            fault,
+        });
         m.count += 1;
         if since < m.since {
             m.since = since;
@@ -144,7 +177,10 @@ fn read_signals(policy: &Policy, obs: &PoolObservation, now: Timestamp) -> Readi
     };
     for i in 0..policy.spec.signals.len() {
         match obs.signals.get(i) {
-            Some(Signal::Value { demand, observed_at }) => {
+            Some(Signal::Value {
+                demand,
+                observed_at,
+            }) => {
                 if !(demand.is_finite() && *demand >= 0.0) {
                     note(*observed_at, SignalFault::Malformed);
                 } else if now.since(*observed_at) > stale_after {
@@ -157,7 +193,11 @@ fn read_signals(policy: &Policy, obs: &PoolObservation, now: Timestamp) -> Readi
             None => note(now, SignalFault::NotPolled),
         }
     }
-    Readings { fresh: values.len(), values, missing }
+    Readings {
+        fresh: values.len(),
+        values,
+        missing,
+    }
 }
 
 impl Readings {
@@ -176,10 +216,18 @@ impl Readings {
                 let ratio = exact / f64::from(current);
                 if (1.0 - ratio).abs() <= spec.tolerance {
                     proposal = current;
-                    tolerance_reason = Some(Reason::WithinTolerance { ratio, tolerance: spec.tolerance });
+                    tolerance_reason = Some(Reason::WithinTolerance {
+                        ratio,
+                        tolerance: spec.tolerance,
+                    });
                 }
             }
-            let raw = Reason::Raw { workers, demand, per_worker, signal: i };
+            let raw = Reason::Raw {
+                workers,
+                demand,
+                per_worker,
+                signal: i,
+            };
             if best.as_ref().is_none_or(|b| proposal > b.0) {
                 best = Some((proposal, raw, tolerance_reason));
             }
@@ -191,7 +239,10 @@ impl Readings {
             let active = self.values.iter().any(|&(_, d)| d > z.activation_threshold);
             if !active && proposal > 0 {
                 let demand = self.values.iter().map(|v| v.1).fold(0.0, f64::max);
-                reasons.push(Reason::BelowActivation { demand, threshold: z.activation_threshold });
+                reasons.push(Reason::BelowActivation {
+                    demand,
+                    threshold: z.activation_threshold,
+                });
                 proposal = 0;
             } else if active && proposal == 0 {
                 proposal = 1;
@@ -221,7 +272,14 @@ fn clamp_bounds(policy: &Policy, desired: u32, reasons: &mut Vec<Reason>) -> u32
 
 /// HPA `stabilizeRecommendationWithBehaviors`: up = min over the up window, down = max over the
 /// down window, both including this tick's recommendation; then record it.
-fn stabilize(policy: &Policy, memory: &mut PoolMemory, current: u32, desired: u32, now: Timestamp, reasons: &mut Vec<Reason>) -> u32 {
+fn stabilize(
+    policy: &Policy,
+    memory: &mut PoolMemory,
+    current: u32,
+    desired: u32,
+    now: Timestamp,
+    reasons: &mut Vec<Reason>,
+) -> u32 {
     let up_window = policy.spec.scale_up.stabilization;
     let down_window = policy.spec.scale_down.stabilization;
     let (mut up, mut down) = (desired, desired);
@@ -235,32 +293,58 @@ fn stabilize(policy: &Policy, memory: &mut PoolMemory, current: u32, desired: u3
     }
     let keep = up_window.max(down_window);
     // Keep the window; drop entries "from the future" (the clock went backwards).
-    memory.recommendations.retain(|r| r.at > now - keep && r.at <= now);
-    memory.recommendations.push_back(Recommendation { at: now, workers: desired });
+    memory
+        .recommendations
+        .retain(|r| r.at > now - keep && r.at <= now);
+    memory.recommendations.push_back(Recommendation {
+        at: now,
+        workers: desired,
+    });
 
     let stabilized = current.max(up).min(down);
     if stabilized < desired {
-        reasons.push(Reason::ScaleUpStabilized { window_s: up_window.as_secs(), from: desired, to: stabilized });
+        reasons.push(Reason::ScaleUpStabilized {
+            window_s: up_window.as_secs(),
+            from: desired,
+            to: stabilized,
+        });
     } else if stabilized > desired {
-        reasons.push(Reason::ScaleDownStabilized { window_s: down_window.as_secs(), from: desired, to: stabilized });
+        reasons.push(Reason::ScaleDownStabilized {
+            window_s: down_window.as_secs(),
+            from: desired,
+            to: stabilized,
+        });
     }
     stabilized
 }
 
-fn cooldowns(policy: &Policy, memory: &PoolMemory, current: u32, desired: u32, now: Timestamp, reasons: &mut Vec<Reason>) -> u32 {
+fn cooldowns(
+    policy: &Policy,
+    memory: &PoolMemory,
+    current: u32,
+    desired: u32,
+    now: Timestamp,
+    reasons: &mut Vec<Reason>,
+) -> u32 {
     let remaining = |last: Option<Timestamp>, cooldown: Duration| -> Option<u64> {
         let left = cooldown.saturating_sub(now.since(last?));
         (!left.is_zero()).then(|| left.as_secs().max(1))
     };
     if desired > current {
         if let Some(s) = remaining(memory.last_scale_up, policy.spec.scale_up.cooldown) {
-            reasons.push(Reason::Cooldown { direction: Direction::Up, remaining_s: s });
+            reasons.push(Reason::Cooldown {
+                direction: Direction::Up,
+                remaining_s: s,
+            });
             return current;
         }
     } else if desired < current {
         let last = memory.last_scale_up.max(memory.last_scale_down);
         if let Some(s) = remaining(last, policy.spec.scale_down.cooldown) {
-            reasons.push(Reason::Cooldown { direction: Direction::Down, remaining_s: s });
+            reasons.push(Reason::Cooldown {
+                direction: Direction::Down,
+                remaining_s: s,
+            });
             return current;
         }
     }
@@ -268,28 +352,59 @@ fn cooldowns(policy: &Policy, memory: &PoolMemory, current: u32, desired: u32, n
 }
 
 /// HPA `calculateScaleUpLimitWithScalingRules` / `calculateScaleDownLimitWithBehaviors`.
-fn rate_limit(policy: &Policy, memory: &PoolMemory, current: u32, desired: u32, now: Timestamp, reasons: &mut Vec<Reason>) -> u32 {
+fn rate_limit(
+    policy: &Policy,
+    memory: &PoolMemory,
+    current: u32,
+    desired: u32,
+    now: Timestamp,
+    reasons: &mut Vec<Reason>,
+) -> u32 {
     let changes_in = |period: Duration| -> (i64, i64) {
         let (mut added, mut removed) = (0i64, 0i64);
-        for e in memory.scale_events.iter().filter(|e| e.at > now - period && e.at <= now) {
+        for e in memory
+            .scale_events
+            .iter()
+            .filter(|e| e.at > now - period && e.at <= now)
+        {
             let delta = i64::from(e.to) - i64::from(e.from);
-            if delta > 0 { added += delta } else { removed -= delta }
+            if delta > 0 {
+                added += delta
+            } else {
+                removed -= delta
+            }
         }
         (added, removed)
     };
     let cur = i64::from(current);
     if desired > current {
-        let limit = up_limit(&policy.spec.scale_up.max_step, cur, changes_in(policy.spec.scale_up.max_step.period)).max(cur);
+        let limit = up_limit(
+            &policy.spec.scale_up.max_step,
+            cur,
+            changes_in(policy.spec.scale_up.max_step.period),
+        )
+        .max(cur);
         if i64::from(desired) > limit {
             let limit = limit.clamp(0, i64::from(u32::MAX)) as u32;
-            reasons.push(Reason::RateLimit { direction: Direction::Up, limit });
+            reasons.push(Reason::RateLimit {
+                direction: Direction::Up,
+                limit,
+            });
             return limit;
         }
     } else if desired < current {
-        let limit = down_limit(&policy.spec.scale_down.max_step, cur, changes_in(policy.spec.scale_down.max_step.period)).min(cur);
+        let limit = down_limit(
+            &policy.spec.scale_down.max_step,
+            cur,
+            changes_in(policy.spec.scale_down.max_step.period),
+        )
+        .min(cur);
         if i64::from(desired) < limit {
             let limit = limit.clamp(0, i64::from(u32::MAX)) as u32;
-            reasons.push(Reason::RateLimit { direction: Direction::Down, limit });
+            reasons.push(Reason::RateLimit {
+                direction: Direction::Down,
+                limit,
+            });
             return limit;
         }
     }
@@ -305,7 +420,10 @@ fn up_limit(step: &MaxStep, current: i64, (added, removed): (i64, i64)) -> i64 {
         .workers
         .map(|w| start + i64::from(w))
         .into_iter()
-        .chain(step.percent.map(|p| (start as f64 * (1.0 + f64::from(p) / 100.0)).ceil() as i64));
+        .chain(
+            step.percent
+                .map(|p| (start as f64 * (1.0 + f64::from(p) / 100.0)).ceil() as i64),
+        );
     match step.select {
         SelectPolicy::Min => proposals.min().unwrap_or(current),
         _ => proposals.max().unwrap_or(current),
@@ -321,7 +439,10 @@ fn down_limit(step: &MaxStep, current: i64, (added, removed): (i64, i64)) -> i64
         .workers
         .map(|w| start - i64::from(w))
         .into_iter()
-        .chain(step.percent.map(|p| (start as f64 * (1.0 - f64::from(p) / 100.0)) as i64));
+        .chain(
+            step.percent
+                .map(|p| (start as f64 * (1.0 - f64::from(p) / 100.0)) as i64),
+        );
     // `max` selects the largest change, i.e. the lowest count.
     match step.select {
         SelectPolicy::Min => proposals.max().unwrap_or(current),
@@ -329,22 +450,43 @@ fn down_limit(step: &MaxStep, current: i64, (added, removed): (i64, i64)) -> i64
     }
 }
 
-fn flap_budget(policy: &Policy, memory: &PoolMemory, current: u32, desired: u32, now: Timestamp, reasons: &mut Vec<Reason>) -> u32 {
+fn flap_budget(
+    policy: &Policy,
+    memory: &PoolMemory,
+    current: u32,
+    desired: u32,
+    now: Timestamp,
+    reasons: &mut Vec<Reason>,
+) -> u32 {
     let (Some(budget), Some(last)) = (policy.spec.flap_budget, memory.scale_events.back()) else {
         return desired;
     };
     if desired == current {
         return desired;
     }
-    let proposed = if desired > current { Direction::Up } else { Direction::Down };
+    let proposed = if desired > current {
+        Direction::Up
+    } else {
+        Direction::Down
+    };
     if proposed == last.direction() {
         return desired;
     }
     let hour_ago = now - Duration::from_secs(3600);
-    let recent: Vec<_> = memory.scale_events.iter().filter(|e| e.at > hour_ago && e.at <= now).collect();
-    let reversals = recent.windows(2).filter(|w| w[0].direction() != w[1].direction()).count() as u32;
+    let recent: Vec<_> = memory
+        .scale_events
+        .iter()
+        .filter(|e| e.at > hour_ago && e.at <= now)
+        .collect();
+    let reversals = recent
+        .windows(2)
+        .filter(|w| w[0].direction() != w[1].direction())
+        .count() as u32;
     if reversals >= budget.max_reversals_per_hour {
-        reasons.push(Reason::FlapBudget { reversals_last_hour: reversals, max: budget.max_reversals_per_hour });
+        reasons.push(Reason::FlapBudget {
+            reversals_last_hour: reversals,
+            max: budget.max_reversals_per_hour,
+        });
         return current;
     }
     desired
@@ -353,6 +495,11 @@ fn flap_budget(policy: &Policy, memory: &PoolMemory, current: u32, desired: u32,
 impl DrainPlan {
     fn from_policy(policy: &Policy, remove: u32) -> DrainPlan {
         let d = &policy.spec.scale_down.drain;
-        DrainPlan { remove, method: d.method, timeout: d.timeout, on_timeout: d.on_timeout }
+        DrainPlan {
+            remove,
+            method: d.method,
+            timeout: d.timeout,
+            on_timeout: d.on_timeout,
+        }
     }
 }

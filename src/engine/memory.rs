@@ -29,7 +29,11 @@ impl Memory {
             return;
         }
         let m = self.pool_mut(pool);
-        let direction = if to > from { Direction::Up } else { Direction::Down };
+        let direction = if to > from {
+            Direction::Up
+        } else {
+            Direction::Down
+        };
         match direction {
             Direction::Up => m.last_scale_up = Some(now),
             Direction::Down => m.last_scale_down = Some(now),
@@ -42,7 +46,11 @@ impl Memory {
 
     /// For a start without trustworthy state: every pool in `names` blocks scale-down until
     /// `until` (the longest down window from now), so windows refill before anything shrinks.
-    pub fn start_conservatively<'a>(&mut self, names: impl IntoIterator<Item = (&'a str, Duration)>, now: Timestamp) {
+    pub fn start_conservatively<'a>(
+        &mut self,
+        names: impl IntoIterator<Item = (&'a str, Duration)>,
+        now: Timestamp,
+    ) {
         for (name, window) in names {
             self.pool_mut(name).hold_scale_down_until = Some(now + window);
         }
@@ -83,7 +91,11 @@ pub struct ScaleEvent {
 
 impl ScaleEvent {
     pub fn direction(&self) -> Direction {
-        if self.to > self.from { Direction::Up } else { Direction::Down }
+        if self.to > self.from {
+            Direction::Up
+        } else {
+            Direction::Down
+        }
     }
 }
 
@@ -129,6 +141,9 @@ mod tests {
         m.record_actuation("a", 1, 3, Timestamp::from_secs(10));
         let back: Memory = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(back, m);
-        assert_eq!(back.pools["a"].last_scale_up, Some(Timestamp::from_secs(10)));
+        assert_eq!(
+            back.pools["a"].last_scale_up,
+            Some(Timestamp::from_secs(10))
+        );
     }
 }

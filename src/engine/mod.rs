@@ -64,7 +64,12 @@ pub struct DrainPlan {
 
 /// One tick for every pool: per-pool pipeline, then the global budget across pools.
 /// `world.pools` is aligned with `policies`; a missing observation counts as never polled.
-pub fn step(policies: &[Policy], world: &World, memory: &mut Memory, now: Timestamp) -> Vec<Decision> {
+pub fn step(
+    policies: &[Policy],
+    world: &World,
+    memory: &mut Memory,
+    now: Timestamp,
+) -> Vec<Decision> {
     let empty = PoolObservation::default();
     let mut decisions: Vec<Decision> = policies
         .iter()

@@ -43,32 +43,85 @@ pub enum Reason {
     /// `mode: paused`: nothing changes.
     Paused,
     /// One or more signals are missing or stale.
-    SignalMissing { missing: usize, since: Timestamp, fault: SignalFault, action: MissingAction },
+    SignalMissing {
+        missing: usize,
+        since: Timestamp,
+        fault: SignalFault,
+        action: MissingAction,
+    },
     /// Demand converted to workers: max over signals of `ceil(demand / per_worker)`.
-    Raw { workers: u32, demand: f64, per_worker: f64, signal: usize },
+    Raw {
+        workers: u32,
+        demand: f64,
+        per_worker: f64,
+        signal: usize,
+    },
     /// Demand within `tolerance` of what the current size carries: keep the current size.
-    WithinTolerance { ratio: f64, tolerance: f64 },
+    WithinTolerance {
+        ratio: f64,
+        tolerance: f64,
+    },
     /// Scale-to-zero: demand not above the activation threshold.
-    BelowActivation { demand: f64, threshold: f64 },
-    ScheduleFloor { min: u32, schedule: usize },
-    BoundMin { min: u32 },
-    BoundMax { max: u32 },
+    BelowActivation {
+        demand: f64,
+        threshold: f64,
+    },
+    ScheduleFloor {
+        min: u32,
+        schedule: usize,
+    },
+    BoundMin {
+        min: u32,
+    },
+    BoundMax {
+        max: u32,
+    },
     /// State was lost or is new: no scale-down until the down window has refilled.
-    ConservativeStart { until: Timestamp },
+    ConservativeStart {
+        until: Timestamp,
+    },
     /// Scale-up uses the lowest recommendation of the window (HPA).
-    ScaleUpStabilized { window_s: u64, from: u32, to: u32 },
+    ScaleUpStabilized {
+        window_s: u64,
+        from: u32,
+        to: u32,
+    },
     /// Scale-down uses the highest recommendation of the window (HPA).
-    ScaleDownStabilized { window_s: u64, from: u32, to: u32 },
-    Cooldown { direction: Direction, remaining_s: u64 },
+    ScaleDownStabilized {
+        window_s: u64,
+        from: u32,
+        to: u32,
+    },
+    Cooldown {
+        direction: Direction,
+        remaining_s: u64,
+    },
     /// `max_step` per period (HPA Pods/Percent policies).
-    RateLimit { direction: Direction, limit: u32 },
-    FlapBudget { reversals_last_hour: u32, max: u32 },
+    RateLimit {
+        direction: Direction,
+        limit: u32,
+    },
+    FlapBudget {
+        reversals_last_hour: u32,
+        max: u32,
+    },
     /// Workers ordered recently are still booting: no scale-down until they are ready.
-    Booting { booting: u32 },
-    CostCap { max_workers: u32, max_per_hour: f64 },
-    GlobalBudget { allowed: u32, budget_per_hour: f64 },
+    Booting {
+        booting: u32,
+    },
+    CostCap {
+        max_workers: u32,
+        max_per_hour: f64,
+    },
+    GlobalBudget {
+        allowed: u32,
+        budget_per_hour: f64,
+    },
     /// The pools' minimums alone exceed the global budget; minimums are kept.
-    BudgetBelowMinimums { minimums_per_hour: f64, budget_per_hour: f64 },
+    BudgetBelowMinimums {
+        minimums_per_hour: f64,
+        budget_per_hour: f64,
+    },
 }
 
 impl Reason {
@@ -101,50 +154,118 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Paused => write!(f, "pool is paused: size left as it is"),
-            Reason::SignalMissing { missing, since, fault, action } => {
-                write!(f, "{missing} signal(s) missing since {since} ({}): ", fault.label())?;
+            Reason::SignalMissing {
+                missing,
+                since,
+                fault,
+                action,
+            } => {
+                write!(
+                    f,
+                    "{missing} signal(s) missing since {since} ({}): ",
+                    fault.label()
+                )?;
                 match action {
                     MissingAction::NoScaleDown => write!(f, "scale-up allowed, scale-down blocked"),
                     MissingAction::Hold => write!(f, "holding the current size"),
-                    MissingAction::Fallback => write!(f, "hold_for passed: raised to the fallback size"),
+                    MissingAction::Fallback => {
+                        write!(f, "hold_for passed: raised to the fallback size")
+                    }
                 }
             }
-            Reason::Raw { workers, demand, per_worker, signal } => {
-                write!(f, "signal {signal}: demand {demand} / {per_worker} per worker = {workers} workers")
+            Reason::Raw {
+                workers,
+                demand,
+                per_worker,
+                signal,
+            } => {
+                write!(
+                    f,
+                    "signal {signal}: demand {demand} / {per_worker} per worker = {workers} workers"
+                )
             }
             Reason::WithinTolerance { ratio, tolerance } => {
-                write!(f, "load ratio {ratio:.3} is within ±{tolerance} of target: keep current size")
+                write!(
+                    f,
+                    "load ratio {ratio:.3} is within ±{tolerance} of target: keep current size"
+                )
             }
             Reason::BelowActivation { demand, threshold } => {
-                write!(f, "demand {demand} is not above the activation threshold {threshold}: stay at zero")
+                write!(
+                    f,
+                    "demand {demand} is not above the activation threshold {threshold}: stay at zero"
+                )
             }
-            Reason::ScheduleFloor { min, schedule } => write!(f, "schedule {schedule} is active: at least {min}"),
+            Reason::ScheduleFloor { min, schedule } => {
+                write!(f, "schedule {schedule} is active: at least {min}")
+            }
             Reason::BoundMin { min } => write!(f, "raised to bounds.min {min}"),
             Reason::BoundMax { max } => write!(f, "capped at bounds.max {max}"),
             Reason::ConservativeStart { until } => {
                 write!(f, "state was missing or new: no scale-down until {until}")
             }
             Reason::ScaleUpStabilized { window_s, from, to } => {
-                write!(f, "scale-up stabilization ({window_s}s window): {from} -> {to}")
+                write!(
+                    f,
+                    "scale-up stabilization ({window_s}s window): {from} -> {to}"
+                )
             }
             Reason::ScaleDownStabilized { window_s, from, to } => {
-                write!(f, "scale-down stabilization ({window_s}s window, highest recent recommendation): {from} -> {to}")
+                write!(
+                    f,
+                    "scale-down stabilization ({window_s}s window, highest recent recommendation): {from} -> {to}"
+                )
             }
-            Reason::Cooldown { direction, remaining_s } => {
-                write!(f, "scale-{} cooldown: {remaining_s}s left", direction.as_str())
+            Reason::Cooldown {
+                direction,
+                remaining_s,
+            } => {
+                write!(
+                    f,
+                    "scale-{} cooldown: {remaining_s}s left",
+                    direction.as_str()
+                )
             }
-            Reason::RateLimit { direction, limit } => write!(f, "scale-{} rate limit: at most {limit} now", direction.as_str()),
-            Reason::FlapBudget { reversals_last_hour, max } => {
-                write!(f, "flap budget spent: {reversals_last_hour} reversals in the last hour (max {max})")
+            Reason::RateLimit { direction, limit } => write!(
+                f,
+                "scale-{} rate limit: at most {limit} now",
+                direction.as_str()
+            ),
+            Reason::FlapBudget {
+                reversals_last_hour,
+                max,
+            } => {
+                write!(
+                    f,
+                    "flap budget spent: {reversals_last_hour} reversals in the last hour (max {max})"
+                )
             }
-            Reason::Booting { booting } => write!(f, "{booting} worker(s) still booting: scale-down waits for them"),
-            Reason::CostCap { max_workers, max_per_hour } => {
-                write!(f, "pool cost cap {max_per_hour}/h allows {max_workers} workers")
+            Reason::Booting { booting } => write!(
+                f,
+                "{booting} worker(s) still booting: scale-down waits for them"
+            ),
+            Reason::CostCap {
+                max_workers,
+                max_per_hour,
+            } => {
+                write!(
+                    f,
+                    "pool cost cap {max_per_hour}/h allows {max_workers} workers"
+                )
             }
-            Reason::GlobalBudget { allowed, budget_per_hour } => {
-                write!(f, "global budget {budget_per_hour}/h (shared by priority) allows {allowed} workers")
+            Reason::GlobalBudget {
+                allowed,
+                budget_per_hour,
+            } => {
+                write!(
+                    f,
+                    "global budget {budget_per_hour}/h (shared by priority) allows {allowed} workers"
+                )
             }
-            Reason::BudgetBelowMinimums { minimums_per_hour, budget_per_hour } => write!(
+            Reason::BudgetBelowMinimums {
+                minimums_per_hour,
+                budget_per_hour,
+            } => write!(
                 f,
                 "pool minimums cost {minimums_per_hour:.2}/h, above the global budget {budget_per_hour:.2}/h: minimums kept"
             ),

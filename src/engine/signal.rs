@@ -12,7 +12,10 @@ pub enum Signal {
     /// A good reading taken at `observed_at`.
     Value { demand: f64, observed_at: Timestamp },
     /// No good reading since `since` (the time of the first failure in the current streak).
-    Missing { since: Timestamp, fault: SignalFault },
+    Missing {
+        since: Timestamp,
+        fault: SignalFault,
+    },
 }
 
 /// Why a signal is missing. Variant names are the `kind` metric label (low cardinality).

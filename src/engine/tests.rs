@@ -29,13 +29,22 @@ fn at(secs: i64) -> Timestamp {
 
 fn obs(demand: f64, current: u32, now: Timestamp) -> PoolObservation {
     PoolObservation {
-        signals: vec![Signal::Value { demand, observed_at: now }],
-        workers: WorkerCounts { requested: current, ready: current },
+        signals: vec![Signal::Value {
+            demand,
+            observed_at: now,
+        }],
+        workers: WorkerCounts {
+            requested: current,
+            ready: current,
+        },
     }
 }
 
 fn one(p: &Policy, memory: &mut Memory, demand: f64, current: u32, now: Timestamp) -> Decision {
-    let world = World { pools: vec![obs(demand, current, now)], global_budget_per_hour: None };
+    let world = World {
+        pools: vec![obs(demand, current, now)],
+        global_budget_per_hour: None,
+    };
     step(std::slice::from_ref(p), &world, memory, now).remove(0)
 }
 
@@ -63,7 +72,11 @@ fn hpa_average_value_table() {
         let mut p = policy("tolerance: 0.1\n");
         p.spec.signals[0].per_worker = per_worker;
         let d = one(&p, &mut Memory::default(), demand, current, at(0));
-        assert_eq!(d.desired, expected, "demand {demand} per {per_worker} current {current}: {:?}", d.reasons);
+        assert_eq!(
+            d.desired, expected,
+            "demand {demand} per {per_worker} current {current}: {:?}",
+            d.reasons
+        );
     }
 }
 
@@ -112,7 +125,9 @@ fn scale_up_window_uses_the_lowest_recommendation() {
 
 #[test]
 fn percent_down_limit_floors_and_select_min_takes_smaller_change() {
-    let p = policy("scale_down: { stabilization: 0s, max_step: { percent: 50, workers: 3, select: min } }\n");
+    let p = policy(
+        "scale_down: { stabilization: 0s, max_step: { percent: 50, workers: 3, select: min } }\n",
+    );
     let mut m = Memory::default();
     // From 10: percent → floor(5) = 5, workers → 7; `min` = smaller change → 7.
     let d = one(&p, &mut m, 1.0, 10, at(0));
@@ -130,12 +145,19 @@ fn disabled_direction_never_moves() {
 
 #[test]
 fn cooldowns_block_per_direction() {
-    let p = policy("scale_up: { cooldown: 60s }\nscale_down: { stabilization: 0s, cooldown: 120s }\n");
+    let p =
+        policy("scale_up: { cooldown: 60s }\nscale_down: { stabilization: 0s, cooldown: 120s }\n");
     let mut m = Memory::default();
     m.record_actuation("p", 2, 4, at(0));
     let d = one(&p, &mut m, 8.0, 4, at(30));
     assert_eq!(d.desired, 4);
-    assert!(matches!(d.reasons.last(), Some(Reason::Cooldown { direction: Direction::Up, remaining_s: 30 })));
+    assert!(matches!(
+        d.reasons.last(),
+        Some(Reason::Cooldown {
+            direction: Direction::Up,
+            remaining_s: 30
+        })
+    ));
     assert_eq!(one(&p, &mut m, 8.0, 4, at(61)).desired, 8);
     // Scale-down cooldown counts from the last actuation of either direction.
     let d = one(&p, &mut m, 1.0, 4, at(100));
@@ -171,23 +193,50 @@ fn scale_to_zero_needs_demand_above_activation() {
 
 #[test]
 fn missing_signal_holds_then_falls_back_but_never_scales_down() {
-    let p = policy("on_missing_signal: { hold_for: 5m, then_workers: 8 }\nscale_down: { stabilization: 0s }\n");
+    let p = policy(
+        "on_missing_signal: { hold_for: 5m, then_workers: 8 }\nscale_down: { stabilization: 0s }\n",
+    );
     let mut m = Memory::default();
     let missing = |current: u32| PoolObservation {
-        signals: vec![Signal::Missing { since: at(0), fault: SignalFault::Timeout }],
-        workers: WorkerCounts { requested: current, ready: current },
+        signals: vec![Signal::Missing {
+            since: at(0),
+            fault: SignalFault::Timeout,
+        }],
+        workers: WorkerCounts {
+            requested: current,
+            ready: current,
+        },
     };
     let run = |m: &mut Memory, current: u32, now: Timestamp| {
-        let world = World { pools: vec![missing(current)], global_budget_per_hour: None };
+        let world = World {
+            pools: vec![missing(current)],
+            global_budget_per_hour: None,
+        };
         step(std::slice::from_ref(&p), &world, m, now).remove(0)
     };
     let d = run(&mut m, 20, at(60));
     assert_eq!(d.desired, 20);
-    assert!(matches!(d.reasons[0], Reason::SignalMissing { action: MissingAction::Hold, .. }));
+    assert!(matches!(
+        d.reasons[0],
+        Reason::SignalMissing {
+            action: MissingAction::Hold,
+            ..
+        }
+    ));
     let d = run(&mut m, 5, at(301));
     assert_eq!(d.desired, 8);
-    assert!(matches!(d.reasons[0], Reason::SignalMissing { action: MissingAction::Fallback, .. }));
-    assert_eq!(run(&mut m, 20, at(3600)).desired, 20, "fallback never lowers");
+    assert!(matches!(
+        d.reasons[0],
+        Reason::SignalMissing {
+            action: MissingAction::Fallback,
+            ..
+        }
+    ));
+    assert_eq!(
+        run(&mut m, 20, at(3600)).desired,
+        20,
+        "fallback never lowers"
+    );
 }
 
 #[test]
@@ -195,14 +244,32 @@ fn stale_reading_counts_as_missing() {
     let p = policy("scale_down: { stabilization: 0s }\n");
     let world = World {
         pools: vec![PoolObservation {
-            signals: vec![Signal::Value { demand: 0.0, observed_at: at(0) }],
-            workers: WorkerCounts { requested: 10, ready: 10 },
+            signals: vec![Signal::Value {
+                demand: 0.0,
+                observed_at: at(0),
+            }],
+            workers: WorkerCounts {
+                requested: 10,
+                ready: 10,
+            },
         }],
         global_budget_per_hour: None,
     };
-    let d = step(std::slice::from_ref(&p), &world, &mut Memory::default(), at(600)).remove(0);
+    let d = step(
+        std::slice::from_ref(&p),
+        &world,
+        &mut Memory::default(),
+        at(600),
+    )
+    .remove(0);
     assert_eq!(d.desired, 10);
-    assert!(matches!(d.reasons[0], Reason::SignalMissing { fault: SignalFault::Stale, .. }));
+    assert!(matches!(
+        d.reasons[0],
+        Reason::SignalMissing {
+            fault: SignalFault::Stale,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -212,16 +279,31 @@ fn partial_signals_allow_scale_up_only() {
     let world = |demand: f64| World {
         pools: vec![PoolObservation {
             signals: vec![
-                Signal::Value { demand, observed_at: at(0) },
-                Signal::Missing { since: at(0), fault: SignalFault::Unreachable },
+                Signal::Value {
+                    demand,
+                    observed_at: at(0),
+                },
+                Signal::Missing {
+                    since: at(0),
+                    fault: SignalFault::Unreachable,
+                },
             ],
-            workers: WorkerCounts { requested: 10, ready: 10 },
+            workers: WorkerCounts {
+                requested: 10,
+                ready: 10,
+            },
         }],
         global_budget_per_hour: None,
     };
     let s = std::slice::from_ref(&p);
-    assert_eq!(step(s, &world(30.0), &mut Memory::default(), at(0))[0].desired, 20);
-    assert_eq!(step(s, &world(1.0), &mut Memory::default(), at(0))[0].desired, 10);
+    assert_eq!(
+        step(s, &world(30.0), &mut Memory::default(), at(0))[0].desired,
+        20
+    );
+    assert_eq!(
+        step(s, &world(1.0), &mut Memory::default(), at(0))[0].desired,
+        10
+    );
 }
 
 #[test]
@@ -231,19 +313,29 @@ fn booting_workers_block_scale_down() {
     m.record_actuation("p", 2, 10, at(0));
     let world = World {
         pools: vec![PoolObservation {
-            signals: vec![Signal::Value { demand: 3.0, observed_at: at(60) }],
-            workers: WorkerCounts { requested: 10, ready: 4 },
+            signals: vec![Signal::Value {
+                demand: 3.0,
+                observed_at: at(60),
+            }],
+            workers: WorkerCounts {
+                requested: 10,
+                ready: 4,
+            },
         }],
         global_budget_per_hour: None,
     };
     let d = step(std::slice::from_ref(&p), &world, &mut m, at(60)).remove(0);
     assert_eq!(d.desired, 10);
-    assert!(matches!(d.reasons.last(), Some(Reason::Booting { booting: 6 })));
+    assert!(matches!(
+        d.reasons.last(),
+        Some(Reason::Booting { booting: 6 })
+    ));
 }
 
 #[test]
 fn flap_budget_stops_reversals() {
-    let p = policy("scale_down: { stabilization: 0s }\nflap_budget: { max_reversals_per_hour: 1 }\n");
+    let p =
+        policy("scale_down: { stabilization: 0s }\nflap_budget: { max_reversals_per_hour: 1 }\n");
     let mut m = Memory::default();
     m.record_actuation("p", 2, 6, at(0));
     m.record_actuation("p", 6, 3, at(100));
@@ -267,17 +359,39 @@ fn pool_cost_cap() {
 fn global_budget_by_priority_minimums_first() {
     let hi = policy("cost: { per_worker_hour: 1, priority: 10 }\n").named("hi");
     let lo = policy("cost: { per_worker_hour: 1, priority: 1 }\n").named("lo");
-    let world = World { pools: vec![obs(8.0, 8, at(0)), obs(8.0, 8, at(0))], global_budget_per_hour: Some(12.0) };
-    let ds = step(&[lo.clone(), hi.clone()], &world, &mut Memory::default(), at(0));
+    let world = World {
+        pools: vec![obs(8.0, 8, at(0)), obs(8.0, 8, at(0))],
+        global_budget_per_hour: Some(12.0),
+    };
+    let ds = step(
+        &[lo.clone(), hi.clone()],
+        &world,
+        &mut Memory::default(),
+        at(0),
+    );
     let (lo_d, hi_d) = (&ds[0], &ds[1]);
     assert_eq!(hi_d.desired, 8);
     assert_eq!(lo_d.desired, 4);
-    assert!(matches!(lo_d.reasons.last(), Some(Reason::GlobalBudget { allowed: 4, .. })));
+    assert!(matches!(
+        lo_d.reasons.last(),
+        Some(Reason::GlobalBudget { allowed: 4, .. })
+    ));
     assert!(lo_d.drain.is_some());
     // Minimums alone above the budget: minimums kept and reported.
-    let world = World { pools: vec![obs(8.0, 8, at(0)), obs(8.0, 8, at(0))], global_budget_per_hour: Some(1.0) };
-    let ds = step(&[lo.with_min(1), hi.with_min(1)], &world, &mut Memory::default(), at(0));
-    assert!(ds.iter().all(|d| d.desired == 1 && labels(d).contains(&"budget_below_minimums")));
+    let world = World {
+        pools: vec![obs(8.0, 8, at(0)), obs(8.0, 8, at(0))],
+        global_budget_per_hour: Some(1.0),
+    };
+    let ds = step(
+        &[lo.with_min(1), hi.with_min(1)],
+        &world,
+        &mut Memory::default(),
+        at(0),
+    );
+    assert!(
+        ds.iter()
+            .all(|d| d.desired == 1 && labels(d).contains(&"budget_below_minimums"))
+    );
 }
 
 #[test]
@@ -293,7 +407,11 @@ fn conservative_start_blocks_scale_down_until_window_refills() {
     let mut m = Memory::default();
     m.start_conservatively([("p", Duration::from_secs(300))], at(0));
     assert_eq!(one(&p, &mut m, 1.0, 10, at(10)).desired, 10);
-    assert_eq!(one(&p, &mut m, 30.0, 10, at(20)).desired, 20, "scale-up still allowed");
+    assert_eq!(
+        one(&p, &mut m, 30.0, 10, at(20)).desired,
+        20,
+        "scale-up still allowed"
+    );
     assert_eq!(one(&p, &mut m, 1.0, 10, at(301)).desired, 1);
 }
 
@@ -321,7 +439,20 @@ impl Policy {
 #[test]
 fn engine_files_import_no_io_and_read_no_clock() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine");
-    let banned = ["tokio", "reqwest", "kube", "aws_", "metrics::", "std::fs", "std::net", "SystemTime", "Instant", "Utc::now", "rand::", "Timestamp::now"];
+    let banned = [
+        "tokio",
+        "reqwest",
+        "kube",
+        "aws_",
+        "metrics::",
+        "std::fs",
+        "std::net",
+        "SystemTime",
+        "Instant",
+        "Utc::now",
+        "rand::",
+        "Timestamp::now",
+    ];
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.file_name().unwrap() == "tests.rs" {

@@ -15,7 +15,14 @@ pub struct PolicyError {
 
 impl PolicyError {
     pub fn whole_file(file: &str, message: String) -> PolicyError {
-        PolicyError { file: file.to_string(), line: None, column: None, field: String::new(), message, hint: None }
+        PolicyError {
+            file: file.to_string(),
+            line: None,
+            column: None,
+            field: String::new(),
+            message,
+            hint: None,
+        }
     }
 }
 

@@ -36,7 +36,11 @@ impl Policy {
         if cost.per_worker_hour <= 0.0 {
             return None;
         }
-        Some((max / cost.per_worker_hour + 1e-9).floor().clamp(0.0, u32::MAX as f64) as u32)
+        Some(
+            (max / cost.per_worker_hour + 1e-9)
+                .floor()
+                .clamp(0.0, u32::MAX as f64) as u32,
+        )
     }
 
     pub fn price_per_worker_hour(&self) -> f64 {
@@ -67,7 +71,10 @@ pub fn load_str(text: &str, origin: &str) -> Result<Policy, PolicyErrors> {
 pub fn load_file(path: &Path) -> Result<Policy, PolicyErrors> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        PolicyErrors(vec![PolicyError::whole_file(&origin, format!("cannot read: {e}"))])
+        PolicyErrors(vec![PolicyError::whole_file(
+            &origin,
+            format!("cannot read: {e}"),
+        )])
     })?;
     load_str(&text, &origin)
 }
@@ -88,15 +95,25 @@ pub fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, PolicyErrors> {
                     found.sort();
                     files.extend(found);
                 }
-                Err(e) => errors.push(PolicyError::whole_file(&path.display().to_string(), format!("cannot list: {e}"))),
+                Err(e) => errors.push(PolicyError::whole_file(
+                    &path.display().to_string(),
+                    format!("cannot list: {e}"),
+                )),
             }
         } else if path.exists() {
             files.push(path.clone());
         } else {
-            errors.push(PolicyError::whole_file(&path.display().to_string(), "no such file or directory".into()));
+            errors.push(PolicyError::whole_file(
+                &path.display().to_string(),
+                "no such file or directory".into(),
+            ));
         }
     }
-    if errors.is_empty() { Ok(files) } else { Err(PolicyErrors(errors)) }
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(PolicyErrors(errors))
+    }
 }
 
 fn is_policy_file(p: &Path) -> bool {
@@ -106,7 +123,10 @@ fn is_policy_file(p: &Path) -> bool {
 
 /// Loads a whole policy set: every file, then cross-file checks (unique pool names, the sum
 /// of minimums' cost within `global_budget_per_hour`). Every error of every file is returned.
-pub fn load_set(paths: &[PathBuf], global_budget_per_hour: Option<f64>) -> Result<Vec<Policy>, PolicyErrors> {
+pub fn load_set(
+    paths: &[PathBuf],
+    global_budget_per_hour: Option<f64>,
+) -> Result<Vec<Policy>, PolicyErrors> {
     let files = policy_files(paths)?;
     let mut policies = Vec::new();
     let mut errors = Vec::new();
@@ -117,7 +137,11 @@ pub fn load_set(paths: &[PathBuf], global_budget_per_hour: Option<f64>) -> Resul
         }
     }
     errors.extend(validate::check_set(&policies, global_budget_per_hour));
-    if errors.is_empty() { Ok(policies) } else { Err(PolicyErrors(errors)) }
+    if errors.is_empty() {
+        Ok(policies)
+    } else {
+        Err(PolicyErrors(errors))
+    }
 }
 
 /// The JSON Schema of a policy file (for editors).

@@ -153,7 +153,9 @@ impl<'de> Deserialize<'de> for AirflowApiVersion {
             serde_json::Value::Number(n) if n.as_u64() == Some(2) => Ok(AirflowApiVersion::V2),
             serde_json::Value::String(s) if s == "3" => Ok(AirflowApiVersion::V3),
             serde_json::Value::String(s) if s == "2" => Ok(AirflowApiVersion::V2),
-            other => Err(serde::de::Error::custom(format!("unknown Airflow version {other}; expected 2 or 3"))),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown Airflow version {other}; expected 2 or 3"
+            ))),
         }
     }
 }
@@ -261,8 +263,13 @@ impl Default for HttpOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum HttpAuth {
-    Basic { username: String, password: SecretRef },
-    Bearer { token: SecretRef },
+    Basic {
+        username: String,
+        password: SecretRef,
+    },
+    Bearer {
+        token: SecretRef,
+    },
 }
 
 /// A secret, referenced by environment variable name or file path; never written inline.
@@ -550,13 +557,27 @@ pub mod defaults {
         Duration::from_secs(300)
     }
     pub fn up_step() -> MaxStep {
-        MaxStep { workers: Some(4), percent: Some(100), period: period(), select: SelectPolicy::Max }
+        MaxStep {
+            workers: Some(4),
+            percent: Some(100),
+            period: period(),
+            select: SelectPolicy::Max,
+        }
     }
     pub fn down_step() -> MaxStep {
-        MaxStep { workers: None, percent: Some(100), period: period(), select: SelectPolicy::Max }
+        MaxStep {
+            workers: None,
+            percent: Some(100),
+            period: period(),
+            select: SelectPolicy::Max,
+        }
     }
     pub fn scale_up() -> ScaleRule {
-        ScaleRule { stabilization: Duration::ZERO, cooldown: Duration::ZERO, max_step: up_step() }
+        ScaleRule {
+            stabilization: Duration::ZERO,
+            cooldown: Duration::ZERO,
+            max_step: up_step(),
+        }
     }
     pub fn scale_down() -> ScaleDownRule {
         ScaleDownRule {

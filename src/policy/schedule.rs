@@ -18,16 +18,33 @@ pub struct Schedule {
 
 impl Schedule {
     /// Compiles a schedule; errors are (field, message).
-    pub fn compile(cron: &str, timezone: &str, duration: Duration, min: u32) -> Result<Schedule, Vec<(&'static str, String)>> {
+    pub fn compile(
+        cron: &str,
+        timezone: &str,
+        duration: Duration,
+        min: u32,
+    ) -> Result<Schedule, Vec<(&'static str, String)>> {
         let mut errors = Vec::new();
-        let parsed = Cron::from_str(cron).map_err(|e| errors.push(("cron", format!("invalid cron `{cron}`: {e}"))));
-        let tz = Tz::from_str(timezone)
-            .map_err(|_| errors.push(("timezone", format!("unknown time zone `{timezone}` (use an IANA name such as `Europe/London`)"))));
+        let parsed = Cron::from_str(cron)
+            .map_err(|e| errors.push(("cron", format!("invalid cron `{cron}`: {e}"))));
+        let tz = Tz::from_str(timezone).map_err(|_| {
+            errors.push((
+                "timezone",
+                format!(
+                    "unknown time zone `{timezone}` (use an IANA name such as `Europe/London`)"
+                ),
+            ))
+        });
         if duration.is_zero() {
             errors.push(("for", "must be longer than 0s".into()));
         }
         match (parsed, tz) {
-            (Ok(cron), Ok(timezone)) if errors.is_empty() => Ok(Schedule { cron, timezone, duration, min }),
+            (Ok(cron), Ok(timezone)) if errors.is_empty() => Ok(Schedule {
+                cron,
+                timezone,
+                duration,
+                min,
+            }),
             _ => Err(errors),
         }
     }
@@ -52,7 +69,13 @@ mod tests {
 
     #[test]
     fn office_hours_in_london() {
-        let s = Schedule::compile("0 7 * * MON-FRI", "Europe/London", Duration::from_secs(3 * 3600), 10).unwrap();
+        let s = Schedule::compile(
+            "0 7 * * MON-FRI",
+            "Europe/London",
+            Duration::from_secs(3 * 3600),
+            10,
+        )
+        .unwrap();
         // Wednesday 2026-11-25, London = UTC in winter.
         assert!(s.is_active(Timestamp::parse_rfc3339("2026-11-25T07:00:00Z").unwrap()));
         assert!(s.is_active(Timestamp::parse_rfc3339("2026-11-25T09:59:00Z").unwrap()));
@@ -64,7 +87,8 @@ mod tests {
 
     #[test]
     fn summer_time_is_respected() {
-        let s = Schedule::compile("0 7 * * *", "Europe/London", Duration::from_secs(3600), 1).unwrap();
+        let s =
+            Schedule::compile("0 7 * * *", "Europe/London", Duration::from_secs(3600), 1).unwrap();
         // 2026-07-01 07:00 BST = 06:00 UTC.
         assert!(s.is_active(Timestamp::parse_rfc3339("2026-07-01T06:30:00Z").unwrap()));
         assert!(!s.is_active(Timestamp::parse_rfc3339("2026-07-01T07:30:00Z").unwrap()));

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
+use yaml_rust2::Yaml;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
-use yaml_rust2::Yaml;
 
 /// 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,7 +55,10 @@ pub fn parse(text: &str) -> Result<Document, SyntaxError> {
         message: e.info().to_string(),
     })?;
     if let Some(message) = builder.error {
-        return Err(SyntaxError { position: builder.error_at, message });
+        return Err(SyntaxError {
+            position: builder.error_at,
+            message,
+        });
     }
     Ok(Document {
         value: builder.root.unwrap_or(Value::Null),
@@ -64,12 +67,24 @@ pub fn parse(text: &str) -> Result<Document, SyntaxError> {
 }
 
 fn to_position(m: &Marker) -> Position {
-    Position { line: m.line(), column: m.col() + 1 }
+    Position {
+        line: m.line(),
+        column: m.col() + 1,
+    }
 }
 
 enum Frame {
-    Map { map: Map<String, Value>, path: String, pending_key: Option<String>, anchor: usize },
-    Seq { items: Vec<Value>, path: String, anchor: usize },
+    Map {
+        map: Map<String, Value>,
+        path: String,
+        pending_key: Option<String>,
+        anchor: usize,
+    },
+    Seq {
+        items: Vec<Value>,
+        path: String,
+        anchor: usize,
+    },
 }
 
 #[derive(Default)]
@@ -87,8 +102,14 @@ impl Builder {
     fn child_path(&self) -> Option<String> {
         match self.stack.last() {
             None => Some(String::new()),
-            Some(Frame::Map { path, pending_key: Some(k), .. }) => Some(join(path, k)),
-            Some(Frame::Map { pending_key: None, .. }) => None, // this scalar is a key
+            Some(Frame::Map {
+                path,
+                pending_key: Some(k),
+                ..
+            }) => Some(join(path, k)),
+            Some(Frame::Map {
+                pending_key: None, ..
+            }) => None, // this scalar is a key
             Some(Frame::Seq { items, path, .. }) => Some(format!("{path}[{}]", items.len())),
         }
     }
@@ -99,7 +120,9 @@ impl Builder {
         }
         match self.stack.last_mut() {
             None => self.root = Some(value),
-            Some(Frame::Map { map, pending_key, .. }) => {
+            Some(Frame::Map {
+                map, pending_key, ..
+            }) => {
                 if let Some(k) = pending_key.take() {
                     map.insert(k, value);
                 }
@@ -110,7 +133,11 @@ impl Builder {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 impl MarkedEventReceiver for Builder {
@@ -121,7 +148,13 @@ impl MarkedEventReceiver for Builder {
         let pos = to_position(&mark);
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
-                if let Some(Frame::Map { pending_key: key @ None, path, map, .. }) = self.stack.last_mut() {
+                if let Some(Frame::Map {
+                    pending_key: key @ None,
+                    path,
+                    map,
+                    ..
+                }) = self.stack.last_mut()
+                {
                     let full = join(path, &text);
                     if map.contains_key(&text) {
                         self.error = Some(format!("duplicate key `{text}`"));
@@ -138,7 +171,11 @@ impl MarkedEventReceiver for Builder {
                 if let Some(p) = self.child_path() {
                     self.positions.entry(p).or_insert(pos);
                 }
-                let value = if style == TScalarStyle::Plain { resolve_plain(&text) } else { Value::String(text) };
+                let value = if style == TScalarStyle::Plain {
+                    resolve_plain(&text)
+                } else {
+                    Value::String(text)
+                };
                 self.push_value(value, anchor);
             }
             Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
@@ -152,8 +189,17 @@ impl MarkedEventReceiver for Builder {
                     self.positions.entry(path.clone()).or_insert(pos);
                 }
                 self.stack.push(match ev {
-                    Event::MappingStart(..) => Frame::Map { map: Map::new(), path, pending_key: None, anchor },
-                    _ => Frame::Seq { items: Vec::new(), path, anchor },
+                    Event::MappingStart(..) => Frame::Map {
+                        map: Map::new(),
+                        path,
+                        pending_key: None,
+                        anchor,
+                    },
+                    _ => Frame::Seq {
+                        items: Vec::new(),
+                        path,
+                        anchor,
+                    },
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
@@ -195,11 +241,18 @@ mod tests {
 
     #[test]
     fn records_positions_of_keys_and_items() {
-        let doc = parse("pool: a\nsignals:\n  - trino: { coordinator: x }\n    per_worker: 4\n").unwrap();
+        let doc =
+            parse("pool: a\nsignals:\n  - trino: { coordinator: x }\n    per_worker: 4\n").unwrap();
         assert_eq!(doc.positions["pool"], Position { line: 1, column: 1 });
-        assert_eq!(doc.positions["signals[0].per_worker"], Position { line: 4, column: 5 });
+        assert_eq!(
+            doc.positions["signals[0].per_worker"],
+            Position { line: 4, column: 5 }
+        );
         assert_eq!(doc.value["signals"][0]["per_worker"], 4);
-        assert_eq!(doc.position("signals[0].trino.nope"), Some(doc.positions["signals[0].trino"]));
+        assert_eq!(
+            doc.position("signals[0].trino.nope"),
+            Some(doc.positions["signals[0].trino"])
+        );
     }
 
     #[test]

@@ -18,5 +18,7 @@ pub fn peer(var: &str) -> Option<String> {
         eprintln!("NOTE: {var} unset and POOLPILOT_SKIP_PEERS=1: this real-peer test did not run");
         return None;
     }
-    panic!("{var} is not set: run `bash tests/run-all.sh` (starts the peers) or set POOLPILOT_SKIP_PEERS=1");
+    panic!(
+        "{var} is not set: run `bash tests/run-all.sh` (starts the peers) or set POOLPILOT_SKIP_PEERS=1"
+    );
 }
