@@ -100,13 +100,6 @@ fn assert_engine_holds(policy: &Policy, signal: Signal, cell: &str) {
         panic!("{cell}: expected a missing signal, got {signal:?}")
     };
     for now in [since, since + Duration::from_secs(3600)] {
-        let signal = Signal::Missing {
-            since,
-            fault: match signal {
-                Signal::Missing { fault, .. } => fault,
-                _ => unreachable!(),
-            },
-        };
         let obs = PoolObservation {
             signals: vec![signal],
             workers: WorkerCounts {
@@ -352,4 +345,24 @@ async fn database_source_faults_against_real_postgres() {
         "db × no task_instance table",
     )
     .await;
+}
+
+/// Control for `assert_engine_holds`: the same policy and pool with a good reading of zero
+/// demand does shrink, so "never below 8" above is a property of the missing signal.
+#[test]
+fn control_a_zero_reading_does_shrink_the_pool() {
+    let policy = policy_for(KINDS[0].signal_yaml, "http://127.0.0.1:1");
+    let now = Timestamp::from_secs(1_800_000_000);
+    let obs = PoolObservation {
+        signals: vec![Signal::Value {
+            demand: 0.0,
+            observed_at: now,
+        }],
+        workers: WorkerCounts {
+            requested: 8,
+            ready: 8,
+        },
+    };
+    let decision = engine::decide(&policy, &obs, &mut PoolMemory::default(), now);
+    assert!(decision.desired < 8, "{:?}", decision.reasons);
 }
