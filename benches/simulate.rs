@@ -22,14 +22,25 @@ fn kth_one_policy(c: &mut Criterion) {
         return;
     }
     let workload = read_trace(&trace, TraceFormat::Swf, ReadOptions::default()).expect("KTH trace");
-    let policy = poolpilot::policy::load_file(&root.join("simulations/policies/kth-sp2.yaml")).expect("policy");
-    let config = PoolConfig { capacity: 4 * CENTI, boot_ms: 60_000, model: JobModel::Slot, billing: Billing::default() };
+    let policy = poolpilot::policy::load_file(&root.join("simulations/policies/kth-sp2.yaml"))
+        .expect("policy");
+    let config = PoolConfig {
+        capacity: 4 * CENTI,
+        boot_ms: 60_000,
+        model: JobModel::Slot,
+        billing: Billing::default(),
+    };
     let mut group = c.benchmark_group("replay");
     group.sample_size(10);
     group.bench_function("kth-sp2 whole trace, 10 s ticks, one policy", |b| {
         b.iter(|| {
             let mut controller = EngineController::new(policy.clone(), 10_000);
-            let result = replay(&workload.jobs, config, &mut controller, &ProgressBar::hidden());
+            let result = replay(
+                &workload.jobs,
+                config,
+                &mut controller,
+                &ProgressBar::hidden(),
+            );
             assert_eq!(result.totals.unfinished, 0);
             result
         })

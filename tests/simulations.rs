@@ -20,9 +20,20 @@ fn run_scenario(file: &str) {
     let loaded = scenario::load_file(&path).unwrap_or_else(|e| panic!("{file}: {e:#}"));
     if let Some(trace) = &loaded.scenario.workload.trace {
         let trace_path = loaded.resolve(&trace.path);
-        let name = trace_path.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(found) = sim_common::trace(&name) else { return };
-        assert_eq!(found.canonicalize().ok(), trace_path.canonicalize().ok(), "{file} reads {}", trace_path.display());
+        let name = trace_path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let Some(found) = sim_common::trace(&name) else {
+            return;
+        };
+        assert_eq!(
+            found.canonicalize().ok(),
+            trace_path.canonicalize().ok(),
+            "{file} reads {}",
+            trace_path.display()
+        );
     }
     let experiment = experiment::run(&loaded, false).unwrap_or_else(|e| panic!("{file}: {e:#}"));
     println!("{}", experiment.report.table());
@@ -40,10 +51,17 @@ fn check_golden(name: &str, actual: &str) {
         eprintln!("blessed {}", path.display());
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run with POOLPILOT_BLESS=1 to create it", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with POOLPILOT_BLESS=1 to create it",
+            path.display()
+        )
+    });
     if expected != actual {
-        let first = expected.lines().zip(actual.lines()).position(|(a, b)| a != b);
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b);
         panic!(
             "{} differs (first different line {:?}: expected {:?}, got {:?}; {} vs {} lines). \
              If the change is intended, rerun with POOLPILOT_BLESS=1.",
@@ -109,6 +127,8 @@ fn every_scenario_is_tested() {
     files.sort();
     let mut listed: Vec<String> = SCENARIOS.iter().map(|s| s.to_string()).collect();
     listed.sort();
-    assert_eq!(files, listed, "add new scenarios to SCENARIOS and give them a #[test]");
+    assert_eq!(
+        files, listed,
+        "add new scenarios to SCENARIOS and give them a #[test]"
+    );
 }
-

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::sim::experiment;
 use crate::sim::expect;
+use crate::sim::experiment;
 use crate::sim::plot;
 use crate::sim::pool::workers::JobModel;
-use crate::sim::scenario::{self, Baseline, LoadedScenario, PoolSpec, Scenario, TraceSpec, WorkloadSpec};
+use crate::sim::scenario::{
+    self, Baseline, LoadedScenario, PoolSpec, Scenario, TraceSpec, WorkloadSpec,
+};
 use crate::sim::trace::TraceFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -23,7 +25,11 @@ pub struct SimulateArgs {
     /// Scenario YAML, or `builtin:trino` (the default when neither a scenario nor --trace is given).
     pub scenario: Option<String>,
     /// Same as the positional SCENARIO.
-    #[arg(long = "scenario", value_name = "SCENARIO", conflicts_with = "scenario")]
+    #[arg(
+        long = "scenario",
+        value_name = "SCENARIO",
+        conflicts_with = "scenario"
+    )]
     pub scenario_option: Option<String>,
     /// Policy files under test (replace the scenario's).
     #[arg(long = "policy", value_name = "FILE")]
@@ -74,11 +80,17 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
     let experiment = experiment::run(&loaded, !args.no_progress)?;
     match args.format {
         OutputFormat::Table => print!("{}", experiment.report.table()),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&experiment.report.to_json())?),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&experiment.report.to_json())?
+        ),
     }
     if let Some(dir) = &args.out {
         plot::write_outputs(dir, &experiment)?;
-        eprintln!("wrote {}/timeline.csv, plot.svg, report.json", dir.display());
+        eprintln!(
+            "wrote {}/timeline.csv, plot.svg, report.json",
+            dir.display()
+        );
     }
     if args.check {
         let failures = expect::failures(&loaded.scenario, &experiment.report);
@@ -106,10 +118,16 @@ pub fn scenario_for(args: &SimulateArgs) -> anyhow::Result<LoadedScenario> {
     };
     let s = &mut loaded.scenario;
     if let Some(trace) = &args.trace {
-        let path = std::path::absolute(trace).with_context(|| format!("resolving {}", trace.display()))?;
+        let path =
+            std::path::absolute(trace).with_context(|| format!("resolving {}", trace.display()))?;
         s.workload = WorkloadSpec {
             generate: None,
-            trace: Some(TraceSpec { path, format: args.trace_format, kappa: None, signal: None }),
+            trace: Some(TraceSpec {
+                path,
+                format: args.trace_format,
+                kappa: None,
+                signal: None,
+            }),
             max_jobs: s.workload.max_jobs,
         };
         s.golden = false;
@@ -117,8 +135,11 @@ pub fn scenario_for(args: &SimulateArgs) -> anyhow::Result<LoadedScenario> {
         trace.format = Some(format);
     }
     if !args.policies.is_empty() {
-        let absolute: anyhow::Result<Vec<PathBuf>> =
-            args.policies.iter().map(|p| std::path::absolute(p).with_context(|| p.display().to_string())).collect();
+        let absolute: anyhow::Result<Vec<PathBuf>> = args
+            .policies
+            .iter()
+            .map(|p| std::path::absolute(p).with_context(|| p.display().to_string()))
+            .collect();
         s.policies = absolute?;
         loaded.embedded_policies.clear();
     }
@@ -156,7 +177,11 @@ fn from_trace(trace: &Path, args: &SimulateArgs) -> LoadedScenario {
     let scenario = Scenario {
         name: None,
         description: None,
-        workload: WorkloadSpec { generate: None, trace: None, max_jobs: None },
+        workload: WorkloadSpec {
+            generate: None,
+            trace: None,
+            max_jobs: None,
+        },
         pool: PoolSpec {
             worker_capacity: 1.0,
             job_model: JobModel::Slot,
@@ -168,15 +193,28 @@ fn from_trace(trace: &Path, args: &SimulateArgs) -> LoadedScenario {
         tick: Duration::from_secs(10),
         policies: Vec::new(),
         baselines: args.baselines.clone().unwrap_or_else(|| {
-            vec![Baseline::Oracle, Baseline::StaticPeak, Baseline::Hpa, Baseline::KedaAirflowChart]
+            vec![
+                Baseline::Oracle,
+                Baseline::StaticPeak,
+                Baseline::Hpa,
+                Baseline::KedaAirflowChart,
+            ]
         }),
         baseline_settings: Default::default(),
         expect: Default::default(),
         expect_beats: Default::default(),
         golden: false,
     };
-    let name = trace.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "trace".into());
-    LoadedScenario { scenario, name, base_dir: PathBuf::from("."), embedded_policies: Default::default() }
+    let name = trace
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "trace".into());
+    LoadedScenario {
+        scenario,
+        name,
+        base_dir: PathBuf::from("."),
+        embedded_policies: Default::default(),
+    }
 }
 
 #[cfg(test)]
@@ -192,21 +230,40 @@ mod tests {
     }
 
     fn parse(argv: &[&str]) -> SimulateArgs {
-        Cli::try_parse_from(std::iter::once("simulate").chain(argv.iter().copied())).unwrap().args
+        Cli::try_parse_from(std::iter::once("simulate").chain(argv.iter().copied()))
+            .unwrap()
+            .args
     }
 
     #[test]
     fn no_arguments_means_the_builtin_trino_scenario() {
         let loaded = scenario_for(&parse(&[])).unwrap();
         assert_eq!(loaded.name, "trino-generated");
-        assert_eq!(scenario_for(&parse(&["--scenario", "builtin:trino"])).unwrap().name, "trino-generated");
+        assert_eq!(
+            scenario_for(&parse(&["--scenario", "builtin:trino"]))
+                .unwrap()
+                .name,
+            "trino-generated"
+        );
     }
 
     #[test]
     fn overrides_apply_to_the_scenario() {
         let args = parse(&[
-            "--worker-capacity", "8", "--boot-time", "3m", "--price-per-worker-hour", "1.5", "--tick", "30s",
-            "--baselines", "oracle,hpa", "--max-jobs", "100", "--job-model", "gang",
+            "--worker-capacity",
+            "8",
+            "--boot-time",
+            "3m",
+            "--price-per-worker-hour",
+            "1.5",
+            "--tick",
+            "30s",
+            "--baselines",
+            "oracle,hpa",
+            "--max-jobs",
+            "100",
+            "--job-model",
+            "gang",
         ]);
         let s = scenario_for(&args).unwrap().scenario;
         assert_eq!(s.pool.worker_capacity, 8.0);
@@ -220,7 +277,14 @@ mod tests {
 
     #[test]
     fn a_trace_alone_makes_a_scenario() {
-        let args = parse(&["--trace", "some/LCG.swf.gz", "--trace-format", "swf", "--worker-capacity", "8"]);
+        let args = parse(&[
+            "--trace",
+            "some/LCG.swf.gz",
+            "--trace-format",
+            "swf",
+            "--worker-capacity",
+            "8",
+        ]);
         let loaded = scenario_for(&args).unwrap();
         let trace = loaded.scenario.workload.trace.unwrap();
         assert!(trace.path.is_absolute() && trace.path.ends_with("some/LCG.swf.gz"));

@@ -23,7 +23,12 @@ pub trait Controller {
     /// Workers ready when the replay starts.
     fn initial_workers(&self) -> u32;
     /// One decision; `None` keeps the size.
-    fn decide(&mut self, now: Timestamp, demand_units: f64, workers: WorkerCounts) -> Option<Action>;
+    fn decide(
+        &mut self,
+        now: Timestamp,
+        demand_units: f64,
+        workers: WorkerCounts,
+    ) -> Option<Action>;
     /// The pool applied a change (feeds cooldowns and rate limits).
     fn actuated(&mut self, from: u32, to: u32, now: Timestamp);
 }
@@ -53,22 +58,43 @@ impl EngineController {
         let removal = match method {
             DrainMethod::None => Removal::Kill,
             DrainMethod::Celery => Removal::WhenIdle { timeout_ms, force },
-            _ => Removal::Drain { timeout_ms: force.then_some(timeout_ms) },
+            _ => Removal::Drain {
+                timeout_ms: force.then_some(timeout_ms),
+            },
         };
-        let scale_down = ScaleDown { order: VictimOrder::IdleFirst, removal };
+        let scale_down = ScaleDown {
+            order: VictimOrder::IdleFirst,
+            removal,
+        };
         EngineController::with_scale_down(policy, period_ms, scale_down)
     }
 
-    pub fn with_scale_down(policy: Policy, period_ms: i64, scale_down: ScaleDown) -> EngineController {
+    pub fn with_scale_down(
+        policy: Policy,
+        period_ms: i64,
+        scale_down: ScaleDown,
+    ) -> EngineController {
         let signals = policy.spec.signals.len();
         let world = World {
             pools: vec![PoolObservation {
-                signals: vec![Signal::Value { demand: 0.0, observed_at: Timestamp(0) }; signals],
+                signals: vec![
+                    Signal::Value {
+                        demand: 0.0,
+                        observed_at: Timestamp(0)
+                    };
+                    signals
+                ],
                 workers: WorkerCounts::default(),
             }],
             global_budget_per_hour: None,
         };
-        EngineController { policies: vec![policy], world, memory: Memory::default(), period_ms, scale_down }
+        EngineController {
+            policies: vec![policy],
+            world,
+            memory: Memory::default(),
+            period_ms,
+            scale_down,
+        }
     }
 
     pub fn policy(&self) -> &Policy {
@@ -85,11 +111,19 @@ impl Controller for EngineController {
         self.policies[0].spec.bounds.min
     }
 
-    fn decide(&mut self, now: Timestamp, demand_units: f64, workers: WorkerCounts) -> Option<Action> {
+    fn decide(
+        &mut self,
+        now: Timestamp,
+        demand_units: f64,
+        workers: WorkerCounts,
+    ) -> Option<Action> {
         let observation = &mut self.world.pools[0];
         // Every signal of the policy reads the pool's demand (the simulated pool has one queue).
         for signal in &mut observation.signals {
-            *signal = Signal::Value { demand: demand_units, observed_at: now };
+            *signal = Signal::Value {
+                demand: demand_units,
+                observed_at: now,
+            };
         }
         observation.workers = workers;
         let decision = engine::step(&self.policies, &self.world, &mut self.memory, now).pop()?;
@@ -97,8 +131,17 @@ impl Controller for EngineController {
         if decision.mode == Mode::Paused || decision.desired == decision.current {
             return None;
         }
-        let reason = decision.reasons.iter().map(|r| r.label()).collect::<Vec<_>>().join(">");
-        Some(Action { desired: decision.desired, scale_down: self.scale_down, reason })
+        let reason = decision
+            .reasons
+            .iter()
+            .map(|r| r.label())
+            .collect::<Vec<_>>()
+            .join(">");
+        Some(Action {
+            desired: decision.desired,
+            scale_down: self.scale_down,
+            reason,
+        })
     }
 
     fn actuated(&mut self, from: u32, to: u32, now: Timestamp) {
@@ -112,7 +155,9 @@ fn auto_method(policy: &Policy) -> DrainMethod {
     match policy.spec.signals.first() {
         Some(signal) if signal.trino.is_some() || signal.presto.is_some() => DrainMethod::Trino,
         Some(signal) if signal.spark.is_some() => DrainMethod::Spark,
-        Some(signal) if signal.airflow.is_some() || signal.airflow_db.is_some() => DrainMethod::Celery,
+        Some(signal) if signal.airflow.is_some() || signal.airflow_db.is_some() => {
+            DrainMethod::Celery
+        }
         _ => DrainMethod::None,
     }
 }
@@ -133,7 +178,8 @@ pub fn hpa_policy(name: &str, per_worker: f64, min: u32, max: u32) -> Policy {
          scale_down: {{ stabilization: 300s, max_step: {{ percent: 100, period: 15s }}, drain: {{ method: none }} }}\n",
         max = max.max(min),
     );
-    policy::load_str(&text, "<built-in hpa>").unwrap_or_else(|errors| panic!("built-in HPA policy is invalid: {errors}"))
+    policy::load_str(&text, "<built-in hpa>")
+        .unwrap_or_else(|errors| panic!("built-in HPA policy is invalid: {errors}"))
 }
 
 /// HPA sync period.
@@ -142,7 +188,12 @@ pub const HPA_SYNC_MS: i64 = 15_000;
 /// How Kubernetes removes pods without poolpilot: the ReplicaSet's choice (newest first,
 /// busy or not), SIGTERM, and SIGKILL after the termination grace period.
 pub fn kubernetes_scale_down(grace_ms: i64) -> ScaleDown {
-    ScaleDown { order: VictimOrder::Newest, removal: Removal::Drain { timeout_ms: Some(grace_ms) } }
+    ScaleDown {
+        order: VictimOrder::Newest,
+        removal: Removal::Drain {
+            timeout_ms: Some(grace_ms),
+        },
+    }
 }
 
 /// KEDA with the Airflow chart's trigger (anchors §1.5): metric `ceil(count / concurrency)`
@@ -161,8 +212,18 @@ pub const KEDA_COOLDOWN_MS: i64 = 30_000;
 
 impl KedaController {
     pub fn new(concurrency: f64, max: u32, scale_down: ScaleDown) -> KedaController {
-        let hpa = EngineController::with_scale_down(hpa_policy("keda-airflow-chart", 1.0, 1, max), HPA_SYNC_MS, scale_down);
-        KedaController { hpa, concurrency, last_active: None, next_hpa_sync: Timestamp(i64::MIN), scale_down }
+        let hpa = EngineController::with_scale_down(
+            hpa_policy("keda-airflow-chart", 1.0, 1, max),
+            HPA_SYNC_MS,
+            scale_down,
+        );
+        KedaController {
+            hpa,
+            concurrency,
+            last_active: None,
+            next_hpa_sync: Timestamp(i64::MIN),
+            scale_down,
+        }
     }
 }
 
@@ -175,17 +236,28 @@ impl Controller for KedaController {
         0
     }
 
-    fn decide(&mut self, now: Timestamp, demand_units: f64, workers: WorkerCounts) -> Option<Action> {
+    fn decide(
+        &mut self,
+        now: Timestamp,
+        demand_units: f64,
+        workers: WorkerCounts,
+    ) -> Option<Action> {
         let metric = (demand_units / self.concurrency - 1e-9).ceil().max(0.0);
         let active = metric > 0.0;
         if active {
             self.last_active = Some(now);
         }
-        let action = |desired: u32, reason: &str| Action { desired, scale_down: self.scale_down, reason: reason.into() };
+        let action = |desired: u32, reason: &str| Action {
+            desired,
+            scale_down: self.scale_down,
+            reason: reason.into(),
+        };
         if workers.requested == 0 {
             return active.then(|| action(1, "keda_activate"));
         }
-        let cooled = self.last_active.is_none_or(|at| now.0 - at.0 >= KEDA_COOLDOWN_MS);
+        let cooled = self
+            .last_active
+            .is_none_or(|at| now.0 - at.0 >= KEDA_COOLDOWN_MS);
         if !active && cooled {
             return Some(action(0, "keda_cooldown"));
         }
@@ -233,7 +305,11 @@ mod tests {
 
     #[test]
     fn hpa_scales_up_at_most_max_100_percent_or_4_pods() {
-        let mut hpa = EngineController::with_scale_down(hpa_policy("h", 4.0, 1, 100), HPA_SYNC_MS, kubernetes_scale_down(1));
+        let mut hpa = EngineController::with_scale_down(
+            hpa_policy("h", 4.0, 1, 100),
+            HPA_SYNC_MS,
+            kubernetes_scale_down(1),
+        );
         let action = hpa.decide(Timestamp(0), 400.0, counts(1, 1)).unwrap();
         assert_eq!(action.desired, 5, "max(2·1, 1+4)");
         hpa.actuated(1, 5, Timestamp(0));
@@ -243,11 +319,26 @@ mod tests {
 
     #[test]
     fn hpa_waits_out_the_down_window_and_ignores_small_changes() {
-        let mut hpa = EngineController::with_scale_down(hpa_policy("h", 4.0, 1, 100), HPA_SYNC_MS, kubernetes_scale_down(1));
+        let mut hpa = EngineController::with_scale_down(
+            hpa_policy("h", 4.0, 1, 100),
+            HPA_SYNC_MS,
+            kubernetes_scale_down(1),
+        );
         assert!(hpa.decide(Timestamp(0), 40.0, counts(10, 10)).is_none());
-        assert!(hpa.decide(Timestamp(15_000), 38.0, counts(10, 10)).is_none(), "within tolerance");
-        assert!(hpa.decide(Timestamp(30_000), 4.0, counts(10, 10)).is_none(), "stabilized");
-        assert!(hpa.decide(Timestamp(301_000), 4.0, counts(10, 10)).is_none(), "15 s reading still in window");
+        assert!(
+            hpa.decide(Timestamp(15_000), 38.0, counts(10, 10))
+                .is_none(),
+            "within tolerance"
+        );
+        assert!(
+            hpa.decide(Timestamp(30_000), 4.0, counts(10, 10)).is_none(),
+            "stabilized"
+        );
+        assert!(
+            hpa.decide(Timestamp(301_000), 4.0, counts(10, 10))
+                .is_none(),
+            "15 s reading still in window"
+        );
         let action = hpa.decide(Timestamp(316_000), 4.0, counts(10, 10)).unwrap();
         assert_eq!(action.desired, 1);
     }
@@ -256,12 +347,25 @@ mod tests {
     fn keda_activates_cools_down_and_hands_over_to_hpa() {
         let mut keda = KedaController::new(4.0, 50, kubernetes_scale_down(1));
         assert!(keda.decide(Timestamp(0), 0.0, counts(0, 0)).is_none());
-        assert_eq!(keda.decide(Timestamp(5_000), 9.0, counts(0, 0)).unwrap().desired, 1);
+        assert_eq!(
+            keda.decide(Timestamp(5_000), 9.0, counts(0, 0))
+                .unwrap()
+                .desired,
+            1
+        );
         keda.actuated(0, 1, Timestamp(5_000));
         let action = keda.decide(Timestamp(10_000), 9.0, counts(1, 1)).unwrap();
         assert_eq!(action.desired, 3, "HPA on ceil(9 / 4) with target 1");
         keda.actuated(1, 3, Timestamp(10_000));
-        assert!(keda.decide(Timestamp(15_000), 0.0, counts(3, 3)).is_none(), "inside the 30 s cooldown");
-        assert_eq!(keda.decide(Timestamp(40_000), 0.0, counts(3, 3)).unwrap().desired, 0);
+        assert!(
+            keda.decide(Timestamp(15_000), 0.0, counts(3, 3)).is_none(),
+            "inside the 30 s cooldown"
+        );
+        assert_eq!(
+            keda.decide(Timestamp(40_000), 0.0, counts(3, 3))
+                .unwrap()
+                .desired,
+            0
+        );
     }
 }

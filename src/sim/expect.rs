@@ -20,7 +20,9 @@ pub fn failures(scenario: &Scenario, report: &Report) -> Vec<String> {
         for (metric, [low, high]) in metrics {
             match json.get(metric).and_then(serde_json::Value::as_f64) {
                 Some(value) if value >= *low && value <= *high => {}
-                Some(value) => out.push(format!("{name}.{metric} = {value} is outside [{low}, {high}]")),
+                Some(value) => out.push(format!(
+                    "{name}.{metric} = {value} is outside [{low}, {high}]"
+                )),
                 None => out.push(format!("expect: {name} has no numeric metric {metric:?}")),
             }
         }
@@ -52,11 +54,25 @@ pub fn beats(winner: &Row, other: &Row) -> bool {
 /// Every actuation of every row: `row,t_s,from,to,reason`, times in seconds since the first
 /// arrival. Deterministic, so it is compared byte for byte.
 pub fn golden_csv(experiment: &Experiment) -> String {
-    let origin = experiment.timelines.iter().filter_map(|t| t.samples.first()).map(|s| s.at).max().unwrap_or(0);
+    let origin = experiment
+        .timelines
+        .iter()
+        .filter_map(|t| t.samples.first())
+        .map(|s| s.at)
+        .max()
+        .unwrap_or(0);
     let mut out = String::from("row,t_s,from,to,reason\n");
     for (row, actuations) in experiment.report.rows.iter().zip(&experiment.actuations) {
         for a in actuations {
-            let _ = writeln!(out, "{},{},{},{},{}", row.name, (a.at - origin) as f64 / 1000.0, a.from, a.to, a.reason);
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{}",
+                row.name,
+                (a.at - origin) as f64 / 1000.0,
+                a.from,
+                a.to,
+                a.reason
+            );
         }
     }
     out

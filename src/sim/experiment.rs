@@ -6,7 +6,10 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::controller::{Controller, EngineController, HPA_SYNC_MS, KedaController, StaticController, hpa_policy, kubernetes_scale_down};
+use super::controller::{
+    Controller, EngineController, HPA_SYNC_MS, KedaController, StaticController, hpa_policy,
+    kubernetes_scale_down,
+};
 use super::metrics;
 use super::oracle;
 use super::pool::PoolConfig;
@@ -35,8 +38,16 @@ pub fn load_workload(loaded: &LoadedScenario) -> anyhow::Result<Workload> {
             let format = trace_spec
                 .format
                 .or_else(|| TraceFormat::from_path(&path))
-                .with_context(|| format!("cannot tell the format of {}; set trace.format", path.display()))?;
-            let options = ReadOptions { kappa: trace_spec.kappa.unwrap_or(1.0), signal_index: trace_spec.signal.unwrap_or(0) };
+                .with_context(|| {
+                    format!(
+                        "cannot tell the format of {}; set trace.format",
+                        path.display()
+                    )
+                })?;
+            let options = ReadOptions {
+                kappa: trace_spec.kappa.unwrap_or(1.0),
+                signal_index: trace_spec.signal.unwrap_or(0),
+            };
             trace::read_trace(&path, format, options)?
         }
         (None, None) => anyhow::bail!("workload: give exactly one of `generate` or `trace`"),
@@ -60,12 +71,18 @@ pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment
         model: pool_spec.job_model,
         billing: pool_spec.billing,
     };
-    let max_workers = match pool_spec.max_workers.or_else(|| policies.iter().map(|p| p.spec.bounds.max).max()) {
+    let max_workers = match pool_spec
+        .max_workers
+        .or_else(|| policies.iter().map(|p| p.spec.bounds.max).max())
+    {
         Some(max) => max,
         None => peak_workers(&oracle::solve(&workload.jobs, capacity, 0).timeline),
     }
     .max(1);
-    let capped = workload.cap_widths(capacity * u64::from(max_workers), pool_spec.job_model == JobModel::Moldable);
+    let capped = workload.cap_widths(
+        capacity * u64::from(max_workers),
+        pool_spec.job_model == JobModel::Moldable,
+    );
     let tick_ms = scenario.tick.as_millis() as i64;
     let price = pool_spec.price_per_worker_hour;
     let solved = oracle::solve(&workload.jobs, capacity, config.boot_ms);
@@ -76,7 +93,11 @@ pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment
     let mut controllers: Vec<(String, RowKind, Box<dyn Controller>)> = Vec::new();
     for policy in policies {
         let name = unique_name(policy.name(), &controllers);
-        controllers.push((name, RowKind::Policy, Box::new(EngineController::new(policy, tick_ms))));
+        controllers.push((
+            name,
+            RowKind::Policy,
+            Box::new(EngineController::new(policy, tick_ms)),
+        ));
     }
     let down = kubernetes_scale_down(grace_ms);
     for baseline in &scenario.baselines {
@@ -84,14 +105,20 @@ pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment
             Baseline::Oracle => continue,
             Baseline::StaticPeak => {
                 let peak = peak_workers(&solved.timeline).min(max_workers);
-                Box::new(StaticController { workers: peak, period_ms: tick_ms })
+                Box::new(StaticController {
+                    workers: peak,
+                    period_ms: tick_ms,
+                })
             }
             Baseline::Hpa => {
                 let policy = hpa_policy("hpa", per_worker, 1, max_workers);
                 Box::new(EngineController::with_scale_down(policy, HPA_SYNC_MS, down))
             }
             Baseline::KedaAirflowChart => {
-                let concurrency = scenario.baseline_settings.keda_concurrency.unwrap_or(per_worker);
+                let concurrency = scenario
+                    .baseline_settings
+                    .keda_concurrency
+                    .unwrap_or(per_worker);
                 Box::new(KedaController::new(concurrency, max_workers, down))
             }
         };
@@ -107,7 +134,11 @@ pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment
     let mut timelines = Vec::new();
     let mut actuations = Vec::new();
     for (name, kind, mut controller) in controllers {
-        let bar = if show { bar(span_s, &name) } else { ProgressBar::hidden() };
+        let bar = if show {
+            bar(span_s, &name)
+        } else {
+            ProgressBar::hidden()
+        };
         let result = replay(&workload.jobs, config, controller.as_mut(), &bar);
         bar.finish_and_clear();
         let inputs = RowInputs {
@@ -131,7 +162,13 @@ pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment
         actuations.push(result.actuations);
     }
     if scenario.baselines.contains(&Baseline::Oracle) {
-        rows.push(oracle_row(&workload, &solved, price, pool_spec.worker_capacity, tick_ms));
+        rows.push(oracle_row(
+            &workload,
+            &solved,
+            price,
+            pool_spec.worker_capacity,
+            tick_ms,
+        ));
         timelines.push(solved.timeline.clone());
         actuations.push(Vec::new());
     }
@@ -152,7 +189,11 @@ pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment
         tick_s: scenario.tick.as_secs_f64(),
         conventions: CONVENTIONS,
     };
-    Ok(Experiment { report: Report { header, rows }, timelines, actuations })
+    Ok(Experiment {
+        report: Report { header, rows },
+        timelines,
+        actuations,
+    })
 }
 
 fn unique_name(name: &str, taken: &[(String, RowKind, Box<dyn Controller>)]) -> String {
@@ -166,19 +207,40 @@ fn unique_name(name: &str, taken: &[(String, RowKind, Box<dyn Controller>)]) -> 
 }
 
 fn peak_workers(timeline: &Timeline) -> u32 {
-    timeline.samples.iter().map(|s| s.demand_workers).max().unwrap_or(1).max(1)
+    timeline
+        .samples
+        .iter()
+        .map(|s| s.demand_workers)
+        .max()
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// The oracle's row: zero wait by construction, x(t) as supply.
-fn oracle_row(workload: &Workload, solved: &oracle::OracleResult, price: f64, capacity: f64, tick_ms: i64) -> Row {
+fn oracle_row(
+    workload: &Workload,
+    solved: &oracle::OracleResult,
+    price: f64,
+    capacity: f64,
+    tick_ms: i64,
+) -> Row {
     let outcomes: Vec<_> = workload
         .jobs
         .iter()
-        .map(|job| super::pool::JobOutcome { wait_ms: 0, runtime_ms: job.runtime_ms })
+        .map(|job| super::pool::JobOutcome {
+            wait_ms: 0,
+            runtime_ms: job.runtime_ms,
+        })
         .collect();
     let samples = &solved.timeline.samples;
-    let ups = samples.windows(2).filter(|w| w[1].billed_workers > w[0].billed_workers).count();
-    let downs = samples.windows(2).filter(|w| w[1].billed_workers < w[0].billed_workers).count();
+    let ups = samples
+        .windows(2)
+        .filter(|w| w[1].billed_workers > w[0].billed_workers)
+        .count();
+    let downs = samples
+        .windows(2)
+        .filter(|w| w[1].billed_workers < w[0].billed_workers)
+        .count();
     let hours = solved.worker_hours();
     RowInputs {
         name: "oracle".into(),
@@ -201,10 +263,11 @@ fn oracle_row(workload: &Workload, solved: &oracle::OracleResult, price: f64, ca
 
 fn bar(span_s: u64, name: &str) -> ProgressBar {
     let bar = ProgressBar::new(span_s);
-    if let Ok(style) = ProgressStyle::with_template("{prefix:>20} [{bar:40}] {percent:>3}% simulated, eta {eta}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix:>20} [{bar:40}] {percent:>3}% simulated, eta {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(name.to_string());
     bar
 }
-

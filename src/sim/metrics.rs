@@ -76,12 +76,18 @@ pub fn elasticity(timeline: &Timeline, grid_ms: i64) -> Elasticity {
 }
 
 fn changes(timeline: &Timeline, value: impl Fn(&super::timeline::Sample) -> u32) -> usize {
-    timeline.samples.windows(2).filter(|pair| value(&pair[0]) != value(&pair[1])).count()
+    timeline
+        .samples
+        .windows(2)
+        .filter(|pair| value(&pair[0]) != value(&pair[1]))
+        .count()
 }
 
 /// (k, k′) in percent over the grid points t0, t0 + grid, … ≤ end.
 fn instability(timeline: &Timeline, grid_ms: i64) -> (f64, f64) {
-    let Some(first) = timeline.samples.first() else { return (0.0, 0.0) };
+    let Some(first) = timeline.samples.first() else {
+        return (0.0, 0.0);
+    };
     let grid_ms = grid_ms.max(1);
     let steps = timeline.duration_ms() / grid_ms;
     if steps < 1 {
@@ -103,7 +109,10 @@ fn instability(timeline: &Timeline, grid_ms: i64) -> (f64, f64) {
         k_prime += (dd - ds).clamp(0, 1) as u64;
         previous = current;
     }
-    (100.0 * k as f64 / steps as f64, 100.0 * k_prime as f64 / steps as f64)
+    (
+        100.0 * k as f64 / steps as f64,
+        100.0 * k_prime as f64 / steps as f64,
+    )
 }
 
 fn sign(now: u32, before: u32) -> i32 {
@@ -134,11 +143,15 @@ pub fn job_stats(outcomes: &[JobOutcome]) -> JobStats {
     waits.sort_unstable();
     let mut slowdowns: Vec<f64> = outcomes
         .iter()
-        .map(|o| ((o.wait_ms + o.runtime_ms) as f64 / o.runtime_ms.max(BOUNDED_SLOWDOWN_TAU_MS) as f64).max(1.0))
+        .map(|o| {
+            ((o.wait_ms + o.runtime_ms) as f64 / o.runtime_ms.max(BOUNDED_SLOWDOWN_TAU_MS) as f64)
+                .max(1.0)
+        })
         .collect();
     slowdowns.sort_unstable_by(f64::total_cmp);
     let n = outcomes.len();
-    let share = |limit_ms: i64| 100.0 * waits.iter().filter(|&&w| w > limit_ms).count() as f64 / n as f64;
+    let share =
+        |limit_ms: i64| 100.0 * waits.iter().filter(|&&w| w > limit_ms).count() as f64 / n as f64;
     JobStats {
         jobs: n,
         wait_mean_s: waits.iter().map(|&w| w as f64).sum::<f64>() / n as f64 / 1000.0,

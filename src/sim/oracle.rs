@@ -112,7 +112,10 @@ enum Event {
 /// Folds the events into x(t) (ready) and x(t) + booting (billed).
 fn build_timeline(mut events: Vec<(i64, Event)>, end: i64) -> Timeline {
     events.sort_by_key(|&(at, _)| at);
-    let mut timeline = Timeline { samples: Vec::new(), end };
+    let mut timeline = Timeline {
+        samples: Vec::new(),
+        end,
+    };
     let (mut demand, mut running, mut idle, mut booting) = (0u32, 0 as Centi, 0i64, 0i64);
     let mut index = 0;
     while index < events.len() {
@@ -144,7 +147,11 @@ mod tests {
     use crate::time::Timestamp;
 
     fn job(arrival_s: i64, width: u64, runtime_s: i64) -> Job {
-        Job { arrival: Timestamp::from_secs(arrival_s), width: width * 100, runtime_ms: runtime_s * 1000 }
+        Job {
+            arrival: Timestamp::from_secs(arrival_s),
+            width: width * 100,
+            runtime_ms: runtime_s * 1000,
+        }
     }
 
     #[test]
@@ -162,7 +169,10 @@ mod tests {
         // on 0–10 s, off 10–40 s (gap 30 s), on 40–50 s, off 50–150 s, on 150–160 s.
         let jobs = [job(0, 1, 10), job(40, 1, 10), job(150, 1, 10)];
         let result = solve(&jobs, 100, 60_000);
-        assert_eq!(result.bridged_worker_ms, 30_000, "the 30 s gap is cheaper than a 60 s boot");
+        assert_eq!(
+            result.bridged_worker_ms, 30_000,
+            "the 30 s gap is cheaper than a 60 s boot"
+        );
         assert_eq!(result.launches, 2, "the 100 s gap is not");
         let expected_hours = (30.0 + 30.0 + 2.0 * 60.0) / 3600.0;
         assert!((result.worker_hours() - expected_hours).abs() < 1e-12);
@@ -170,7 +180,14 @@ mod tests {
             .timeline
             .samples
             .iter()
-            .map(|s| (s.at / 1000, s.demand_workers, s.ready_workers, s.billed_workers))
+            .map(|s| {
+                (
+                    s.at / 1000,
+                    s.demand_workers,
+                    s.ready_workers,
+                    s.billed_workers,
+                )
+            })
             .collect();
         assert_eq!(
             curve,

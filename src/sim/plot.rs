@@ -25,14 +25,24 @@ pub fn write_outputs(dir: &Path, experiment: &Experiment) -> anyhow::Result<()> 
 
 fn origin(experiment: &Experiment) -> i64 {
     // Rows start at the first arrival; only the oracle starts earlier (its first boot).
-    experiment.timelines.iter().filter_map(|t| t.samples.first()).map(|s| s.at).max().unwrap_or(0)
+    experiment
+        .timelines
+        .iter()
+        .filter_map(|t| t.samples.first())
+        .map(|s| s.at)
+        .max()
+        .unwrap_or(0)
 }
 
 fn write_csv(path: &Path, experiment: &Experiment) -> anyhow::Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     let origin = origin(experiment);
-    writeln!(out, "row,t_s,demand_workers,ready_workers,billed_workers,queued_units,running_units")?;
+    writeln!(
+        out,
+        "row,t_s,demand_workers,ready_workers,billed_workers,queued_units,running_units"
+    )?;
     for (row, timeline) in experiment.report.rows.iter().zip(&experiment.timelines) {
         for s in &timeline.samples {
             writeln!(
@@ -53,7 +63,12 @@ fn write_csv(path: &Path, experiment: &Experiment) -> anyhow::Result<()> {
 }
 
 /// Per-bin maximum of `value` over [start, end), as step points in hours since `origin`.
-fn envelope(timeline: &Timeline, origin: i64, end: i64, value: impl Fn(&Sample) -> f64) -> Vec<(f64, f64)> {
+fn envelope(
+    timeline: &Timeline,
+    origin: i64,
+    end: i64,
+    value: impl Fn(&Sample) -> f64,
+) -> Vec<(f64, f64)> {
     let samples = &timeline.samples;
     if samples.is_empty() || end <= origin {
         return Vec::new();
@@ -89,22 +104,44 @@ fn envelope(timeline: &Timeline, origin: i64, end: i64, value: impl Fn(&Sample) 
     points
 }
 
+/// A curve to draw: legend label, points, colour.
+type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
+
 fn write_svg(path: &Path, experiment: &Experiment) -> anyhow::Result<()> {
     let rows = &experiment.report.rows;
-    let capacity = experiment.report.header.worker_capacity.max(f64::MIN_POSITIVE);
+    let capacity = experiment
+        .report
+        .header
+        .worker_capacity
+        .max(f64::MIN_POSITIVE);
     let origin = origin(experiment);
-    let end = experiment.timelines.iter().map(|t| t.end).max().unwrap_or(origin);
+    let end = experiment
+        .timelines
+        .iter()
+        .map(|t| t.end)
+        .max()
+        .unwrap_or(origin);
     let span_h = ((end - origin) as f64 / 3_600_000.0).max(1e-3);
     let panel_height = 260u32;
-    let root = SVGBackend::new(path, (1200, panel_height * rows.len().max(1) as u32)).into_drawing_area();
-    let draw = |error: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {error}", path.display());
+    let root =
+        SVGBackend::new(path, (1200, panel_height * rows.len().max(1) as u32)).into_drawing_area();
+    let draw =
+        |error: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {error}", path.display());
     root.fill(&WHITE).map_err(|e| draw(&e))?;
     let panels = root.split_evenly((rows.len().max(1), 1));
     for ((row, timeline), panel) in rows.iter().zip(&experiment.timelines).zip(panels.iter()) {
         let demand = envelope(timeline, origin, end, |s| f64::from(s.demand_workers));
         let ready = envelope(timeline, origin, end, |s| f64::from(s.ready_workers));
-        let queued = envelope(timeline, origin, end, |s| from_centi(s.queued_units) / capacity);
-        let y_max = demand.iter().chain(&ready).chain(&queued).map(|p| p.1).fold(1.0, f64::max) * 1.05;
+        let queued = envelope(timeline, origin, end, |s| {
+            from_centi(s.queued_units) / capacity
+        });
+        let y_max = demand
+            .iter()
+            .chain(&ready)
+            .chain(&queued)
+            .map(|p| p.1)
+            .fold(1.0, f64::max)
+            * 1.05;
         let caption = format!(
             "{} ({:?}): {:.1} worker-h, {:.2}x oracle, wait p95 {:.0}s",
             row.name, row.kind, row.worker_hours, row.cost_vs_oracle, row.wait_p95_s
@@ -124,7 +161,7 @@ fn write_svg(path: &Path, experiment: &Experiment) -> anyhow::Result<()> {
             .light_line_style(WHITE)
             .draw()
             .map_err(|e| draw(&e))?;
-        let series: [(&str, Vec<(f64, f64)>, RGBColor); 3] = [
+        let series: [Series; 3] = [
             ("queued work (workers)", queued, RGBColor(230, 159, 0)),
             ("demand d(t)", demand, RGBColor(213, 94, 0)),
             ("ready workers s(t)", ready, RGBColor(0, 114, 178)),
@@ -134,7 +171,9 @@ fn write_svg(path: &Path, experiment: &Experiment) -> anyhow::Result<()> {
                 .draw_series(LineSeries::new(points, color.stroke_width(1)))
                 .map_err(|e| draw(&e))?
                 .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -153,12 +192,22 @@ mod tests {
     use super::*;
 
     fn sample(at: i64, demand: u32) -> Sample {
-        Sample { at, demand_workers: demand, ready_workers: 0, billed_workers: 0, queued_units: 0, running_units: 0 }
+        Sample {
+            at,
+            demand_workers: demand,
+            ready_workers: 0,
+            billed_workers: 0,
+            queued_units: 0,
+            running_units: 0,
+        }
     }
 
     #[test]
     fn short_timelines_are_exact_steps() {
-        let timeline = Timeline { samples: vec![sample(0, 1), sample(3_600_000, 3)], end: 7_200_000 };
+        let timeline = Timeline {
+            samples: vec![sample(0, 1), sample(3_600_000, 3)],
+            end: 7_200_000,
+        };
         let points = envelope(&timeline, 0, 7_200_000, |s| f64::from(s.demand_workers));
         assert_eq!(points, vec![(0.0, 1.0), (1.0, 1.0), (1.0, 3.0), (2.0, 3.0)]);
     }
@@ -167,7 +216,10 @@ mod tests {
     fn long_timelines_keep_their_peaks() {
         let mut samples: Vec<Sample> = (0..10_000).map(|i| sample(i * 1000, 1)).collect();
         samples[5_000].demand_workers = 99; // a one-second spike
-        let timeline = Timeline { samples, end: 10_000_000 };
+        let timeline = Timeline {
+            samples,
+            end: 10_000_000,
+        };
         let points = envelope(&timeline, 0, 10_000_000, |s| f64::from(s.demand_workers));
         assert_eq!(points.len(), PLOT_BINS * 2);
         assert_eq!(points.iter().map(|p| p.1).fold(0.0, f64::max), 99.0);

@@ -49,7 +49,12 @@ pub struct RecordingHeader {
 
 impl RecordingHeader {
     pub fn new(started_at: Timestamp, pools: Vec<String>) -> RecordingHeader {
-        RecordingHeader { format: FORMAT_NAME.to_string(), version: FORMAT_VERSION, started_at, pools }
+        RecordingHeader {
+            format: FORMAT_NAME.to_string(),
+            version: FORMAT_VERSION,
+            started_at,
+            pools,
+        }
     }
 }
 
@@ -118,9 +123,19 @@ mod tests {
         let tick = RecordLine::Tick(RecordedTick {
             at: Timestamp(10_000),
             pool: "p".into(),
-            signals: vec![Signal::Value { demand: 3.5, observed_at: Timestamp(9_900) }],
-            workers: RecordedWorkers { requested: 2, ready: 1 },
-            decision: Some(RecordedDecision { current: 2, desired: 3, reasons: vec![] }),
+            signals: vec![Signal::Value {
+                demand: 3.5,
+                observed_at: Timestamp(9_900),
+            }],
+            workers: RecordedWorkers {
+                requested: 2,
+                ready: 1,
+            },
+            decision: Some(RecordedDecision {
+                current: 2,
+                desired: 3,
+                reasons: vec![],
+            }),
         });
         let header = RecordLine::Header(RecordingHeader::new(Timestamp(0), vec!["p".into()]));
         let mut out = Vec::new();

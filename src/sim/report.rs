@@ -85,7 +85,11 @@ impl RowInputs {
             kind: self.kind,
             worker_hours: self.accounted_hours,
             cost: self.charged_hours * self.price_per_worker_hour,
-            cost_vs_oracle: if self.oracle_hours > 0.0 { self.charged_hours / self.oracle_hours } else { 0.0 },
+            cost_vs_oracle: if self.oracle_hours > 0.0 {
+                self.charged_hours / self.oracle_hours
+            } else {
+                0.0
+            },
             wait_mean_s: jobs.wait_mean_s,
             wait_p50_s: jobs.wait_p50_s,
             wait_p95_s: jobs.wait_p95_s,
@@ -164,16 +168,45 @@ impl Report {
             out,
             "{} jobs ({} records, {} dropped by the filter, {} capped to the pool); C = {} units/worker, boot {} s, \
              max {} workers, {} model, billing {} at {}/worker-h, tick {} s",
-            h.jobs, h.records, h.dropped_records, h.capped_jobs, h.worker_capacity, h.boot_time_s, h.max_workers,
-            h.job_model, h.billing, h.price_per_worker_hour, h.tick_s
+            h.jobs,
+            h.records,
+            h.dropped_records,
+            h.capped_jobs,
+            h.worker_capacity,
+            h.boot_time_s,
+            h.max_workers,
+            h.job_model,
+            h.billing,
+            h.price_per_worker_hour,
+            h.tick_s
         );
         if let Some(sha) = &h.trace_sha256 {
             let _ = writeln!(out, "trace sha256 {sha}");
         }
         let _ = writeln!(out, "conventions: {CONVENTIONS}\n");
         let headings = [
-            "row", "kind", "worker-h", "cost", "x opt", "wait mean", "p50", "p95", "p99", "max", "bsld", ">60s%",
-            ">300s%", "util%", "ups", "downs", "thetaU%", "thetaO%", "tauU%", "tauO%", "instab%", "jitter/min",
+            "row",
+            "kind",
+            "worker-h",
+            "cost",
+            "x opt",
+            "wait mean",
+            "p50",
+            "p95",
+            "p99",
+            "max",
+            "bsld",
+            ">60s%",
+            ">300s%",
+            "util%",
+            "ups",
+            "downs",
+            "thetaU%",
+            "thetaO%",
+            "tauU%",
+            "tauO%",
+            "instab%",
+            "jitter/min",
         ];
         let mut lines: Vec<Vec<String>> = vec![headings.iter().map(|s| s.to_string()).collect()];
         for row in &self.rows {
@@ -202,18 +235,35 @@ impl Report {
                 format!("{:.3}", row.jitter),
             ]);
         }
-        let widths: Vec<usize> =
-            (0..headings.len()).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> = (0..headings.len())
+            .map(|c| {
+                lines
+                    .iter()
+                    .map(|l| l[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
         for line in &lines {
             let cells: Vec<String> = line
                 .iter()
                 .enumerate()
-                .map(|(c, cell)| if c < 2 { format!("{cell:<w$}", w = widths[c]) } else { format!("{cell:>w$}", w = widths[c]) })
+                .map(|(c, cell)| {
+                    if c < 2 {
+                        format!("{cell:<w$}", w = widths[c])
+                    } else {
+                        format!("{cell:>w$}", w = widths[c])
+                    }
+                })
                 .collect();
             let _ = writeln!(out, "{}", cells.join("  ").trim_end());
         }
         for row in self.rows.iter().filter(|r| r.unfinished_jobs > 0) {
-            let _ = writeln!(out, "\nWARNING: {} left {} jobs unfinished (gave up 30 days after the last arrival)", row.name, row.unfinished_jobs);
+            let _ = writeln!(
+                out,
+                "\nWARNING: {} left {} jobs unfinished (gave up 30 days after the last arrival)",
+                row.name, row.unfinished_jobs
+            );
         }
         out
     }

@@ -44,7 +44,12 @@ impl RunResult {
 
 /// Replays `jobs` (sorted by arrival) through `controller`. The first tick is at the first
 /// arrival; the replay ends when the last job finishes.
-pub fn replay(jobs: &[Job], config: PoolConfig, controller: &mut dyn Controller, progress: &ProgressBar) -> RunResult {
+pub fn replay(
+    jobs: &[Job],
+    config: PoolConfig,
+    controller: &mut dyn Controller,
+    progress: &ProgressBar,
+) -> RunResult {
     let start = jobs.first().map_or(0, |job| job.arrival.0);
     let last_arrival = jobs.last().map_or(0, |job| job.arrival.0);
     let give_up_at = last_arrival + GIVE_UP_AFTER_LAST_ARRIVAL_MS;
@@ -57,7 +62,9 @@ pub fn replay(jobs: &[Job], config: PoolConfig, controller: &mut dyn Controller,
     let mut now = start;
     let mut requested = pool.requested();
     while !pool.done() {
-        now = pool.next_event().map_or(next_tick, |event| event.min(next_tick));
+        now = pool
+            .next_event()
+            .map_or(next_tick, |event| event.min(next_tick));
         if now > give_up_at {
             now = give_up_at;
             break;
@@ -68,22 +75,35 @@ pub fn replay(jobs: &[Job], config: PoolConfig, controller: &mut dyn Controller,
             // an actuation too (the daemon records it when its drain completes).
             if pool.requested() < requested {
                 controller.actuated(requested, pool.requested(), Timestamp(now));
-                actuations.push(Actuation { at: now, from: requested, to: pool.requested(), reason: "drained".into() });
+                actuations.push(Actuation {
+                    at: now,
+                    from: requested,
+                    to: pool.requested(),
+                    reason: "drained".into(),
+                });
             }
-            let workers = WorkerCounts { requested: pool.requested(), ready: pool.ready() };
+            let workers = WorkerCounts {
+                requested: pool.requested(),
+                ready: pool.ready(),
+            };
             let demand = from_centi(pool.demand_units());
             if let Some(action) = controller.decide(Timestamp(now), demand, workers) {
                 pool.scale_to(action.desired, action.scale_down, now);
                 let to = pool.requested();
                 if to != workers.requested {
                     controller.actuated(workers.requested, to, Timestamp(now));
-                    actuations.push(Actuation { at: now, from: workers.requested, to, reason: action.reason });
+                    actuations.push(Actuation {
+                        at: now,
+                        from: workers.requested,
+                        to,
+                        reason: action.reason,
+                    });
                 }
             }
             requested = pool.requested();
             next_tick += period;
             ticks += 1;
-            if ticks % 65_536 == 0 {
+            if ticks.is_multiple_of(65_536) {
                 progress.set_position(((now - start).max(0) / 1000) as u64);
             }
         }
@@ -91,30 +111,48 @@ pub fn replay(jobs: &[Job], config: PoolConfig, controller: &mut dyn Controller,
     }
     timeline.end = now;
     progress.set_position(((now - start).max(0) / 1000) as u64);
-    RunResult { timeline, totals: pool.finish(now), actuations }
+    RunResult {
+        timeline,
+        totals: pool.finish(now),
+        actuations,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::controller::{EngineController, StaticController, hpa_policy, kubernetes_scale_down};
+    use crate::sim::controller::{
+        EngineController, StaticController, hpa_policy, kubernetes_scale_down,
+    };
     use crate::sim::pool::billing::Billing;
     use crate::sim::pool::workers::JobModel;
 
     fn jobs() -> Vec<Job> {
         (0..40)
-            .map(|i| Job { arrival: Timestamp(i * 30_000), width: 100 * (1 + (i as u64 % 3)), runtime_ms: 200_000 })
+            .map(|i| Job {
+                arrival: Timestamp(i * 30_000),
+                width: 100 * (1 + (i as u64 % 3)),
+                runtime_ms: 200_000,
+            })
             .collect()
     }
 
     fn config() -> PoolConfig {
-        PoolConfig { capacity: 400, boot_ms: 60_000, model: JobModel::Slot, billing: Billing::default() }
+        PoolConfig {
+            capacity: 400,
+            boot_ms: 60_000,
+            model: JobModel::Slot,
+            billing: Billing::default(),
+        }
     }
 
     #[test]
     fn static_pool_runs_everything_without_actuating() {
         let jobs = jobs();
-        let mut controller = StaticController { workers: 10, period_ms: 10_000 };
+        let mut controller = StaticController {
+            workers: 10,
+            period_ms: 10_000,
+        };
         let result = replay(&jobs, config(), &mut controller, &ProgressBar::hidden());
         assert_eq!(result.totals.unfinished, 0);
         assert!(result.actuations.is_empty());
@@ -127,7 +165,8 @@ mod tests {
         let jobs = jobs();
         let run = || {
             let policy = hpa_policy("h", 4.0, 1, 20);
-            let mut controller = EngineController::with_scale_down(policy, 15_000, kubernetes_scale_down(600_000));
+            let mut controller =
+                EngineController::with_scale_down(policy, 15_000, kubernetes_scale_down(600_000));
             replay(&jobs, config(), &mut controller, &ProgressBar::hidden())
         };
         let (a, b) = (run(), run());
@@ -140,9 +179,15 @@ mod tests {
     #[test]
     fn a_pool_that_never_grows_gives_up() {
         let jobs = jobs();
-        let mut controller = StaticController { workers: 0, period_ms: 3_600_000 };
+        let mut controller = StaticController {
+            workers: 0,
+            period_ms: 3_600_000,
+        };
         let result = replay(&jobs, config(), &mut controller, &ProgressBar::hidden());
         assert_eq!(result.totals.unfinished, 40);
-        assert_eq!(result.timeline.end, 39 * 30_000 + GIVE_UP_AFTER_LAST_ARRIVAL_MS);
+        assert_eq!(
+            result.timeline.end,
+            39 * 30_000 + GIVE_UP_AFTER_LAST_ARRIVAL_MS
+        );
     }
 }

@@ -50,7 +50,12 @@ fn default_tick() -> Duration {
 }
 
 fn all_baselines() -> Vec<Baseline> {
-    vec![Baseline::Oracle, Baseline::StaticPeak, Baseline::Hpa, Baseline::KedaAirflowChart]
+    vec![
+        Baseline::Oracle,
+        Baseline::StaticPeak,
+        Baseline::Hpa,
+        Baseline::KedaAirflowChart,
+    ]
 }
 
 /// Exactly one of `generate` or `trace`.
@@ -102,7 +107,19 @@ pub struct PoolSpec {
     pub max_workers: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Baseline {
     Oracle,
@@ -140,7 +157,10 @@ fn default_grace() -> Duration {
 
 impl Default for BaselineSettings {
     fn default() -> Self {
-        BaselineSettings { termination_grace: default_grace(), keda_concurrency: None }
+        BaselineSettings {
+            termination_grace: default_grace(),
+            keda_concurrency: None,
+        }
     }
 }
 
@@ -157,7 +177,11 @@ pub struct LoadedScenario {
 
 impl LoadedScenario {
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
     }
 
     /// Loads and validates the policies under test.
@@ -179,26 +203,37 @@ impl LoadedScenario {
 /// Parses scenario YAML; errors name the field and its line.
 pub fn parse(text: &str, origin: &str) -> anyhow::Result<Scenario> {
     let document = policy::yaml::parse(text).map_err(|error| {
-        anyhow::anyhow!("{origin}:{}:{}: YAML syntax: {}", error.position.line, error.position.column, error.message)
+        anyhow::anyhow!(
+            "{origin}:{}:{}: YAML syntax: {}",
+            error.position.line,
+            error.position.column,
+            error.message
+        )
     })?;
-    let scenario: Scenario = serde_path_to_error::deserialize(&document.value).map_err(|error| {
-        let path = error.path().to_string();
-        let at = document
-            .position(&path)
-            .map(|p| format!(":{}:{}", p.line, p.column))
-            .unwrap_or_default();
-        anyhow::anyhow!("{origin}{at}: {path}: {}", error.inner())
-    })?;
+    let scenario: Scenario =
+        serde_path_to_error::deserialize(&document.value).map_err(|error| {
+            let path = error.path().to_string();
+            let at = document
+                .position(&path)
+                .map(|p| format!(":{}:{}", p.line, p.column))
+                .unwrap_or_default();
+            anyhow::anyhow!("{origin}{at}: {path}: {}", error.inner())
+        })?;
     check(&scenario).with_context(|| origin.to_string())?;
     Ok(scenario)
 }
 
 fn check(scenario: &Scenario) -> anyhow::Result<()> {
     match (&scenario.workload.generate, &scenario.workload.trace) {
-        (Some(_), Some(_)) | (None, None) => bail!("workload: give exactly one of `generate` or `trace`"),
+        (Some(_), Some(_)) | (None, None) => {
+            bail!("workload: give exactly one of `generate` or `trace`")
+        }
         _ => {}
     }
-    anyhow::ensure!(scenario.pool.worker_capacity > 0.0, "pool.worker_capacity must be > 0");
+    anyhow::ensure!(
+        scenario.pool.worker_capacity > 0.0,
+        "pool.worker_capacity must be > 0"
+    );
     anyhow::ensure!(!scenario.tick.is_zero(), "tick must be longer than 0s");
     anyhow::ensure!(
         !scenario.policies.is_empty() || !scenario.baselines.is_empty(),
@@ -209,14 +244,21 @@ fn check(scenario: &Scenario) -> anyhow::Result<()> {
 
 /// Reads a scenario file.
 pub fn load_file(path: &Path) -> anyhow::Result<LoadedScenario> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading scenario {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading scenario {}", path.display()))?;
     let scenario = parse(&text, &path.display().to_string())?;
-    let name = scenario
-        .name
-        .clone()
-        .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+    let name = scenario.name.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    Ok(LoadedScenario { scenario, name, base_dir, embedded_policies: BTreeMap::new() })
+    Ok(LoadedScenario {
+        scenario,
+        name,
+        base_dir,
+        embedded_policies: BTreeMap::new(),
+    })
 }
 
 /// The scenario `poolpilot simulate` runs with no arguments: needs nothing outside the binary.
@@ -229,13 +271,19 @@ pub fn builtin(name: &str) -> anyhow::Result<LoadedScenario> {
     match name {
         "trino" => {
             let scenario = parse(BUILTIN_TRINO, "builtin:trino")?;
-            let embedded = BTreeMap::from([(PathBuf::from(BUILTIN_TRINO_POLICY_PATH), BUILTIN_TRINO_POLICY)]);
+            let embedded = BTreeMap::from([(
+                PathBuf::from(BUILTIN_TRINO_POLICY_PATH),
+                BUILTIN_TRINO_POLICY,
+            )]);
             anyhow::ensure!(
                 scenario.policies.iter().all(|p| embedded.contains_key(p)),
                 "builtin:trino names a policy that is not embedded"
             );
             Ok(LoadedScenario {
-                name: scenario.name.clone().unwrap_or_else(|| "trino-generated".into()),
+                name: scenario
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| "trino-generated".into()),
                 scenario,
                 base_dir: PathBuf::from("."),
                 embedded_policies: embedded,
@@ -262,17 +310,26 @@ pool: { worker_capacity: 4, boot_time: 60s }
         assert_eq!(scenario.baselines.len(), 4);
         assert_eq!(scenario.pool.job_model, JobModel::Slot);
         assert_eq!(scenario.pool.billing, Billing::default());
-        assert_eq!(scenario.baseline_settings.termination_grace, Duration::from_secs(600));
+        assert_eq!(
+            scenario.baseline_settings.termination_grace,
+            Duration::from_secs(600)
+        );
     }
 
     #[test]
     fn unknown_keys_are_errors_with_a_line() {
         let text = format!("{MINIMAL}tikc: 5s\n");
         let error = parse(&text, "m.yaml").unwrap_err().to_string();
-        assert!(error.contains("m.yaml") && error.contains("tikc"), "{error}");
+        assert!(
+            error.contains("m.yaml") && error.contains("tikc"),
+            "{error}"
+        );
         let text = MINIMAL.replace("boot_time: 60s", "boot_time: 60s, colour: red");
         let error = parse(&text, "m.yaml").unwrap_err().to_string();
-        assert!(error.contains("m.yaml:3:") && error.contains("colour"), "{error}");
+        assert!(
+            error.contains("m.yaml:3:") && error.contains("colour"),
+            "{error}"
+        );
     }
 
     #[test]

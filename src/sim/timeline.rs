@@ -63,8 +63,16 @@ impl Timeline {
 
     /// Each sample with the length of its segment (ms).
     pub fn segments(&self) -> impl Iterator<Item = (&Sample, i64)> {
-        let ends = self.samples.iter().skip(1).map(|s| s.at).chain(std::iter::once(self.end));
-        self.samples.iter().zip(ends).map(|(sample, end)| (sample, (end - sample.at).max(0)))
+        let ends = self
+            .samples
+            .iter()
+            .skip(1)
+            .map(|s| s.at)
+            .chain(std::iter::once(self.end));
+        self.samples
+            .iter()
+            .zip(ends)
+            .map(|(sample, end)| (sample, (end - sample.at).max(0)))
     }
 }
 
@@ -81,7 +89,14 @@ mod tests {
     use super::*;
 
     fn sample(at: i64, demand: u32) -> Sample {
-        Sample { at, demand_workers: demand, ready_workers: 1, billed_workers: 1, queued_units: 0, running_units: 0 }
+        Sample {
+            at,
+            demand_workers: demand,
+            ready_workers: 1,
+            billed_workers: 1,
+            queued_units: 0,
+            running_units: 0,
+        }
     }
 
     #[test]
@@ -93,8 +108,10 @@ mod tests {
         timeline.push(sample(10, 1));
         timeline.push(sample(20, 3));
         timeline.end = 30;
-        let points: Vec<(i64, u32, i64)> =
-            timeline.segments().map(|(s, length)| (s.at, s.demand_workers, length)).collect();
+        let points: Vec<(i64, u32, i64)> = timeline
+            .segments()
+            .map(|(s, length)| (s.at, s.demand_workers, length))
+            .collect();
         assert_eq!(points, vec![(0, 1, 20), (20, 3, 10)]);
         assert_eq!(timeline.duration_ms(), 30);
     }

@@ -20,9 +20,15 @@ pub fn trace(file: &str) -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{} is missing: CI must have ../shared/traces", path.display());
+        panic!(
+            "{} is missing: CI must have ../shared/traces",
+            path.display()
+        );
     }
-    eprintln!("NOTE: {} is absent; this trace test did not run", path.display());
+    eprintln!(
+        "NOTE: {} is absent; this trace test did not run",
+        path.display()
+    );
     None
 }
 

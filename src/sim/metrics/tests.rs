@@ -33,10 +33,22 @@ fn supply_equal_to_demand_is_perfect() {
 fn supply_one_above_demand_is_always_over() {
     let points: Vec<(u32, u32)> = DEMAND.iter().map(|&d| (d, d + 1)).collect();
     let metrics = elasticity(&timeline(&points, 10_000), 10_000);
-    let expected = 100.0 * DEMAND.iter().map(|&d| 1.0 / f64::from(d).max(1.0)).sum::<f64>() / DEMAND.len() as f64;
-    assert!((metrics.accuracy_over - expected).abs() < 1e-9, "{} vs {expected}", metrics.accuracy_over);
+    let expected = 100.0
+        * DEMAND
+            .iter()
+            .map(|&d| 1.0 / f64::from(d).max(1.0))
+            .sum::<f64>()
+        / DEMAND.len() as f64;
+    assert!(
+        (metrics.accuracy_over - expected).abs() < 1e-9,
+        "{} vs {expected}",
+        metrics.accuracy_over
+    );
     assert_eq!(metrics.timeshare_over, 100.0);
-    assert_eq!((metrics.accuracy_under, metrics.timeshare_under), (0.0, 0.0));
+    assert_eq!(
+        (metrics.accuracy_under, metrics.timeshare_under),
+        (0.0, 0.0)
+    );
     assert_eq!(metrics.instability, 0.0, "supply moves with demand");
     assert_eq!(metrics.over_workers_mean, 1.0);
 }
@@ -48,8 +60,14 @@ fn lagging_staircase_is_k_prime_not_k() {
     let metrics = elasticity(&timeline(&points, 10_000), 10_000);
     assert_eq!(metrics.instability_k, 0.0);
     assert!(metrics.instability_k_prime > 0.0);
-    assert_eq!(metrics.instability, metrics.instability_k + metrics.instability_k_prime);
-    assert_eq!(metrics.timeshare_under, 90.0, "under everywhere but the first sample");
+    assert_eq!(
+        metrics.instability,
+        metrics.instability_k + metrics.instability_k_prime
+    );
+    assert_eq!(
+        metrics.timeshare_under, 90.0,
+        "under everywhere but the first sample"
+    );
 }
 
 #[test]
@@ -63,10 +81,22 @@ fn thrashing_supply_is_k_and_positive_jitter() {
 
 #[test]
 fn job_stats_percentiles_and_bounded_slowdown() {
-    let outcomes: Vec<JobOutcome> =
-        (1..=100).map(|i| JobOutcome { wait_ms: i * 1000, runtime_ms: if i == 1 { 1000 } else { 100_000 } }).collect();
+    let outcomes: Vec<JobOutcome> = (1..=100)
+        .map(|i| JobOutcome {
+            wait_ms: i * 1000,
+            runtime_ms: if i == 1 { 1000 } else { 100_000 },
+        })
+        .collect();
     let stats = job_stats(&outcomes);
-    assert_eq!((stats.wait_p50_s, stats.wait_p95_s, stats.wait_p99_s, stats.wait_max_s), (50.0, 95.0, 99.0, 100.0));
+    assert_eq!(
+        (
+            stats.wait_p50_s,
+            stats.wait_p95_s,
+            stats.wait_p99_s,
+            stats.wait_max_s
+        ),
+        (50.0, 95.0, 99.0, 100.0)
+    );
     assert_eq!(stats.wait_mean_s, 50.5);
     assert_eq!(stats.waiting_over_60s_pct, 40.0);
     assert_eq!(stats.waiting_over_300s_pct, 0.0);

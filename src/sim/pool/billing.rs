@@ -26,7 +26,9 @@ fn default_minimum() -> Duration {
 
 impl Default for Billing {
     fn default() -> Self {
-        Billing::PerSecond { minimum: default_minimum() }
+        Billing::PerSecond {
+            minimum: default_minimum(),
+        }
     }
 }
 
@@ -83,7 +85,11 @@ mod tests {
         let billing = Billing::default();
         assert_eq!(billing.charge_ms(1), 60_000);
         assert_eq!(billing.charge_ms(60_001), 61_000);
-        assert_eq!(billing.charge_ms(0), 60_000, "a launch is charged even if released at once");
+        assert_eq!(
+            billing.charge_ms(0),
+            60_000,
+            "a launch is charged even if released at once"
+        );
     }
 
     #[test]

@@ -236,7 +236,8 @@ impl<'a> Pool<'a> {
         for index in std::mem::take(&mut self.active) {
             let worker = &mut self.workers[index];
             worker.state = WorkerState::Released;
-            self.ledger.release(self.config.billing, now - worker.launched_at);
+            self.ledger
+                .release(self.config.billing, now - worker.launched_at);
         }
         PoolTotals {
             ledger: self.ledger,
@@ -248,8 +249,20 @@ impl<'a> Pool<'a> {
 
     fn launch(&mut self, now: i64, ready_now: bool) {
         let index = self.workers.len();
-        let state = if ready_now { WorkerState::Ready } else { WorkerState::Booting { ready_at: now + self.config.boot_ms } };
-        self.workers.push(Worker { launched_at: now, state, used: 0, jobs: Vec::new(), pending_removal: None });
+        let state = if ready_now {
+            WorkerState::Ready
+        } else {
+            WorkerState::Booting {
+                ready_at: now + self.config.boot_ms,
+            }
+        };
+        self.workers.push(Worker {
+            launched_at: now,
+            state,
+            used: 0,
+            jobs: Vec::new(),
+            pending_removal: None,
+        });
         self.active.push(index);
         self.ledger.launches += 1;
         if ready_now {
@@ -257,7 +270,8 @@ impl<'a> Pool<'a> {
             self.dirty = true;
         } else {
             self.booting += 1;
-            self.events.push(Reverse((now + self.config.boot_ms, READY, index as u32, 0)));
+            self.events
+                .push(Reverse((now + self.config.boot_ms, READY, index as u32, 0)));
         }
     }
 
@@ -277,7 +291,13 @@ impl<'a> Pool<'a> {
         self.dirty = false;
         while let Some(&id) = self.queue.front() {
             let job = self.jobs[id as usize];
-            let Some((placement, allocated)) = place(self.config.model, job.width, self.config.capacity, &self.workers, &self.active) else {
+            let Some((placement, allocated)) = place(
+                self.config.model,
+                job.width,
+                self.config.capacity,
+                &self.workers,
+                &self.active,
+            ) else {
                 break;
             };
             self.queue.pop_front();
@@ -289,13 +309,28 @@ impl<'a> Pool<'a> {
             };
             for &(worker, units) in &placement {
                 let worker = &mut self.workers[worker];
-                worker.used += if self.config.model == JobModel::Gang { self.config.capacity } else { units };
+                worker.used += if self.config.model == JobModel::Gang {
+                    self.config.capacity
+                } else {
+                    units
+                };
                 worker.jobs.push(id);
             }
-            self.running[id as usize] = Some(Running { placement, allocated });
+            self.running[id as usize] = Some(Running {
+                placement,
+                allocated,
+            });
             self.started_at[id as usize] = now;
-            self.outcomes[id as usize] = Some(JobOutcome { wait_ms: now - job.arrival.0, runtime_ms });
-            self.events.push(Reverse((now + runtime_ms, COMPLETION, id, self.generation[id as usize])));
+            self.outcomes[id as usize] = Some(JobOutcome {
+                wait_ms: now - job.arrival.0,
+                runtime_ms,
+            });
+            self.events.push(Reverse((
+                now + runtime_ms,
+                COMPLETION,
+                id,
+                self.generation[id as usize],
+            )));
         }
     }
 
@@ -309,13 +344,22 @@ impl<'a> Pool<'a> {
 
     /// Frees a running job's units; releases draining workers it leaves empty.
     fn stop_job(&mut self, id: u32, now: i64) {
-        let Some(running) = self.running[id as usize].take() else { return };
+        let Some(running) = self.running[id as usize].take() else {
+            return;
+        };
         self.running_units -= running.allocated;
         for (index, units) in running.placement {
             let worker = &mut self.workers[index];
-            worker.used -= if self.config.model == JobModel::Gang { self.config.capacity } else { units };
+            worker.used -= if self.config.model == JobModel::Gang {
+                self.config.capacity
+            } else {
+                units
+            };
             worker.jobs.retain(|&job| job != id);
-            if worker.used == 0 && (matches!(worker.state, WorkerState::Draining { .. }) || worker.pending_removal.is_some()) {
+            if worker.used == 0
+                && (matches!(worker.state, WorkerState::Draining { .. })
+                    || worker.pending_removal.is_some())
+            {
                 self.release(index, now);
             }
         }
@@ -323,14 +367,17 @@ impl<'a> Pool<'a> {
     }
 
     fn deadline(&mut self, index: usize, now: i64) {
-        if matches!(self.workers[index].state, WorkerState::Draining { force_at: Some(at) } if at <= now) {
+        if matches!(self.workers[index].state, WorkerState::Draining { force_at: Some(at) } if at <= now)
+        {
             self.kill(index, now);
         }
     }
 
     fn idle_deadline(&mut self, index: usize, now: i64) {
         let worker = &self.workers[index];
-        let Some((at, force)) = worker.pending_removal else { return };
+        let Some((at, force)) = worker.pending_removal else {
+            return;
+        };
         if at > now || worker.state != WorkerState::Ready {
             return;
         }
@@ -371,7 +418,8 @@ impl<'a> Pool<'a> {
         if worker.pending_removal.take().is_some() {
             self.pending -= 1;
         }
-        self.ledger.release(self.config.billing, now - worker.launched_at);
+        self.ledger
+            .release(self.config.billing, now - worker.launched_at);
         if let Some(position) = self.active.iter().position(|&i| i == index) {
             self.active.swap_remove(position);
         }
@@ -390,8 +438,12 @@ impl<'a> Pool<'a> {
                 }
                 match (worker.state, scale_down.order) {
                     (WorkerState::Booting { .. }, _) => Some((0, newest_first, 0, key)),
-                    (WorkerState::Ready, VictimOrder::IdleFirst) if worker.used == 0 => Some((1, newest_first, 0, key)),
-                    (WorkerState::Ready, VictimOrder::IdleFirst) => Some((2, worker.used as i64, newest_first, key)),
+                    (WorkerState::Ready, VictimOrder::IdleFirst) if worker.used == 0 => {
+                        Some((1, newest_first, 0, key))
+                    }
+                    (WorkerState::Ready, VictimOrder::IdleFirst) => {
+                        Some((2, worker.used as i64, newest_first, key))
+                    }
                     (WorkerState::Ready, VictimOrder::Newest) => Some((1, newest_first, 0, key)),
                     _ => None,
                 }
@@ -409,7 +461,8 @@ impl<'a> Pool<'a> {
                 Removal::WhenIdle { timeout_ms, force } => {
                     self.workers[index].pending_removal = Some((now + timeout_ms, force));
                     self.pending += 1;
-                    self.events.push(Reverse((now + timeout_ms, IDLE_DEADLINE, index as u32, 0)));
+                    self.events
+                        .push(Reverse((now + timeout_ms, IDLE_DEADLINE, index as u32, 0)));
                 }
                 Removal::Drain { timeout_ms } => {
                     let force_at = timeout_ms.map(|timeout| now + timeout);
@@ -417,7 +470,8 @@ impl<'a> Pool<'a> {
                     self.ready -= 1;
                     self.draining += 1;
                     if let Some(at) = force_at {
-                        self.events.push(Reverse((at, DRAIN_DEADLINE, index as u32, 0)));
+                        self.events
+                            .push(Reverse((at, DRAIN_DEADLINE, index as u32, 0)));
                     }
                 }
             }

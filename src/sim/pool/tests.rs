@@ -2,14 +2,28 @@ use super::*;
 use crate::time::Timestamp;
 
 fn job(arrival_s: i64, width_units: u64, runtime_s: i64) -> Job {
-    Job { arrival: Timestamp::from_secs(arrival_s), width: width_units * 100, runtime_ms: runtime_s * 1000 }
+    Job {
+        arrival: Timestamp::from_secs(arrival_s),
+        width: width_units * 100,
+        runtime_ms: runtime_s * 1000,
+    }
 }
 
 fn config(model: JobModel, boot_s: i64) -> PoolConfig {
-    PoolConfig { capacity: 400, boot_ms: boot_s * 1000, model, billing: Billing::PerSecond { minimum: std::time::Duration::ZERO } }
+    PoolConfig {
+        capacity: 400,
+        boot_ms: boot_s * 1000,
+        model,
+        billing: Billing::PerSecond {
+            minimum: std::time::Duration::ZERO,
+        },
+    }
 }
 
-const DRAIN: ScaleDown = ScaleDown { order: VictimOrder::IdleFirst, removal: Removal::Drain { timeout_ms: None } };
+const DRAIN: ScaleDown = ScaleDown {
+    order: VictimOrder::IdleFirst,
+    removal: Removal::Drain { timeout_ms: None },
+};
 
 /// Runs the pool's own events until nothing is left.
 fn drain_events(pool: &mut Pool, until: i64) {
@@ -45,7 +59,11 @@ fn strict_fifo_blocks_later_jobs_behind_a_wide_head() {
     drain_events(&mut pool, i64::MAX);
     let totals = pool.finish(300_000);
     let waits: Vec<i64> = totals.outcomes.iter().map(|o| o.wait_ms / 1000).collect();
-    assert_eq!(waits, vec![0, 99, 108], "the 1-unit job waits behind the 4-unit head");
+    assert_eq!(
+        waits,
+        vec![0, 99, 108],
+        "the 1-unit job waits behind the 4-unit head"
+    );
 }
 
 #[test]
@@ -55,9 +73,17 @@ fn scale_down_removes_idle_first_and_drains_busy() {
     pool.advance(0);
     pool.scale_to(0, DRAIN, 10_000);
     assert_eq!(pool.requested(), 0);
-    assert_eq!(pool.sample(10_000).billed_workers, 1, "the busy worker drains");
+    assert_eq!(
+        pool.sample(10_000).billed_workers,
+        1,
+        "the busy worker drains"
+    );
     drain_events(&mut pool, i64::MAX);
-    assert_eq!(pool.sample(100_000).billed_workers, 0, "released when its job ended");
+    assert_eq!(
+        pool.sample(100_000).billed_workers,
+        0,
+        "released when its job ended"
+    );
     let totals = pool.finish(100_000);
     assert_eq!(totals.ledger.accounted_ms, 10_000 * 2 + 100_000);
     assert_eq!(totals.restarts, 0);
@@ -66,18 +92,33 @@ fn scale_down_removes_idle_first_and_drains_busy() {
 #[test]
 fn kill_requeues_work_and_drain_timeout_forces() {
     let jobs = [job(0, 1, 100)];
-    let kill = ScaleDown { order: VictimOrder::Newest, removal: Removal::Kill };
+    let kill = ScaleDown {
+        order: VictimOrder::Newest,
+        removal: Removal::Kill,
+    };
     let mut pool = Pool::new(config(JobModel::Slot, 0), &jobs, 1, 0);
     pool.advance(0);
     pool.scale_to(0, kill, 20_000);
-    assert_eq!(pool.sample(20_000).queued_units, 100, "killed work is queued again");
+    assert_eq!(
+        pool.sample(20_000).queued_units,
+        100,
+        "killed work is queued again"
+    );
     pool.scale_to(1, kill, 30_000);
     drain_events(&mut pool, i64::MAX);
     let totals = pool.finish(130_000);
     assert_eq!(totals.restarts, 1);
-    assert_eq!(totals.outcomes[0].wait_ms, 30_000, "wait counts to the start that finished");
+    assert_eq!(
+        totals.outcomes[0].wait_ms, 30_000,
+        "wait counts to the start that finished"
+    );
 
-    let timeout = ScaleDown { order: VictimOrder::IdleFirst, removal: Removal::Drain { timeout_ms: Some(5_000) } };
+    let timeout = ScaleDown {
+        order: VictimOrder::IdleFirst,
+        removal: Removal::Drain {
+            timeout_ms: Some(5_000),
+        },
+    };
     let mut pool = Pool::new(config(JobModel::Slot, 0), &jobs, 1, 0);
     pool.advance(0);
     pool.scale_to(0, timeout, 10_000);
@@ -95,11 +136,26 @@ fn newest_order_ignores_busyness_idle_first_does_not() {
         pool.advance(0);
         pool.scale_to(2, DRAIN, 1_000);
         drain_events(&mut pool, 150_000);
-        pool.scale_to(1, ScaleDown { order, removal: Removal::Drain { timeout_ms: None } }, 150_000);
+        pool.scale_to(
+            1,
+            ScaleDown {
+                order,
+                removal: Removal::Drain { timeout_ms: None },
+            },
+            150_000,
+        );
         pool.sample(150_000).billed_workers
     };
-    assert_eq!(billed_after(VictimOrder::IdleFirst), 1, "idle worker 0 released");
-    assert_eq!(billed_after(VictimOrder::Newest), 2, "busy worker 1 drains, idle worker 0 stays");
+    assert_eq!(
+        billed_after(VictimOrder::IdleFirst),
+        1,
+        "idle worker 0 released"
+    );
+    assert_eq!(
+        billed_after(VictimOrder::Newest),
+        2,
+        "busy worker 1 drains, idle worker 0 stays"
+    );
 }
 
 #[test]
@@ -113,7 +169,10 @@ fn gang_and_moldable_models() {
     let mut pool = Pool::new(config(JobModel::Moldable, 0), &jobs, 1, 0);
     drain_events(&mut pool, i64::MAX);
     let totals = pool.finish(150_000);
-    assert_eq!(totals.outcomes[0].runtime_ms, 150_000, "600 unit·s of work at width 4");
+    assert_eq!(
+        totals.outcomes[0].runtime_ms, 150_000,
+        "600 unit·s of work at width 4"
+    );
 }
 
 #[test]
@@ -126,19 +185,33 @@ fn booting_workers_are_removed_before_ready_ones() {
     let sample = pool.sample(10_000);
     assert_eq!((sample.ready_workers, sample.billed_workers), (1, 1));
     let totals = pool.finish(100_000);
-    assert_eq!(totals.ledger.accounted_ms, 100_000 + 2 * 10_000, "booting time is billed");
+    assert_eq!(
+        totals.ledger.accounted_ms,
+        100_000 + 2 * 10_000,
+        "booting time is billed"
+    );
 }
 
 #[test]
 fn reversible_removal_keeps_working_until_idle_and_is_cancelled_by_a_scale_up() {
-    let when_idle = ScaleDown { order: VictimOrder::IdleFirst, removal: Removal::WhenIdle { timeout_ms: 1_000_000, force: false } };
+    let when_idle = ScaleDown {
+        order: VictimOrder::IdleFirst,
+        removal: Removal::WhenIdle {
+            timeout_ms: 1_000_000,
+            force: false,
+        },
+    };
     let jobs = [job(0, 1, 100), job(10, 1, 100)];
     let mut pool = Pool::new(config(JobModel::Slot, 0), &jobs, 1, 0);
     pool.advance(0);
     pool.scale_to(0, when_idle, 5_000);
     assert_eq!(pool.requested(), 1, "still counted until it is idle");
     drain_events(&mut pool, 10_000);
-    assert_eq!(pool.sample(10_000).running_units, 200, "it still takes new work");
+    assert_eq!(
+        pool.sample(10_000).running_units,
+        200,
+        "it still takes new work"
+    );
     pool.scale_to(0, when_idle, 20_000);
     assert_eq!(pool.requested(), 1, "not marked twice");
     drain_events(&mut pool, 110_000);
@@ -149,7 +222,11 @@ fn reversible_removal_keeps_working_until_idle_and_is_cancelled_by_a_scale_up() 
     pool.scale_to(0, when_idle, 5_000);
     pool.scale_to(1, when_idle, 6_000);
     drain_events(&mut pool, 200_000);
-    assert_eq!(pool.requested(), 1, "the scale-up cancelled the removal instead of launching");
+    assert_eq!(
+        pool.requested(),
+        1,
+        "the scale-up cancelled the removal instead of launching"
+    );
     assert_eq!(pool.finish(200_000).ledger.launches, 1);
 }
 
@@ -157,7 +234,13 @@ fn reversible_removal_keeps_working_until_idle_and_is_cancelled_by_a_scale_up() 
 fn reversible_removal_times_out_into_keep_or_kill() {
     let jobs = [job(0, 1, 100)];
     for (force, requested, restarts) in [(false, 1, 0), (true, 0, 1)] {
-        let down = ScaleDown { order: VictimOrder::IdleFirst, removal: Removal::WhenIdle { timeout_ms: 10_000, force } };
+        let down = ScaleDown {
+            order: VictimOrder::IdleFirst,
+            removal: Removal::WhenIdle {
+                timeout_ms: 10_000,
+                force,
+            },
+        };
         let mut pool = Pool::new(config(JobModel::Slot, 0), &jobs, 1, 0);
         pool.advance(0);
         pool.scale_to(0, down, 5_000);

@@ -24,10 +24,14 @@ pub enum JobModel {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerState {
-    Booting { ready_at: i64 },
+    Booting {
+        ready_at: i64,
+    },
     Ready,
     /// Takes no new work; released when empty, or at `force_at` (its work is killed).
-    Draining { force_at: Option<i64> },
+    Draining {
+        force_at: Option<i64>,
+    },
     Released,
 }
 
@@ -62,13 +66,22 @@ pub fn place(
     active: &[usize],
 ) -> Option<(Placement, Centi)> {
     match model {
-        JobModel::Slot => fill(width, capacity, workers, active).map(|placement| (placement, width)),
+        JobModel::Slot => {
+            fill(width, capacity, workers, active).map(|placement| (placement, width))
+        }
         JobModel::Moldable => {
             let free = free_units(capacity, workers, active);
             let allocated = width.min(free);
-            let needed = if width <= capacity { width } else { width.div_ceil(2).max(capacity) };
+            let needed = if width <= capacity {
+                width
+            } else {
+                width.div_ceil(2).max(capacity)
+            };
             (allocated > 0 && allocated >= needed)
-                .then(|| fill(allocated, capacity, workers, active).map(|placement| (placement, allocated)))
+                .then(|| {
+                    fill(allocated, capacity, workers, active)
+                        .map(|placement| (placement, allocated))
+                })
                 .flatten()
         }
         JobModel::Gang => {
@@ -128,15 +141,29 @@ mod tests {
     use super::*;
 
     fn worker(used: Centi, state: WorkerState) -> Worker {
-        Worker { launched_at: 0, state, used, jobs: Vec::new(), pending_removal: None }
+        Worker {
+            launched_at: 0,
+            state,
+            used,
+            jobs: Vec::new(),
+            pending_removal: None,
+        }
     }
 
     #[test]
     fn slot_fills_fullest_workers_first() {
-        let workers = vec![worker(0, WorkerState::Ready), worker(300, WorkerState::Ready), worker(100, WorkerState::Ready)];
+        let workers = vec![
+            worker(0, WorkerState::Ready),
+            worker(300, WorkerState::Ready),
+            worker(100, WorkerState::Ready),
+        ];
         let (placement, allocated) = place(JobModel::Slot, 200, 400, &workers, &[0, 1, 2]).unwrap();
         assert_eq!(allocated, 200);
-        assert_eq!(placement, vec![(1, 100), (2, 100)], "idle worker 0 stays idle");
+        assert_eq!(
+            placement,
+            vec![(1, 100), (2, 100)],
+            "idle worker 0 stays idle"
+        );
         assert!(place(JobModel::Slot, 900, 400, &workers, &[0, 1, 2]).is_none());
     }
 
@@ -152,20 +179,39 @@ mod tests {
 
     #[test]
     fn gang_needs_whole_idle_workers() {
-        let workers = vec![worker(100, WorkerState::Ready), worker(0, WorkerState::Ready), worker(0, WorkerState::Ready)];
-        assert!(place(JobModel::Gang, 900, 400, &workers, &[0, 1, 2]).is_none(), "needs 3 idle, has 2");
+        let workers = vec![
+            worker(100, WorkerState::Ready),
+            worker(0, WorkerState::Ready),
+            worker(0, WorkerState::Ready),
+        ];
+        assert!(
+            place(JobModel::Gang, 900, 400, &workers, &[0, 1, 2]).is_none(),
+            "needs 3 idle, has 2"
+        );
         let (placement, _) = place(JobModel::Gang, 500, 400, &workers, &[0, 1, 2]).unwrap();
         assert_eq!(placement, vec![(1, 400), (2, 400)]);
     }
 
     #[test]
     fn moldable_starts_narrower_when_half_its_width_is_free() {
-        let workers = vec![worker(0, WorkerState::Ready), worker(200, WorkerState::Ready)];
+        let workers = vec![
+            worker(0, WorkerState::Ready),
+            worker(200, WorkerState::Ready),
+        ];
         let (_, allocated) = place(JobModel::Moldable, 1000, 400, &workers, &[0, 1]).unwrap();
         assert_eq!(allocated, 600);
-        assert!(place(JobModel::Moldable, 1400, 400, &workers, &[0, 1]).is_none(), "600 free < 700");
+        assert!(
+            place(JobModel::Moldable, 1400, 400, &workers, &[0, 1]).is_none(),
+            "600 free < 700"
+        );
         let busy = vec![worker(200, WorkerState::Ready)];
-        assert!(place(JobModel::Moldable, 1000, 400, &busy, &[0]).is_none(), "200 free < half of 1000");
-        assert_eq!(place(JobModel::Moldable, 100, 400, &busy, &[0]).unwrap().1, 100);
+        assert!(
+            place(JobModel::Moldable, 1000, 400, &busy, &[0]).is_none(),
+            "200 free < half of 1000"
+        );
+        assert_eq!(
+            place(JobModel::Moldable, 100, 400, &busy, &[0]).unwrap().1,
+            100
+        );
     }
 }

@@ -46,12 +46,20 @@ pub fn parse(text: &str, name: &str, kappa: f64) -> anyhow::Result<Workload> {
         records += 1;
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() < 7 {
-            bail!("{name}:{}: {} columns, batch_task.csv has 8", index + 1, fields.len());
+            bail!(
+                "{name}:{}: {} columns, batch_task.csv has 8",
+                index + 1,
+                fields.len()
+            );
         }
         let number = |column: usize| -> anyhow::Result<f64> {
-            fields[column]
-                .parse::<f64>()
-                .with_context(|| format!("{name}:{}: column {} is not a number", index + 1, column + 1))
+            fields[column].parse::<f64>().with_context(|| {
+                format!(
+                    "{name}:{}: column {} is not a number",
+                    index + 1,
+                    column + 1
+                )
+            })
         };
         if !matches!(fields[5], "Terminated" | "Failed") || fields[6].is_empty() {
             continue;
@@ -64,7 +72,10 @@ pub fn parse(text: &str, name: &str, kappa: f64) -> anyhow::Result<Workload> {
         }
         usable_tasks += 1;
         let job_id = number(2)? as i64;
-        let job = jobs.entry(job_id).or_insert(JobAccumulator { arrival: create, ..Default::default() });
+        let job = jobs.entry(job_id).or_insert(JobAccumulator {
+            arrival: create,
+            ..Default::default()
+        });
         job.arrival = job.arrival.min(create);
         job.width_cores = job.width_cores.max(cores);
         job.work_core_seconds += cores * (end - create) as f64 * kappa;
@@ -73,8 +84,14 @@ pub fn parse(text: &str, name: &str, kappa: f64) -> anyhow::Result<Workload> {
         .values()
         .map(|job| {
             let width = to_centi(job.width_cores).max(1);
-            let runtime_ms = (job.work_core_seconds / job.width_cores * 1000.0).ceil().max(1.0) as i64;
-            Job { arrival: Timestamp(ASSUMED_START.0 + job.arrival * 1000), width, runtime_ms }
+            let runtime_ms = (job.work_core_seconds / job.width_cores * 1000.0)
+                .ceil()
+                .max(1.0) as i64;
+            Job {
+                arrival: Timestamp(ASSUMED_START.0 + job.arrival * 1000),
+                width,
+                runtime_ms,
+            }
         })
         .collect();
     let mut workload = Workload::new(

@@ -97,14 +97,20 @@ fn one() -> f64 {
 impl GeneratorSpec {
     /// Checks the numbers a generator cannot work with.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.arrivals_per_hour >= 0.0, "arrivals_per_hour must be ≥ 0");
+        anyhow::ensure!(
+            self.arrivals_per_hour >= 0.0,
+            "arrivals_per_hour must be ≥ 0"
+        );
         anyhow::ensure!(!self.duration.is_zero(), "duration must be > 0");
         if let Some(diurnal) = &self.diurnal {
             anyhow::ensure!(
                 (1.0..=2.0).contains(&diurnal.peak_to_mean),
                 "diurnal.peak_to_mean must be in [1, 2]"
             );
-            anyhow::ensure!(diurnal.weekend_factor >= 0.0, "diurnal.weekend_factor must be ≥ 0");
+            anyhow::ensure!(
+                diurnal.weekend_factor >= 0.0,
+                "diurnal.weekend_factor must be ≥ 0"
+            );
         }
         if let Some(bursts) = &self.bursts {
             anyhow::ensure!(!bursts.every.is_zero(), "bursts.every must be > 0");
@@ -114,7 +120,8 @@ impl GeneratorSpec {
         match &self.width {
             WidthSpec::Fixed(width) => anyhow::ensure!(*width > 0.0, "width must be > 0"),
             WidthSpec::Choices { choices } => anyhow::ensure!(
-                !choices.is_empty() && choices.iter().all(|c| c.width > 0.0 && c.weight >= 0.0)
+                !choices.is_empty()
+                    && choices.iter().all(|c| c.width > 0.0 && c.weight >= 0.0)
                     && choices.iter().any(|c| c.weight > 0.0),
                 "width.choices needs positive widths and at least one positive weight"
             ),
@@ -132,16 +139,21 @@ impl GeneratorSpec {
 
     /// Rate multiplier at `at` (1 without a daily cycle).
     fn shape(&self, at: Timestamp) -> f64 {
-        let Some(diurnal) = &self.diurnal else { return 1.0 };
+        let Some(diurnal) = &self.diurnal else {
+            return 1.0;
+        };
         let utc = at.to_utc();
         let hour = utc.hour() as f64 + utc.minute() as f64 / 60.0;
-        let daily = 1.0 + (diurnal.peak_to_mean - 1.0) * (2.0 * PI * (hour - diurnal.peak_hour) / 24.0).cos();
+        let daily = 1.0
+            + (diurnal.peak_to_mean - 1.0) * (2.0 * PI * (hour - diurnal.peak_hour) / 24.0).cos();
         let weekend = utc.weekday().num_days_from_monday() >= 5;
         daily * if weekend { diurnal.weekend_factor } else { 1.0 }
     }
 
     fn max_shape(&self) -> f64 {
-        self.diurnal.as_ref().map_or(1.0, |d| d.peak_to_mean * d.weekend_factor.max(1.0))
+        self.diurnal
+            .as_ref()
+            .map_or(1.0, |d| d.peak_to_mean * d.weekend_factor.max(1.0))
     }
 }
 
@@ -181,9 +193,16 @@ pub fn generate(spec: &GeneratorSpec) -> anyhow::Result<Workload> {
     arrivals.sort();
     let jobs = arrivals
         .into_iter()
-        .map(|arrival| Job { arrival, width: sample_width(&spec.width, &mut rng), runtime_ms: sample_runtime(&spec.runtime, &mut rng) })
+        .map(|arrival| Job {
+            arrival,
+            width: sample_width(&spec.width, &mut rng),
+            runtime_ms: sample_runtime(&spec.runtime, &mut rng),
+        })
         .collect();
-    Ok(Workload::new(jobs, format!("generated (seed {})", spec.seed)))
+    Ok(Workload::new(
+        jobs,
+        format!("generated (seed {})", spec.seed),
+    ))
 }
 
 fn sample_runtime(spec: &RuntimeSpec, rng: &mut fastrand::Rng) -> i64 {
@@ -221,11 +240,32 @@ mod tests {
             duration: Duration::from_secs(7 * 86_400),
             start: None,
             arrivals_per_hour: 60.0,
-            diurnal: Some(DiurnalSpec { peak_to_mean: 2.0, peak_hour: 14.0, weekend_factor: 0.5 }),
-            bursts: Some(BurstSpec { every: Duration::from_secs(6 * 3600), jobs: 50, within: Duration::from_secs(60) }),
-            runtime: RuntimeSpec { median: Duration::from_secs(60), sigma: 1.0, max: Some(Duration::from_secs(3600)) },
+            diurnal: Some(DiurnalSpec {
+                peak_to_mean: 2.0,
+                peak_hour: 14.0,
+                weekend_factor: 0.5,
+            }),
+            bursts: Some(BurstSpec {
+                every: Duration::from_secs(6 * 3600),
+                jobs: 50,
+                within: Duration::from_secs(60),
+            }),
+            runtime: RuntimeSpec {
+                median: Duration::from_secs(60),
+                sigma: 1.0,
+                max: Some(Duration::from_secs(3600)),
+            },
             width: WidthSpec::Choices {
-                choices: vec![WeightedWidth { width: 1.0, weight: 3.0 }, WeightedWidth { width: 0.5, weight: 1.0 }],
+                choices: vec![
+                    WeightedWidth {
+                        width: 1.0,
+                        weight: 3.0,
+                    },
+                    WeightedWidth {
+                        width: 0.5,
+                        weight: 1.0,
+                    },
+                ],
             },
         }
     }
@@ -244,12 +284,27 @@ mod tests {
         // 5 weekdays at 60/h (7,200) + 2 weekend days at 30/h (1,440) + 28 bursts of 50 (1,400).
         assert!((9_500..10_600).contains(&jobs.len()), "{}", jobs.len());
         let hour = |job: &Job| job.arrival.to_utc().hour();
-        let afternoon = jobs.iter().filter(|job| (13..16).contains(&hour(job))).count();
-        let night = jobs.iter().filter(|job| (1..4).contains(&hour(job))).count();
-        assert!(afternoon > 5 * night, "afternoon {afternoon} vs night {night}");
-        assert!(jobs.iter().all(|job| (1000..=3_600_000).contains(&job.runtime_ms)));
+        let afternoon = jobs
+            .iter()
+            .filter(|job| (13..16).contains(&hour(job)))
+            .count();
+        let night = jobs
+            .iter()
+            .filter(|job| (1..4).contains(&hour(job)))
+            .count();
+        assert!(
+            afternoon > 5 * night,
+            "afternoon {afternoon} vs night {night}"
+        );
+        assert!(
+            jobs.iter()
+                .all(|job| (1000..=3_600_000).contains(&job.runtime_ms))
+        );
         assert!(jobs.iter().all(|job| job.width == 100 || job.width == 50));
-        assert!(jobs.windows(2).all(|pair| pair[0].arrival <= pair[1].arrival));
+        assert!(
+            jobs.windows(2)
+                .all(|pair| pair[0].arrival <= pair[1].arrival)
+        );
     }
 
     #[test]

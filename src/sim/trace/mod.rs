@@ -75,7 +75,13 @@ impl Workload {
     pub fn new(mut jobs: Vec<Job>, source: String) -> Workload {
         jobs.sort_by_key(|job| job.arrival);
         let records = jobs.len() as u64;
-        Workload { jobs, source, sha256: None, records, dropped: 0 }
+        Workload {
+            jobs,
+            source,
+            sha256: None,
+            records,
+            dropped: 0,
+        }
     }
 
     /// First arrival (the replay starts here); `None` when there are no jobs.
@@ -142,20 +148,32 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { kappa: 1.0, signal_index: 0 }
+        ReadOptions {
+            kappa: 1.0,
+            signal_index: 0,
+        }
     }
 }
 
 /// Reads a trace file (transparently gunzipping) and converts it to a workload.
-pub fn read_trace(path: &Path, format: TraceFormat, options: ReadOptions) -> anyhow::Result<Workload> {
+pub fn read_trace(
+    path: &Path,
+    format: TraceFormat,
+    options: ReadOptions,
+) -> anyhow::Result<Workload> {
     let bytes = std::fs::read(path).with_context(|| format!("reading trace {}", path.display()))?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let text = decompress(&bytes).with_context(|| format!("decompressing {}", path.display()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut workload = match format {
         TraceFormat::Swf => swf::parse(&text, &name)?.into_workload(),
         TraceFormat::Alibaba2017 => alibaba::parse(&text, &name, options.kappa)?,
-        TraceFormat::Recording => recording::workload_from_text(&text, &name, options.signal_index)?,
+        TraceFormat::Recording => {
+            recording::workload_from_text(&text, &name, options.signal_index)?
+        }
     };
     workload.sha256 = Some(sha256);
     Ok(workload)
@@ -190,7 +208,11 @@ mod tests {
 
     #[test]
     fn capping_keeps_work_for_moldable_jobs() {
-        let job = Job { arrival: Timestamp(0), width: 1000, runtime_ms: 10 };
+        let job = Job {
+            arrival: Timestamp(0),
+            width: 1000,
+            runtime_ms: 10,
+        };
         let mut workload = Workload::new(vec![job], "t".into());
         assert_eq!(workload.cap_widths(400, true), 1);
         assert_eq!(workload.jobs[0].width, 400);
@@ -199,9 +221,18 @@ mod tests {
 
     #[test]
     fn format_is_guessed_from_name() {
-        assert_eq!(TraceFormat::from_path(Path::new("x/LCG.swf.gz")), Some(TraceFormat::Swf));
-        assert_eq!(TraceFormat::from_path(Path::new("batch_task.csv")), Some(TraceFormat::Alibaba2017));
-        assert_eq!(TraceFormat::from_path(Path::new("run.jsonl")), Some(TraceFormat::Recording));
+        assert_eq!(
+            TraceFormat::from_path(Path::new("x/LCG.swf.gz")),
+            Some(TraceFormat::Swf)
+        );
+        assert_eq!(
+            TraceFormat::from_path(Path::new("batch_task.csv")),
+            Some(TraceFormat::Alibaba2017)
+        );
+        assert_eq!(
+            TraceFormat::from_path(Path::new("run.jsonl")),
+            Some(TraceFormat::Recording)
+        );
         assert_eq!(TraceFormat::from_path(Path::new("notes.txt")), None);
     }
 

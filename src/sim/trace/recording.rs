@@ -21,13 +21,19 @@ pub fn workload_from_text(text: &str, name: &str, signal_index: usize) -> anyhow
     let mut curve: Vec<(Timestamp, u64)> = Vec::new();
     let mut last_level = 0u64;
     for line in &lines {
-        let RecordLine::Tick(tick) = line else { continue };
+        let RecordLine::Tick(tick) = line else {
+            continue;
+        };
         let pool_name = pool.get_or_insert_with(|| tick.pool.clone());
         if *pool_name != tick.pool {
             continue;
         }
         if let Some(Signal::Value { demand, .. }) = tick.signals.get(signal_index) {
-            last_level = if demand.is_finite() && *demand > 0.0 { demand.ceil() as u64 } else { 0 };
+            last_level = if demand.is_finite() && *demand > 0.0 {
+                demand.ceil() as u64
+            } else {
+                0
+            };
         }
         curve.push((tick.at, last_level));
     }
@@ -37,7 +43,9 @@ pub fn workload_from_text(text: &str, name: &str, signal_index: usize) -> anyhow
     let jobs = jobs_from_levels(&curve);
     let mut workload = Workload::new(
         jobs,
-        format!("{name} (poolpilot recording, pool {pool}, signal {signal_index}, unit jobs from demand layers)"),
+        format!(
+            "{name} (poolpilot recording, pool {pool}, signal {signal_index}, unit jobs from demand layers)"
+        ),
     );
     workload.records = curve.len() as u64;
     Ok(workload)
@@ -52,7 +60,11 @@ fn jobs_from_levels(curve: &[(Timestamp, u64)]) -> Vec<Job> {
         while on_since.len() as u64 > level {
             let since = on_since.pop().unwrap_or(at);
             if at.0 > since.0 {
-                jobs.push(Job { arrival: since, width: CENTI, runtime_ms: at.0 - since.0 });
+                jobs.push(Job {
+                    arrival: since,
+                    width: CENTI,
+                    runtime_ms: at.0 - since.0,
+                });
             }
         }
     };
@@ -82,7 +94,10 @@ mod tests {
         ];
         let mut jobs = jobs_from_levels(&curve);
         jobs.sort_by_key(|job| (job.arrival, job.runtime_ms));
-        let spans: Vec<(i64, i64)> = jobs.iter().map(|job| (job.arrival.0, job.runtime_ms)).collect();
+        let spans: Vec<(i64, i64)> = jobs
+            .iter()
+            .map(|job| (job.arrival.0, job.runtime_ms))
+            .collect();
         assert_eq!(spans, vec![(0, 20), (0, 40), (10, 10)]);
     }
 
@@ -94,7 +109,11 @@ mod tests {
 {"record":"tick","at":2000,"pool":"a","signals":[{"kind":"value","demand":0,"observed_at":2000}],"workers":{"requested":1,"ready":1}}
 "#;
         let workload = workload_from_text(text, "r.jsonl", 0).unwrap();
-        assert_eq!(workload.jobs.len(), 2, "two levels (⌈1.5⌉) held through the missing tick");
+        assert_eq!(
+            workload.jobs.len(),
+            2,
+            "two levels (⌈1.5⌉) held through the missing tick"
+        );
         assert!(workload.jobs.iter().all(|job| job.runtime_ms == 2000));
     }
 }

@@ -62,7 +62,10 @@ impl SwfLog {
             .collect();
         let mut workload = Workload::new(
             jobs,
-            format!("{} (SWF; filter: runtime>0 && procs>0, procs = field 5 else 8)", self.name),
+            format!(
+                "{} (SWF; filter: runtime>0 && procs>0, procs = field 5 else 8)",
+                self.name
+            ),
         );
         workload.records = self.records;
         workload.dropped = self.dropped;
@@ -92,7 +95,11 @@ pub fn parse(text: &str, name: &str) -> anyhow::Result<SwfLog> {
             .collect::<Result<_, _>>()
             .with_context(|| format!("{name}:{}: not a number in an SWF job line", index + 1))?;
         if fields.len() < 9 {
-            bail!("{name}:{}: {} fields, SWF needs 18", index + 1, fields.len());
+            bail!(
+                "{name}:{}: {} fields, SWF needs 18",
+                index + 1,
+                fields.len()
+            );
         }
         let runtime = fields[3];
         let procs = if fields[4] > 0 { fields[4] } else { fields[7] };
@@ -107,11 +114,19 @@ pub fn parse(text: &str, name: &str) -> anyhow::Result<SwfLog> {
         }
     }
     let dropped = records - jobs.len() as u64;
-    Ok(SwfLog { name: name.to_string(), header, jobs, records, dropped })
+    Ok(SwfLog {
+        name: name.to_string(),
+        header,
+        jobs,
+        records,
+        dropped,
+    })
 }
 
 fn read_header_line(comment: &str, header: &mut SwfHeader) {
-    let Some((key, value)) = comment.split_once(':') else { return };
+    let Some((key, value)) = comment.split_once(':') else {
+        return;
+    };
     let value = value.trim();
     match key.trim() {
         "UnixStartTime" => header.unix_start_time = value.parse().ok(),
@@ -146,7 +161,10 @@ mod tests {
         let log = parse(SAMPLE, "sample.swf").unwrap();
         assert_eq!(log.header.unix_start_time, Some(843480031));
         assert_eq!(log.header.time_zone, Some(3600));
-        assert_eq!(log.header.time_zone_string.as_deref(), Some("Europe/Stockholm"));
+        assert_eq!(
+            log.header.time_zone_string.as_deref(),
+            Some("Europe/Stockholm")
+        );
         assert_eq!(log.header.max_procs, Some(100));
     }
 
@@ -154,7 +172,10 @@ mod tests {
     fn filter_uses_field_8_when_field_5_unknown_and_drops_unknown_runtime() {
         let log = parse(SAMPLE, "sample.swf").unwrap();
         assert_eq!(log.records, 4);
-        assert_eq!(log.dropped, 2, "no runtime (job 17) and no processors at all (job 18)");
+        assert_eq!(
+            log.dropped, 2,
+            "no runtime (job 17) and no processors at all (job 18)"
+        );
         assert_eq!(log.jobs[0].procs, 4);
         assert_eq!(log.jobs[1].procs, 25, "field 5 is -1, so field 8");
         assert_eq!(log.jobs[1].requested_time, None);
@@ -163,7 +184,10 @@ mod tests {
     #[test]
     fn workload_is_on_the_wall_clock() {
         let workload = parse(SAMPLE, "sample.swf").unwrap().into_workload();
-        assert_eq!(workload.jobs[0].arrival, Timestamp::from_secs(843480031 + 599850));
+        assert_eq!(
+            workload.jobs[0].arrival,
+            Timestamp::from_secs(843480031 + 599850)
+        );
         assert_eq!(workload.jobs[0].width, 400);
         assert_eq!(workload.jobs[0].runtime_ms, 3_477_000);
     }
