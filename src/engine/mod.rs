@@ -5,6 +5,7 @@
 
 mod budget;
 mod decide;
+mod limits;
 pub mod memory;
 pub mod reason;
 pub mod signal;

@@ -2,9 +2,11 @@
 //! ([`yaml`]), and validation that reports every error at once ([`validate`]). The result is a
 //! [`Policy`]: the file's content plus compiled schedules, ready for the engine.
 
+mod checks;
 pub mod errors;
 pub mod model;
 pub mod schedule;
+pub mod signals;
 pub mod validate;
 pub mod yaml;
 

@@ -1,0 +1,333 @@
+//! Semantic checks of one policy file. Each problem names its field path, so the caller can
+//! attach the line and column from the YAML document.
+
+use super::model::*;
+use super::schedule::Schedule;
+
+/// The HPA's API limits for stabilization windows and rate-limit periods.
+const MAX_WINDOW_SECS: u64 = 3600;
+const MAX_PERIOD_SECS: u64 = 1800;
+
+pub(super) type Problem = (String, String, Option<String>);
+
+fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
+    (field.into(), message.into(), None)
+}
+
+/// Semantic checks of one file; returns compiled schedules and every problem found.
+pub(super) fn check_file(f: &PolicyFile) -> (Vec<Schedule>, Vec<Problem>) {
+    let mut out = Vec::new();
+    if f.pool.is_empty()
+        || !f
+            .pool
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        out.push(problem("pool", "must be non-empty and use only letters, digits, `-`, `_`, `.` (it becomes a metric label)"));
+    }
+    if f.signals.is_empty() {
+        out.push(problem("signals", "at least one signal is required"));
+    }
+    for (i, s) in f.signals.iter().enumerate() {
+        check_signal(&format!("signals[{i}]"), s, &mut out);
+    }
+    check_workers(&f.workers, &mut out);
+    let b = f.bounds;
+    if b.min > b.max {
+        out.push((
+            "bounds.min".to_string(),
+            format!("min ({}) is greater than max ({})", b.min, b.max),
+            None,
+        ));
+    }
+    if b.max == 0 {
+        out.push(problem("bounds.max", "must be at least 1"));
+    }
+    if b.min == 0 && f.scale_to_zero.is_none() {
+        out.push((
+            "bounds.min".into(),
+            "0 allows scale-to-zero, which must be enabled explicitly".into(),
+            Some("add `scale_to_zero: { activation_threshold: 0 }`".into()),
+        ));
+    }
+    if let Some(z) = f.scale_to_zero
+        && !(z.activation_threshold >= 0.0 && z.activation_threshold.is_finite())
+    {
+        out.push(problem(
+            "scale_to_zero.activation_threshold",
+            "must be a finite number >= 0",
+        ));
+    }
+    if !(0.0..1.0).contains(&f.tolerance) {
+        out.push(problem(
+            "tolerance",
+            "must be >= 0 and < 1 (a ratio, HPA default 0.1)",
+        ));
+    }
+    check_step(
+        "scale_up",
+        &f.scale_up.max_step,
+        f.scale_up.stabilization,
+        &mut out,
+    );
+    check_step(
+        "scale_down",
+        &f.scale_down.max_step,
+        f.scale_down.stabilization,
+        &mut out,
+    );
+    if f.scale_down.drain.timeout.is_zero() {
+        out.push(problem(
+            "scale_down.drain.timeout",
+            "must be longer than 0s",
+        ));
+    }
+    check_drain_method(f, &mut out);
+    if let Some(c) = &f.cost {
+        if !(c.per_worker_hour >= 0.0 && c.per_worker_hour.is_finite()) {
+            out.push(problem(
+                "cost.per_worker_hour",
+                "must be a finite number >= 0",
+            ));
+        }
+        if let Some(max) = c.max_per_hour {
+            if !(max > 0.0 && max.is_finite()) {
+                out.push(problem("cost.max_per_hour", "must be a finite number > 0"));
+            } else if c.per_worker_hour > 0.0 {
+                let cap = (max / c.per_worker_hour + 1e-9).floor() as u64;
+                if cap < u64::from(b.min) {
+                    out.push((
+                        "cost.max_per_hour".into(),
+                        format!("allows only {cap} workers, below bounds.min ({})", b.min),
+                        Some(format!(
+                            "raise it to at least {:.2}",
+                            f64::from(b.min) * c.per_worker_hour
+                        )),
+                    ));
+                }
+            }
+        }
+    }
+    let mut schedules = Vec::new();
+    for (i, s) in f.schedules.iter().enumerate() {
+        match Schedule::compile(&s.cron, &s.timezone, s.duration, s.min) {
+            Ok(compiled) => schedules.push(compiled),
+            Err(errs) => out.extend(
+                errs.into_iter()
+                    .map(|(field, m)| problem(format!("schedules[{i}].{field}"), m)),
+            ),
+        }
+        if s.min > b.max {
+            out.push(problem(
+                format!("schedules[{i}].min"),
+                format!("{} is above bounds.max ({})", s.min, b.max),
+            ));
+        }
+    }
+    let m = &f.on_missing_signal;
+    if m.stale_after.is_zero() {
+        out.push(problem(
+            "on_missing_signal.stale_after",
+            "must be longer than 0s",
+        ));
+    }
+    if let Some(n) = m.then_workers
+        && n > b.max
+    {
+        out.push(problem(
+            "on_missing_signal.then_workers",
+            format!("{n} is above bounds.max ({})", b.max),
+        ));
+    }
+    if let Some(fb) = f.flap_budget
+        && fb.max_reversals_per_hour == 0
+    {
+        out.push((
+            "flap_budget.max_reversals_per_hour".into(),
+            "0 would freeze the pool after its first move".into(),
+            Some("use at least 1, or remove `flap_budget`".into()),
+        ));
+    }
+    (schedules, out)
+}
+
+fn check_signal(path: &str, s: &SignalSpec, out: &mut Vec<Problem>) {
+    let kinds = [
+        s.trino.is_some(),
+        s.presto.is_some(),
+        s.airflow.is_some(),
+        s.airflow_db.is_some(),
+        s.spark.is_some(),
+    ];
+    match kinds.iter().filter(|k| **k).count() {
+        1 => {}
+        0 => out.push((
+            path.to_string(),
+            "names no engine".into(),
+            Some("add exactly one of `trino`, `presto`, `airflow`, `airflow_db`, `spark`".into()),
+        )),
+        _ => out.push(problem(
+            path,
+            "names more than one engine; use one list entry per signal",
+        )),
+    }
+    if !(s.per_worker > 0.0 && s.per_worker.is_finite()) {
+        out.push(problem(
+            format!("{path}.per_worker"),
+            "must be a number > 0",
+        ));
+    }
+    let http_checks = |field: &str, url: &str, http: &HttpOptions, out: &mut Vec<Problem>| {
+        check_url(&format!("{path}.{field}"), url, out);
+        if http.timeout.is_zero() {
+            out.push(problem(
+                format!("{path}.http.timeout"),
+                "must be longer than 0s",
+            ));
+        }
+        if http.max_body_bytes == 0 {
+            out.push(problem(
+                format!("{path}.http.max_body_bytes"),
+                "must be > 0",
+            ));
+        }
+    };
+    if let Some(t) = &s.trino {
+        http_checks("trino.coordinator", &t.coordinator, &t.http, out);
+        if t.user.is_empty() {
+            out.push(problem(format!("{path}.trino.user"), "must not be empty"));
+        }
+    }
+    if let Some(p) = &s.presto {
+        http_checks("presto.coordinator", &p.coordinator, &p.http, out);
+    }
+    if let Some(a) = &s.airflow {
+        http_checks("airflow.api", &a.api, &a.http, out);
+    }
+    if let Some(d) = &s.airflow_db {
+        if d.timeout.is_zero() {
+            out.push(problem(
+                format!("{path}.airflow_db.timeout"),
+                "must be longer than 0s",
+            ));
+        }
+        if d.executor == AirflowExecutor::CeleryKubernetes && d.kubernetes_queue.is_empty() {
+            out.push(problem(
+                format!("{path}.airflow_db.kubernetes_queue"),
+                "must not be empty",
+            ));
+        }
+    }
+    if let Some(sp) = &s.spark {
+        http_checks("spark.master", &sp.master, &sp.http, out);
+        if sp.cores_per_waiting_app == 0 {
+            out.push(problem(
+                format!("{path}.spark.cores_per_waiting_app"),
+                "must be at least 1",
+            ));
+        }
+    }
+}
+
+fn check_url(field: &str, url: &str, out: &mut Vec<Problem>) {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            if !u.username().is_empty() || u.password().is_some() {
+                out.push((
+                    field.to_string(),
+                    "credentials inside the URL are inline secrets".into(),
+                    Some("use `http.auth` with `{ env: VAR }` or `{ file: /path }`".into()),
+                ));
+            }
+        }
+        _ => out.push((
+            field.to_string(),
+            format!("`{url}` is not an http(s) URL"),
+            Some("e.g. `http://trino:8080`".into()),
+        )),
+    }
+}
+
+fn check_workers(w: &WorkersSpec, out: &mut Vec<Problem>) {
+    match (&w.kubernetes, &w.aws_asg) {
+        (Some(k), None) => {
+            if k.namespace.is_empty() {
+                out.push(problem("workers.kubernetes.namespace", "must not be empty"));
+            }
+            match (&k.deployment, &k.statefulset) {
+                (Some(n), None) | (None, Some(n)) if !n.is_empty() => {}
+                (Some(_), Some(_)) => out.push(problem(
+                    "workers.kubernetes",
+                    "give `deployment` or `statefulset`, not both",
+                )),
+                _ => out.push(problem(
+                    "workers.kubernetes",
+                    "needs `deployment: NAME` or `statefulset: NAME`",
+                )),
+            }
+        }
+        (None, Some(a)) => {
+            if a.group.is_empty() {
+                out.push(problem("workers.aws_asg.group", "must not be empty"));
+            }
+            if a.region.is_empty() {
+                out.push(problem("workers.aws_asg.region", "must not be empty"));
+            }
+            if let Some(url) = &a.endpoint_url {
+                check_url("workers.aws_asg.endpoint_url", url, out);
+            }
+        }
+        (Some(_), Some(_)) => out.push(problem(
+            "workers",
+            "give `kubernetes` or `aws_asg`, not both",
+        )),
+        (None, None) => out.push(problem("workers", "needs `kubernetes` or `aws_asg`")),
+    }
+}
+
+fn check_step(dir: &str, s: &MaxStep, window: std::time::Duration, out: &mut Vec<Problem>) {
+    if window.as_secs() > MAX_WINDOW_SECS {
+        out.push(problem(
+            format!("{dir}.stabilization"),
+            "must be at most 1h (HPA limit)",
+        ));
+    }
+    if s.select != SelectPolicy::Disabled && s.workers.is_none() && s.percent.is_none() {
+        out.push((
+            format!("{dir}.max_step"),
+            "needs `workers` and/or `percent`".into(),
+            Some("or `select: disabled` to forbid this direction".into()),
+        ));
+    }
+    if s.workers == Some(0) || s.percent == Some(0) {
+        out.push((
+            format!("{dir}.max_step"),
+            "a step of 0 forbids scaling".into(),
+            Some("use `select: disabled` to say so".into()),
+        ));
+    }
+    if s.period.is_zero() || s.period.as_secs() > MAX_PERIOD_SECS {
+        out.push(problem(
+            format!("{dir}.max_step.period"),
+            "must be > 0s and at most 30m (HPA limit)",
+        ));
+    }
+}
+
+fn check_drain_method(f: &PolicyFile, out: &mut Vec<Problem>) {
+    let has = |pred: fn(&SignalSpec) -> bool| f.signals.iter().any(pred);
+    let field = "scale_down.drain.method";
+    match f.scale_down.drain.method {
+        DrainMethod::Trino if !has(|s| s.trino.is_some() || s.presto.is_some()) => {
+            out.push(problem(
+                field,
+                "`trino` drain needs a `trino` or `presto` signal (its coordinator is used)",
+            ))
+        }
+        DrainMethod::Spark if !has(|s| s.spark.is_some()) => out.push(problem(
+            field,
+            "`spark` drain needs a `spark` signal (its master is used)",
+        )),
+        _ => {}
+    }
+}
