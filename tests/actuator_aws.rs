@@ -154,7 +154,10 @@ async fn moto_protected_victims_and_out_of_bounds_targets_are_refused_before_wri
         .await
         .unwrap();
     let victim = asg.status().await.unwrap().members[2].clone();
-    let err = asg.scale_to(2, &[victim.clone()]).await.unwrap_err();
+    let err = asg
+        .scale_to(2, std::slice::from_ref(&victim))
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         ActuatorError::Protected {

@@ -47,7 +47,7 @@ impl SparkDrainer {
         }
     }
 
-    fn host<'m>(member: &'m Member) -> Result<&'m str, DrainError> {
+    fn host(member: &Member) -> Result<&str, DrainError> {
         member
             .address
             .as_deref()
