@@ -2,6 +2,7 @@
 
 pub mod explain;
 pub mod probe;
+pub mod run;
 pub mod schema;
 pub mod simulate;
 pub mod validate;
@@ -9,7 +10,11 @@ pub mod validate;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "poolpilot", version, about = "Autoscaler for the worker pools of Trino/Presto, Airflow and Spark")]
+#[command(
+    name = "poolpilot",
+    version,
+    about = "Autoscaler for the worker pools of Trino/Presto, Airflow and Spark"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -27,6 +32,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Poll every signal of the given policies once; print demand, raw numbers, latency or the error.
     Probe(probe::ProbeArgs),
+    /// Run the daemon: the control loop, /metrics /healthz /readyz /status, reload on SIGHUP.
+    Run(run::RunArgs),
 }
 
 /// Runs a parsed command; returns the process exit code.
@@ -36,6 +43,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Explain(args) => explain::run(args),
         Command::Schema => schema::run(),
         Command::Simulate(args) => simulate::run(args),
-        Command::Probe(args) => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(probe::run(args)),
+        Command::Run(args) => run::run(args),
+        Command::Probe(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(probe::run(args)),
     }
 }

@@ -1,0 +1,311 @@
+//! Applying decisions. Scale-ups are sent at once (concurrently across pools); scale-downs run
+//! as background drain tasks (`drain::scale_down`: choose victims, drain, remove exactly those)
+//! because a drain can take minutes and must not stall the loop. Shadow pools and `--dry-run`
+//! go through [`DryRun`]; a follower computes but never calls the platform.
+//!
+//! Every real actuation is written ahead to the state file before the platform is called.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::controller::Controller;
+use super::state::{Pending, PendingKind};
+use super::status::ActuationView;
+use crate::actuators::{Actuator, ActuatorError, DryRun};
+use crate::drain::{self, ScaleDownReport};
+use crate::engine::{Decision, DrainPlan};
+use crate::policy::{DrainMethod, Mode, OnDrainTimeout};
+use crate::telemetry::names;
+use crate::time::Timestamp;
+
+/// Upper bound on one scale-up call (the actuators retry inside it).
+pub const ACTUATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A scale-down under way.
+pub struct DrainTask {
+    pub from: u32,
+    pub to: u32,
+    pub since: Timestamp,
+    /// `true` = the pool needs the capacity again: stop draining where still possible.
+    pub abort: watch::Sender<bool>,
+    pub aborting: bool,
+    pub handle: JoinHandle<(Result<ScaleDownReport, ActuatorError>, Timestamp)>,
+}
+
+/// How a pool's change is applied this tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actuation {
+    Actuate,
+    /// `mode: shadow`: decide and record, never actuate.
+    Shadow,
+    /// `--dry-run`.
+    DryRun,
+    /// Leader election is on and another instance holds the lease.
+    Follower,
+    Paused,
+}
+
+impl Actuation {
+    pub fn of(mode: Mode, dry_run: bool, leader: bool) -> Actuation {
+        match mode {
+            Mode::Paused => Actuation::Paused,
+            Mode::Shadow => Actuation::Shadow,
+            Mode::Enforce if dry_run => Actuation::DryRun,
+            Mode::Enforce if !leader => Actuation::Follower,
+            Mode::Enforce => Actuation::Actuate,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actuation::Actuate => "actuate",
+            Actuation::Shadow => "shadow",
+            Actuation::DryRun => "dry_run",
+            Actuation::Follower => "follower",
+            Actuation::Paused => "paused",
+        }
+    }
+}
+
+impl Controller {
+    pub(super) async fn actuate(&mut self, decisions: &[Decision], now: Timestamp, leader: bool) {
+        let mut ups = Vec::new();
+        let mut downs = Vec::new();
+        for (i, d) in decisions.iter().enumerate() {
+            if let Some(task) = self.drains.get_mut(&d.pool) {
+                if d.desired >= task.from && !task.aborting {
+                    task.aborting = true;
+                    let _ = task.abort.send(true);
+                    tracing::info!(pool = %d.pool, desired = d.desired, "capacity is needed again: stopping the scale-down's drains where they can still be stopped");
+                }
+                continue;
+            }
+            if d.desired == d.current {
+                self.last_would.remove(&d.pool);
+                continue;
+            }
+            if self.pools[i].status.is_none() {
+                continue; // current size unknown: never actuate blind (shown on /status)
+            }
+            match Actuation::of(d.mode, self.cfg.dry_run, leader) {
+                Actuation::Paused | Actuation::Follower => {}
+                Actuation::Shadow | Actuation::DryRun => self.would(i, d, now).await,
+                Actuation::Actuate if d.desired > d.current => ups.push(i),
+                Actuation::Actuate => downs.push(i),
+            }
+        }
+        if ups.is_empty() && downs.is_empty() {
+            return;
+        }
+        for &i in ups.iter().chain(&downs) {
+            let d = &decisions[i];
+            let kind = if d.desired > d.current {
+                PendingKind::Scale
+            } else {
+                PendingKind::Drain
+            };
+            self.pending.push(Pending {
+                pool: d.pool.clone(),
+                from: d.current,
+                to: d.desired,
+                since: now,
+                kind,
+            });
+        }
+        self.persist(now); // write-ahead: a crash from here on is reconciled at the next start
+
+        let calls = ups.iter().map(|&i| {
+            let actuator = self.pools[i].actuator.clone();
+            let target = decisions[i].desired;
+            async move {
+                let Some(actuator) = actuator else {
+                    return Err(ActuatorError::Config {
+                        message: "actuator not set up".into(),
+                    });
+                };
+                tokio::time::timeout(ACTUATION_TIMEOUT, actuator.scale_to(target, &[]))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ActuatorError::Unreachable {
+                            message: format!("no answer within {}s", ACTUATION_TIMEOUT.as_secs()),
+                        })
+                    })
+            }
+        });
+        let results = join_all(calls).await;
+        for (i, result) in ups.into_iter().zip(results) {
+            let d = &decisions[i];
+            self.finish_scale(d, result, now);
+        }
+        for i in downs {
+            self.start_drain(i, &decisions[i], now);
+        }
+    }
+
+    fn finish_scale(&mut self, d: &Decision, result: Result<(), ActuatorError>, now: Timestamp) {
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(e) => e.label(),
+        };
+        metrics::counter!(names::ACTUATIONS_TOTAL, "pool" => d.pool.clone(), "outcome" => outcome)
+            .increment(1);
+        match &result {
+            Ok(()) => {
+                self.memory
+                    .record_actuation(&d.pool, d.current, d.desired, now);
+                self.pending
+                    .retain(|p| !(p.pool == d.pool && p.kind == PendingKind::Scale));
+                tracing::info!(pool = %d.pool, from = d.current, to = d.desired, because = %d.reasons.last().map(ToString::to_string).unwrap_or_default(), "scaled the pool up");
+            }
+            // The write-ahead entry stays: the next observation tells whether it took effect.
+            Err(e) => {
+                tracing::warn!(pool = %d.pool, from = d.current, to = d.desired, kind = e.label(), error = %e, "scale-up failed; the next tick decides again")
+            }
+        }
+        self.last_actuation.insert(
+            d.pool.clone(),
+            ActuationView {
+                at: now,
+                from: d.current,
+                to: d.desired,
+                outcome: outcome.to_string(),
+                error: result.err().map(|e| e.to_string()),
+            },
+        );
+    }
+
+    fn start_drain(&mut self, i: usize, d: &Decision, now: Timestamp) {
+        let pool = &self.pools[i];
+        let Some(actuator) = pool.actuator.clone() else {
+            return;
+        };
+        let drainer = pool.drainer.clone();
+        let clock = self.clock.clone();
+        let plan = d.drain.unwrap_or(DrainPlan {
+            remove: d.current - d.desired,
+            method: DrainMethod::None,
+            timeout: Duration::from_secs(600),
+            on_timeout: OnDrainTimeout::Keep,
+        });
+        let poll = (self.cfg.tick / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+        let target = d.desired;
+        let (abort, abort_rx) = watch::channel(false);
+        tracing::info!(pool = %d.pool, from = d.current, to = target, engine = drainer.engine(), timeout = %humantime::format_duration(plan.timeout), because = %d.reasons.last().map(ToString::to_string).unwrap_or_default(), "scaling the pool down: draining the chosen workers first");
+        let handle = tokio::spawn(async move {
+            let report =
+                drain::scale_down(&*actuator, &*drainer, &plan, target, poll, abort_rx).await;
+            (report, clock.now())
+        });
+        self.drains.insert(
+            d.pool.clone(),
+            DrainTask {
+                from: d.current,
+                to: target,
+                since: now,
+                abort,
+                aborting: false,
+                handle,
+            },
+        );
+    }
+
+    /// Harvests finished scale-downs: records what was removed, reports what was kept.
+    pub(super) async fn collect_drains(&mut self, now: Timestamp) {
+        let finished: Vec<String> = self
+            .drains
+            .iter()
+            .filter(|(_, t)| t.handle.is_finished())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for pool in finished {
+            let Some(task) = self.drains.remove(&pool) else {
+                continue;
+            };
+            let (outcome, to, error) = match task.handle.await {
+                Ok((Ok(report), at)) => {
+                    self.pending
+                        .retain(|p| !(p.pool == pool && p.kind == PendingKind::Drain));
+                    if let Some(applied) = report.applied {
+                        self.memory.record_actuation(&pool, task.from, applied, at);
+                    }
+                    let kept: Vec<String> = report
+                        .drains
+                        .iter()
+                        .filter(|(id, _)| !report.removed.contains(id))
+                        .map(|(id, o)| format!("{id}: {}", o.label()))
+                        .collect();
+                    let outcome = if report.complete() {
+                        "ok"
+                    } else if report.applied.is_some() {
+                        "partial"
+                    } else {
+                        "nothing_removed"
+                    };
+                    if report.complete() {
+                        tracing::info!(%pool, from = task.from, to = task.to, removed = ?report.removed, "scaled the pool down after draining");
+                    } else {
+                        tracing::warn!(%pool, from = task.from, wanted = task.to, applied = ?report.applied, removed = ?report.removed, kept = ?kept, "scale-down incomplete: workers that were still busy (or could not be drained) were kept");
+                    }
+                    (outcome, report.applied.unwrap_or(task.from), None)
+                }
+                Ok((Err(e), _)) => {
+                    tracing::warn!(%pool, from = task.from, to = task.to, kind = e.label(), error = %e, "scale-down failed; the next tick decides again");
+                    (e.label(), task.from, Some(e.to_string()))
+                }
+                Err(e) => {
+                    tracing::error!(%pool, error = %e, "the scale-down task ended abnormally");
+                    ("task_failed", task.from, Some(e.to_string()))
+                }
+            };
+            metrics::counter!(names::ACTUATIONS_TOTAL, "pool" => pool.clone(), "outcome" => outcome).increment(1);
+            self.last_actuation.insert(
+                pool,
+                ActuationView {
+                    at: now,
+                    from: task.from,
+                    to,
+                    outcome: outcome.to_string(),
+                    error,
+                },
+            );
+        }
+    }
+
+    /// Shadow and dry-run: what would be sent, through `DryRun` (logged once per change).
+    async fn would(&mut self, i: usize, d: &Decision, now: Timestamp) {
+        if self.last_would.get(&d.pool) == Some(&(d.current, d.desired)) {
+            return;
+        }
+        let pool = &self.pools[i];
+        let Some(actuator) = pool.actuator.clone() else {
+            return;
+        };
+        let victims = match (&pool.status, d.desired < d.current) {
+            (Some(status), true) => drain::choose_victims(
+                &*pool.drainer,
+                &status.members,
+                (d.current - d.desired) as usize,
+            )
+            .await
+            .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let _ = DryRun::new(actuator).scale_to(d.desired, &victims).await;
+        metrics::counter!(names::ACTUATIONS_TOTAL, "pool" => d.pool.clone(), "outcome" => "dry_run").increment(1);
+        self.last_would
+            .insert(d.pool.clone(), (d.current, d.desired));
+        self.last_actuation.insert(
+            d.pool.clone(),
+            ActuationView {
+                at: now,
+                from: d.current,
+                to: d.desired,
+                outcome: "dry_run".into(),
+                error: None,
+            },
+        );
+    }
+}

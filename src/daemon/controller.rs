@@ -1,0 +1,313 @@
+//! One control-loop tick, generic over the narrow I/O traits (sources, actuators, drainers,
+//! clock) so tests drive it with fakes and explicit times:
+//!
+//! finished drains → observe (all sources and statuses concurrently, each bounded) → reconcile
+//! write-ahead entries → `engine::step` → actuate → logs, metrics, `/status`, recording →
+//! persist.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use super::actuate::DrainTask;
+use super::observe::observe;
+use super::pools::{self, PoolRuntime, Wiring};
+use super::record::Recorder;
+use super::state::{self, Loaded, Pending, PendingKind, PersistedState};
+use super::status::{ActuationView, DaemonStatus};
+use crate::engine::{self, Memory, World};
+use crate::policy::Policy;
+use crate::telemetry::names;
+use crate::time::Timestamp;
+
+/// Reads the time at the daemon's edges; tests pass a manual clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+pub struct WallClock;
+
+impl Clock for WallClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// Upper bound on one actuator status read.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct ControllerConfig {
+    pub dry_run: bool,
+    pub global_budget_per_hour: Option<f64>,
+    pub state_path: PathBuf,
+    pub tick: Duration,
+    pub leader_election: bool,
+}
+
+pub struct Controller {
+    pub(super) cfg: ControllerConfig,
+    pub(super) wiring: Arc<dyn Wiring>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) policies: Vec<Policy>,
+    pub(super) pools: Vec<PoolRuntime>,
+    pub(super) memory: Memory,
+    /// Write-ahead entries: actuations whose outcome is not in `memory` yet.
+    pub(super) pending: Vec<Pending>,
+    pub(super) drains: HashMap<String, DrainTask>,
+    /// Last (current, desired) sent through `DryRun`, so a held shadow decision logs once.
+    pub(super) last_would: HashMap<String, (u32, u32)>,
+    /// Requested size seen last tick, to notice changes made by someone else (the leader).
+    pub(super) last_seen: HashMap<String, u32>,
+    pub(super) last_actuation: HashMap<String, ActuationView>,
+    /// Last logged (desired, reason labels) per pool: one log line per change of decision.
+    pub(super) last_logged: HashMap<String, (u32, Vec<&'static str>)>,
+    pub(super) recorder: Option<Recorder>,
+    pub(super) board: Arc<RwLock<DaemonStatus>>,
+    pub(super) ticks: u64,
+}
+
+impl Controller {
+    /// Loads the state file (reporting a missing or corrupt one and starting conservatively),
+    /// builds every pool and publishes an initial `/status`.
+    pub async fn start(
+        cfg: ControllerConfig,
+        wiring: Arc<dyn Wiring>,
+        clock: Arc<dyn Clock>,
+        policies: Vec<Policy>,
+        recorder: Option<Recorder>,
+        board: Arc<RwLock<DaemonStatus>>,
+    ) -> Controller {
+        let now = clock.now();
+        let loaded = state::load(&cfg.state_path);
+        let label = loaded.label();
+        metrics::counter!(names::STATE_LOADS_TOTAL, "outcome" => label).increment(1);
+        let (memory, pending, detail) = match loaded {
+            Loaded::Ok(s) => {
+                tracing::info!(path = %cfg.state_path.display(), saved_at = %s.saved_at, pending = s.pending.len(), "state restored: cooldowns, history and spend continue");
+                (s.memory, s.pending, None)
+            }
+            ref other => {
+                let detail = match other {
+                    Loaded::Corrupt(why) => why.clone(),
+                    _ => format!("{} does not exist", cfg.state_path.display()),
+                };
+                tracing::warn!(path = %cfg.state_path.display(), outcome = other.label(), %detail, "no trustworthy state: starting conservatively (no scale-down until each pool's down window has refilled)");
+                let mut memory = Memory::default();
+                memory.start_conservatively(
+                    policies
+                        .iter()
+                        .map(|p| (p.name(), p.spec.scale_down.stabilization)),
+                    now,
+                );
+                (memory, Vec::new(), Some(detail))
+            }
+        };
+        {
+            let mut b = board.write().unwrap_or_else(|p| p.into_inner());
+            b.tick_interval = cfg.tick;
+            b.dry_run = cfg.dry_run;
+            b.leader_election = cfg.leader_election;
+            b.state.path = cfg.state_path.display().to_string();
+            b.state.loaded = label.to_string();
+            b.state.load_detail = detail;
+        }
+        let pools = pools::rebuild(&*wiring, Vec::new(), policies.clone()).await;
+        let mut controller = Controller {
+            cfg,
+            wiring,
+            clock,
+            policies: Vec::new(),
+            pools,
+            memory,
+            pending,
+            drains: HashMap::new(),
+            last_would: HashMap::new(),
+            last_seen: HashMap::new(),
+            last_actuation: HashMap::new(),
+            last_logged: HashMap::new(),
+            recorder,
+            board,
+            ticks: 0,
+        };
+        controller.set_policies(policies, now);
+        controller
+    }
+
+    /// Swaps in a new valid policy set. Memory of kept pools survives; a new pool starts
+    /// conservatively; memory of removed pools is dropped.
+    pub async fn apply_policies(&mut self, policies: Vec<Policy>, now: Timestamp) {
+        let old = std::mem::take(&mut self.pools);
+        let added: Vec<(String, Duration)> = policies
+            .iter()
+            .filter(|p| !self.memory.pools.contains_key(p.name()))
+            .map(|p| (p.name().to_string(), p.spec.scale_down.stabilization))
+            .collect();
+        self.memory
+            .start_conservatively(added.iter().map(|(n, w)| (n.as_str(), *w)), now);
+        self.pools = pools::rebuild(&*self.wiring, old, policies.clone()).await;
+        self.set_policies(policies, now);
+    }
+
+    fn set_policies(&mut self, policies: Vec<Policy>, now: Timestamp) {
+        let names: Vec<&str> = policies.iter().map(Policy::name).collect();
+        self.memory.retain_pools(&names);
+        self.pending
+            .retain(|p| names.contains(&p.pool.as_str()) || self.drains.contains_key(&p.pool));
+        if let Some(recorder) = &mut self.recorder {
+            recorder.header(now, names.iter().map(|n| n.to_string()).collect());
+        }
+        let mut b = self.board.write().unwrap_or_else(|p| p.into_inner());
+        b.policies.loaded_at = Some(now);
+        b.policies.pools = policies.len();
+        b.policies.last_rejected.clear();
+        drop(b);
+        self.policies = policies;
+    }
+
+    /// Records a rejected reload on `/status` (the caller logged and counted each error).
+    pub fn note_rejected(&self, errors: Vec<String>, now: Timestamp) {
+        let mut b = self.board.write().unwrap_or_else(|p| p.into_inner());
+        b.policies.last_rejected = errors;
+        b.policies.last_rejected_at = Some(now);
+    }
+
+    /// One tick. `leader` = this instance may actuate.
+    pub async fn tick(&mut self, now: Timestamp, leader: bool) {
+        self.collect_drains(now).await;
+        for pool in &mut self.pools {
+            pools::ensure_actuator(&*self.wiring, pool).await;
+        }
+        let observations = join_all(self.pools.iter_mut().map(|pool| observe(pool, now))).await;
+        self.reconcile(now);
+        if !leader {
+            self.infer_external_changes(now);
+        }
+        for pool in &self.pools {
+            if let Some(s) = &pool.status {
+                self.last_seen.insert(pool.name().to_string(), s.desired);
+            }
+        }
+        let world = World {
+            pools: observations,
+            global_budget_per_hour: self.cfg.global_budget_per_hour,
+        };
+        let decisions = engine::step(&self.policies, &world, &mut self.memory, now);
+        self.actuate(&decisions, now, leader).await;
+        self.ticks += 1;
+        self.report(&world, &decisions, now, leader);
+        self.persist(now);
+    }
+
+    /// Write-ahead entries against what the platform now says: an actuation that took effect
+    /// is remembered (its cooldown holds across a crash); one that did not is dropped.
+    fn reconcile(&mut self, now: Timestamp) {
+        let mut keep = Vec::new();
+        for p in std::mem::take(&mut self.pending) {
+            if self.drains.contains_key(&p.pool) {
+                keep.push(p); // a live drain: its task reports the outcome
+                continue;
+            }
+            let Some(observed) = self
+                .pools
+                .iter()
+                .find(|x| x.name() == p.pool)
+                .and_then(|x| x.status.as_ref())
+                .map(|s| s.desired)
+            else {
+                if self.policies.iter().any(|x| x.name() == p.pool) {
+                    keep.push(p); // not observable yet
+                }
+                continue;
+            };
+            let took_effect = match p.kind {
+                PendingKind::Scale => observed == p.to,
+                PendingKind::Drain => observed < p.from,
+            };
+            if took_effect {
+                let at = if p.kind == PendingKind::Scale {
+                    p.since
+                } else {
+                    now
+                };
+                self.memory.record_actuation(&p.pool, p.from, observed, at);
+                tracing::info!(pool = %p.pool, from = p.from, to = observed, "an actuation sent before a restart or failed call took effect; its cooldown counts from then");
+            } else {
+                tracing::info!(pool = %p.pool, from = p.from, to = p.to, observed, "an actuation sent before a restart or failed call did not take effect; the engine decides again");
+            }
+        }
+        self.pending = keep;
+    }
+
+    /// As a follower: a change of the requested size was made by someone else (normally the
+    /// leader). Remembering it as an actuation keeps cooldowns right when this instance takes over.
+    fn infer_external_changes(&mut self, now: Timestamp) {
+        for pool in &self.pools {
+            let (Some(status), Some(&before)) = (&pool.status, self.last_seen.get(pool.name()))
+            else {
+                continue;
+            };
+            if status.desired != before {
+                self.memory
+                    .record_actuation(pool.name(), before, status.desired, now);
+                tracing::info!(
+                    pool = pool.name(),
+                    from = before,
+                    to = status.desired,
+                    "the pool was resized by another instance (leader); remembered for cooldowns"
+                );
+            }
+        }
+    }
+
+    /// Persists memory and write-ahead entries; a failure is logged, counted and shown.
+    pub(super) fn persist(&mut self, now: Timestamp) {
+        let snapshot = PersistedState::new(now, self.memory.clone(), self.pending.clone());
+        let result = state::save(&self.cfg.state_path, &snapshot);
+        metrics::counter!(names::STATE_SAVES_TOTAL, "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);
+        let mut b = self.board.write().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => {
+                b.state.last_saved_at = Some(now);
+                b.state.last_save_error = None;
+            }
+            Err(e) => {
+                tracing::error!(path = %self.cfg.state_path.display(), error = %e, "cannot write the state file; a restart now would forget this tick");
+                b.state.last_save_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// SIGTERM: ask drains to stop where they still can, wait up to `grace` for them, persist.
+    pub async fn shutdown(&mut self, grace: Duration) {
+        for task in self.drains.values_mut() {
+            let _ = task.abort.send(true);
+        }
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        while self.drains.values().any(|t| !t.handle.is_finished()) {
+            tokio::select! {
+                _ = &mut deadline => break,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        let now = self.clock.now();
+        self.collect_drains(now).await;
+        for (pool, task) in self.drains.drain() {
+            task.handle.abort();
+            tracing::warn!(%pool, "drain still under way at shutdown; it stays in the state file and is checked at the next start");
+        }
+        self.persist(now);
+    }
+
+    pub fn memory(&self) -> &Memory {
+        &self.memory
+    }
+
+    pub fn pending(&self) -> &[Pending] {
+        &self.pending
+    }
+}

@@ -1,0 +1,131 @@
+//! Observation: every signal of a pool is polled and its actuator's status read, concurrently,
+//! each bounded by a deadline, so one hung source or API server cannot stall the tick.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use super::controller::STATUS_TIMEOUT;
+use super::pools::{PoolRuntime, engine_of};
+use crate::engine::{PoolObservation, Signal, WorkerCounts};
+use crate::sources::{self, SourceError};
+use crate::telemetry::names;
+use crate::time::Timestamp;
+
+/// Polls every signal and reads the status of one pool, concurrently, each bounded.
+pub(super) async fn observe(pool: &mut PoolRuntime, now: Timestamp) -> PoolObservation {
+    let name = pool.name().to_string();
+    let status = async {
+        match &pool.actuator {
+            Some(a) => Some(tokio::time::timeout(STATUS_TIMEOUT, a.status()).await),
+            None => None,
+        }
+    };
+    let polls = pool.signals.iter().map(|s| {
+        let source = s.source.clone();
+        let deadline = poll_deadline(&s.spec);
+        async move {
+            let started = Timestamp::now();
+            let result = match tokio::time::timeout(deadline, source.poll()).await {
+                Ok(r) => r,
+                Err(_) => Err(SourceError::Timeout {
+                    target: source.name().to_string(),
+                    after: deadline,
+                }),
+            };
+            (result, Timestamp::now().since(started))
+        }
+    });
+    let (status, polls) = futures::join!(status, join_all(polls));
+
+    match status {
+        Some(Ok(Ok(s))) => {
+            pool.last_counts = Some(WorkerCounts {
+                requested: s.desired,
+                ready: s.ready,
+            });
+            pool.status = Some(s);
+            pool.status_error = None;
+        }
+        Some(Ok(Err(e))) => {
+            metrics::counter!(names::POOL_STATUS_ERRORS_TOTAL, "pool" => name.clone(), "kind" => e.label()).increment(1);
+            pool.status = None;
+            pool.status_error = Some(format!("cannot read the pool's size: {e}"));
+        }
+        Some(Err(_)) => {
+            metrics::counter!(names::POOL_STATUS_ERRORS_TOTAL, "pool" => name.clone(), "kind" => "timeout").increment(1);
+            pool.status = None;
+            pool.status_error = Some(format!(
+                "the platform did not answer a status read within {}s",
+                STATUS_TIMEOUT.as_secs()
+            ));
+        }
+        None => {
+            pool.status = None;
+            pool.status_error = Some(format!(
+                "actuator not set up: {}",
+                pool.actuator_error.as_deref().unwrap_or("unknown")
+            ));
+        }
+    }
+    metrics::gauge!(names::POOL_STATUS_UP, "pool" => name.clone()).set(if pool.status.is_some() {
+        1.0
+    } else {
+        0.0
+    });
+
+    let mut signals = Vec::with_capacity(polls.len());
+    for (index, (signal, (result, took))) in pool.signals.iter_mut().zip(polls).enumerate() {
+        let engine = engine_of(&signal.spec);
+        let labels = [
+            ("pool", name.clone()),
+            ("signal", index.to_string()),
+            ("source", engine.to_string()),
+        ];
+        metrics::histogram!(names::SOURCE_POLL_SECONDS, &labels).record(took.as_secs_f64());
+        let (value, since) = sources::to_signal(&result, now, signal.missing_since);
+        signal.missing_since = since;
+        match result {
+            Ok(reading) => {
+                metrics::gauge!(names::SIGNAL_DEMAND, &labels).set(reading.demand);
+                signal.last_good = Some((now, reading));
+                signal.last_error = None;
+            }
+            Err(e) => {
+                let kind = e.fault().label();
+                metrics::counter!(names::SOURCE_ERRORS_TOTAL, "pool" => name.clone(), "source" => engine, "kind" => kind).increment(1);
+                if signal.last_error.is_none() {
+                    tracing::warn!(pool = %name, signal = index, source = engine, kind, error = %e, "signal lost; the policy's missing-signal rule applies (no scale-down on missing data)");
+                }
+                signal.last_error = Some(e.to_string());
+            }
+        }
+        metrics::gauge!(names::SIGNAL_UP, &labels).set(if matches!(value, Signal::Value { .. }) {
+            1.0
+        } else {
+            0.0
+        });
+        signals.push(value);
+    }
+    PoolObservation {
+        signals,
+        workers: pool.last_counts.unwrap_or_default(),
+    }
+}
+
+/// The source's own timeout plus a little slack: the bound that holds even if a source
+/// forgets its own deadline.
+fn poll_deadline(spec: &crate::policy::SignalSpec) -> Duration {
+    let own = [
+        spec.trino.as_ref().map(|s| s.http.timeout),
+        spec.presto.as_ref().map(|s| s.http.timeout),
+        spec.airflow.as_ref().map(|s| s.http.timeout),
+        spec.airflow_db.as_ref().map(|s| s.timeout),
+        spec.spark.as_ref().map(|s| s.http.timeout),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(Duration::from_secs(10));
+    own + Duration::from_secs(1)
+}

@@ -1,0 +1,271 @@
+//! Per-pool runtime: the policy plus the I/O objects built from it (sources, actuator,
+//! drainer). Building goes through the narrow [`Wiring`] trait so the control loop runs against
+//! fakes in tests and against the real engines and platforms in production ([`RealWiring`]).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::actuators::aws_asg::AwsAsgActuator;
+use crate::actuators::kubernetes::KubernetesActuator;
+use crate::actuators::{Actuator, ActuatorError, PoolStatus};
+use crate::drain::celery::{AirflowAuth, AirflowRunningTasks, CeleryDrainer};
+use crate::drain::spark::SparkDrainer;
+use crate::drain::trino::{Flavor, TrinoDrainer};
+use crate::drain::{Drainer, NoDrain};
+use crate::engine::WorkerCounts;
+use crate::policy::{AirflowApiVersion, DrainMethod, HttpAuth, Policy, SignalSpec};
+use crate::sources::{self, MetricSource, Reading};
+use crate::time::Timestamp;
+
+/// Builds the I/O objects of a pool.
+#[async_trait]
+pub trait Wiring: Send + Sync {
+    fn source(&self, spec: &SignalSpec) -> Arc<dyn MetricSource>;
+    /// May fail (no kubeconfig, bad region); the loop retries every tick and reports why.
+    async fn actuator(&self, policy: &Policy) -> Result<Arc<dyn Actuator>, ActuatorError>;
+    fn drainer(&self, policy: &Policy) -> Arc<dyn Drainer>;
+}
+
+/// One policy signal and what the loop remembers about it.
+pub struct SignalRuntime {
+    pub spec: SignalSpec,
+    pub source: Arc<dyn MetricSource>,
+    /// Start of the current failure streak (`None` after a good reading).
+    pub missing_since: Option<Timestamp>,
+    pub last_good: Option<(Timestamp, Reading)>,
+    pub last_error: Option<String>,
+}
+
+pub struct PoolRuntime {
+    pub policy: Policy,
+    pub signals: Vec<SignalRuntime>,
+    pub actuator: Option<Arc<dyn Actuator>>,
+    pub actuator_error: Option<String>,
+    pub drainer: Arc<dyn Drainer>,
+    /// The platform's answer this tick; `None` when it could not be read.
+    pub status: Option<PoolStatus>,
+    pub status_error: Option<String>,
+    /// Last counts the platform reported (kept when a read fails, for spend accounting only).
+    pub last_counts: Option<WorkerCounts>,
+}
+
+impl PoolRuntime {
+    pub fn name(&self) -> &str {
+        self.policy.name()
+    }
+}
+
+/// The engine name of a signal (metric label and log field).
+pub fn engine_of(spec: &SignalSpec) -> &'static str {
+    if spec.trino.is_some() {
+        "trino"
+    } else if spec.presto.is_some() {
+        "presto"
+    } else if spec.airflow.is_some() {
+        "airflow"
+    } else if spec.airflow_db.is_some() {
+        "airflow_db"
+    } else if spec.spark.is_some() {
+        "spark"
+    } else {
+        "unconfigured"
+    }
+}
+
+/// Rebuilds the pool set for `policies`, reusing what did not change: a signal with the same
+/// spec keeps its source and failure streak, a pool with the same `workers` keeps its actuator.
+pub async fn rebuild(
+    wiring: &dyn Wiring,
+    old: Vec<PoolRuntime>,
+    policies: Vec<Policy>,
+) -> Vec<PoolRuntime> {
+    let mut old = old;
+    let mut pools = Vec::with_capacity(policies.len());
+    for policy in policies {
+        let previous = old
+            .iter()
+            .position(|p| p.name() == policy.name())
+            .map(|i| old.swap_remove(i));
+        pools.push(build_one(wiring, previous, policy).await);
+    }
+    pools
+}
+
+async fn build_one(
+    wiring: &dyn Wiring,
+    previous: Option<PoolRuntime>,
+    policy: Policy,
+) -> PoolRuntime {
+    let (mut old_signals, old_actuator, old_counts) = match previous {
+        Some(p) if p.policy.spec.workers == policy.spec.workers => {
+            (p.signals, p.actuator, p.last_counts)
+        }
+        Some(p) => (p.signals, None, None),
+        None => (Vec::new(), None, None),
+    };
+    let signals = policy
+        .spec
+        .signals
+        .iter()
+        .map(
+            |spec| match old_signals.iter().position(|s| s.spec == *spec) {
+                Some(i) => old_signals.swap_remove(i),
+                None => SignalRuntime {
+                    spec: spec.clone(),
+                    source: wiring.source(spec),
+                    missing_since: None,
+                    last_good: None,
+                    last_error: None,
+                },
+            },
+        )
+        .collect();
+    let drainer = wiring.drainer(&policy);
+    let mut pool = PoolRuntime {
+        policy,
+        signals,
+        actuator: old_actuator,
+        actuator_error: None,
+        drainer,
+        status: None,
+        status_error: None,
+        last_counts: old_counts,
+    };
+    ensure_actuator(wiring, &mut pool).await;
+    pool
+}
+
+/// Builds the actuator if it is missing (first start, or a previous attempt failed).
+pub async fn ensure_actuator(wiring: &dyn Wiring, pool: &mut PoolRuntime) {
+    if pool.actuator.is_some() {
+        return;
+    }
+    match wiring.actuator(&pool.policy).await {
+        Ok(a) => {
+            pool.actuator = Some(a);
+            pool.actuator_error = None;
+        }
+        Err(e) => {
+            if pool.actuator_error.as_deref() != Some(&e.to_string()) {
+                tracing::warn!(pool = pool.name(), error = %e, "cannot set up the pool's actuator; retrying every tick");
+            }
+            pool.actuator_error = Some(e.to_string());
+        }
+    }
+}
+
+/// The production wiring: HTTP/SQL sources, Kubernetes/AWS actuators, engine drainers.
+pub struct RealWiring {
+    http: reqwest::Client,
+}
+
+impl RealWiring {
+    pub fn new() -> RealWiring {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        RealWiring { http }
+    }
+}
+
+impl Default for RealWiring {
+    fn default() -> Self {
+        RealWiring::new()
+    }
+}
+
+#[async_trait]
+impl Wiring for RealWiring {
+    fn source(&self, spec: &SignalSpec) -> Arc<dyn MetricSource> {
+        Arc::from(sources::build(spec))
+    }
+
+    async fn actuator(&self, policy: &Policy) -> Result<Arc<dyn Actuator>, ActuatorError> {
+        let workers = &policy.spec.workers;
+        if let Some(target) = &workers.kubernetes {
+            return Ok(Arc::new(KubernetesActuator::from_target(target).await?));
+        }
+        if let Some(target) = &workers.aws_asg {
+            return Ok(Arc::new(AwsAsgActuator::from_target(target).await));
+        }
+        Err(ActuatorError::Config {
+            message: "workers: neither `kubernetes` nor `aws_asg` is set".into(),
+        })
+    }
+
+    fn drainer(&self, policy: &Policy) -> Arc<dyn Drainer> {
+        let method = policy.spec.scale_down.drain.method;
+        let first = policy.spec.signals.first();
+        let engine = match method {
+            DrainMethod::Auto => first.map_or("none", engine_of),
+            DrainMethod::Trino => "trino",
+            DrainMethod::Spark => "spark",
+            DrainMethod::Celery => "airflow",
+            DrainMethod::None => "none",
+        };
+        let find = |pick: fn(&SignalSpec) -> bool| policy.spec.signals.iter().find(|s| pick(s));
+        let http = self.http.clone();
+        let drainer: Option<Arc<dyn Drainer>> = match engine {
+            "trino" | "presto" => find(|s| s.trino.is_some() || s.presto.is_some()).map(|s| {
+                let (url, user, flavor) = match (&s.trino, &s.presto) {
+                    (Some(t), _) => (t.coordinator.as_str(), t.user.as_str(), Flavor::Trino),
+                    (_, Some(p)) => (p.coordinator.as_str(), p.user.as_str(), Flavor::Presto),
+                    _ => unreachable!("filtered above"),
+                };
+                Arc::new(TrinoDrainer::new(http, url, port_of(url), user, flavor))
+                    as Arc<dyn Drainer>
+            }),
+            "spark" => find(|s| s.spark.is_some())
+                .and_then(|s| s.spark.as_ref())
+                .map(|s| Arc::new(SparkDrainer::new(http, &s.master)) as Arc<dyn Drainer>),
+            "airflow" => find(|s| s.airflow.is_some())
+                .and_then(|s| s.airflow.as_ref())
+                .map(|a| {
+                    let version = if a.version == AirflowApiVersion::V2 {
+                        1
+                    } else {
+                        2
+                    };
+                    let auth = airflow_auth(a.http.auth.as_ref());
+                    Arc::new(CeleryDrainer::new(AirflowRunningTasks::new(
+                        http, &a.api, version, auth, 1000,
+                    ))) as Arc<dyn Drainer>
+                }),
+            _ => None,
+        };
+        drainer.unwrap_or_else(|| {
+            if engine != "none" {
+                tracing::warn!(pool = policy.name(), engine, "no signal of the drain's engine to drain through; workers are removed without draining");
+            }
+            Arc::new(NoDrain)
+        })
+    }
+}
+
+/// The explicit or scheme-default port of a base URL.
+fn port_of(url: &str) -> u16 {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.port_or_known_default())
+        .unwrap_or(8080)
+}
+
+/// Airflow credentials for the drain's task query, read once at build time (reloads re-read).
+fn airflow_auth(auth: Option<&HttpAuth>) -> AirflowAuth {
+    let read = |s| sources::secret::read(s, "airflow drain").ok();
+    match auth {
+        Some(HttpAuth::Basic { username, password }) => match read(password) {
+            Some(password) => AirflowAuth::Basic {
+                username: username.clone(),
+                password,
+            },
+            None => AirflowAuth::None,
+        },
+        Some(HttpAuth::Bearer { token }) => {
+            read(token).map_or(AirflowAuth::None, AirflowAuth::Bearer)
+        }
+        None => AirflowAuth::None,
+    }
+}

@@ -1,0 +1,201 @@
+//! After each tick: one log line per non-trivial decision (written for an operator), the
+//! metrics, the `/status` document and the recording.
+
+use std::collections::HashMap;
+
+use super::actuate::Actuation;
+use super::controller::Controller;
+use super::status::{BudgetStatus, DrainView, PoolView, ReasonView, SignalView, SpendView};
+use crate::engine::{Decision, Signal, World};
+use crate::telemetry::names;
+use crate::time::Timestamp;
+
+impl Controller {
+    pub(super) fn report(
+        &mut self,
+        world: &World,
+        decisions: &[Decision],
+        now: Timestamp,
+        leader: bool,
+    ) {
+        let mut views = Vec::with_capacity(decisions.len());
+        let (mut spend_per_hour, mut desired_per_hour) = (0.0, 0.0);
+        for (i, d) in decisions.iter().enumerate() {
+            let pool = &self.pools[i];
+            let policy = &pool.policy;
+            let actuation = Actuation::of(d.mode, self.cfg.dry_run, leader);
+            let held_because = pool.status_error.clone().or_else(|| {
+                self.drains
+                    .get(&d.pool)
+                    .map(|_| "a scale-down (drain) is under way".into())
+            });
+            log_decision(&mut self.last_logged, d, actuation, held_because.as_deref());
+
+            let price = policy.price_per_worker_hour();
+            let known = pool.status.as_ref();
+            spend_per_hour += f64::from(d.current) * price;
+            desired_per_hour += f64::from(d.desired) * price;
+            let pl = [("pool", d.pool.clone())];
+            metrics::gauge!(names::POOL_DESIRED_WORKERS, &pl).set(f64::from(d.desired));
+            if let Some(s) = known {
+                metrics::gauge!(names::POOL_CURRENT_WORKERS, &pl).set(f64::from(s.desired));
+                metrics::gauge!(names::POOL_READY_WORKERS, &pl).set(f64::from(s.ready));
+            }
+            let direction = d.direction().map_or("hold", |x| x.as_str());
+            metrics::counter!(names::DECISIONS_TOTAL, "pool" => d.pool.clone(), "direction" => direction, "reason" => d.final_reason())
+                .increment(1);
+            let memory = self.memory.pools.get(&d.pool).cloned().unwrap_or_default();
+            metrics::gauge!(names::POOL_SPEND_TOTAL, &pl).set(memory.spend.money);
+            metrics::gauge!(names::POOL_DRAINS_IN_FLIGHT, &pl).set(
+                if self.drains.contains_key(&d.pool) {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
+
+            let signals = pool
+                .signals
+                .iter()
+                .zip(&world.pools[i].signals)
+                .enumerate()
+                .map(|(index, (rt, signal))| {
+                    let mut v = SignalView {
+                        index,
+                        engine: super::pools::engine_of(&rt.spec),
+                        source: rt.source.name().to_string(),
+                        ..SignalView::default()
+                    };
+                    match signal {
+                        Signal::Value {
+                            demand,
+                            observed_at,
+                        } => {
+                            v.state = "fresh";
+                            v.demand = Some(*demand);
+                            v.observed_at = Some(*observed_at);
+                            v.age_seconds = Some(now.since(*observed_at).as_secs_f64());
+                        }
+                        Signal::Missing { since, fault } => {
+                            v.state = "missing";
+                            v.missing_since = Some(*since);
+                            v.fault = Some(fault.label());
+                            v.error = rt.last_error.clone();
+                            if let Some((at, reading)) = &rt.last_good {
+                                v.demand = Some(reading.demand);
+                                v.observed_at = Some(*at);
+                                v.age_seconds = Some(now.since(*at).as_secs_f64());
+                            }
+                        }
+                    }
+                    v
+                })
+                .collect();
+            views.push(PoolView {
+                pool: d.pool.clone(),
+                mode: d.mode.as_str().to_string(),
+                actuation: actuation.as_str().to_string(),
+                platform: pool.actuator.as_ref().map(|a| a.platform().to_string()),
+                current: known.map(|s| s.desired),
+                ready: known.map(|s| s.ready),
+                desired: Some(d.desired),
+                held_because,
+                reasons: d
+                    .reasons
+                    .iter()
+                    .map(|r| ReasonView {
+                        stage: r.label(),
+                        text: r.to_string(),
+                    })
+                    .collect(),
+                signals,
+                spend: SpendView {
+                    money_total: memory.spend.money,
+                    worker_hours_total: memory.spend.worker_seconds / 3600.0,
+                    price_per_worker_hour: price,
+                    per_hour_now: f64::from(d.current) * price,
+                    max_per_hour: policy.spec.cost.as_ref().and_then(|c| c.max_per_hour),
+                },
+                last_actuation: self.last_actuation.get(&d.pool).cloned(),
+                drain_in_flight: self.drains.get(&d.pool).map(|t| DrainView {
+                    from: t.from,
+                    to: t.to,
+                    since: t.since,
+                    aborting: t.aborting,
+                }),
+            });
+        }
+        metrics::gauge!(names::BUDGET_SPEND_PER_HOUR).set(spend_per_hour);
+        if let Some(limit) = self.cfg.global_budget_per_hour {
+            metrics::gauge!(names::BUDGET_LIMIT_PER_HOUR).set(limit);
+        }
+        metrics::gauge!(names::LEADER).set(if leader { 1.0 } else { 0.0 });
+        metrics::gauge!(names::LAST_TICK_TIMESTAMP_SECONDS).set(now.as_secs_f64());
+
+        if let Some(recorder) = &mut self.recorder {
+            let names: Vec<String> = self.policies.iter().map(|p| p.name().to_string()).collect();
+            recorder.tick(now, &names, world, decisions);
+        }
+
+        let mut b = self.board.write().unwrap_or_else(|p| p.into_inner());
+        b.leader = leader;
+        b.ticks = self.ticks;
+        b.last_tick_at = Some(now);
+        b.budget = self.cfg.global_budget_per_hour.map(|limit| BudgetStatus {
+            limit_per_hour: limit,
+            spend_per_hour,
+            desired_per_hour,
+        });
+        b.pools = views;
+    }
+}
+
+/// Logs a decision when it differs from the pool's last logged one (size or reason chain), so a
+/// steady pool stays quiet and every change is explained once.
+fn log_decision(
+    last_logged: &mut HashMap<String, (u32, Vec<&'static str>)>,
+    d: &Decision,
+    actuation: Actuation,
+    held_because: Option<&str>,
+) {
+    let labels: Vec<&'static str> = d.reasons.iter().map(|r| r.label()).collect();
+    let key = (d.desired, labels);
+    if last_logged.get(&d.pool) == Some(&key) {
+        return;
+    }
+    let trivial = d.desired == d.current
+        && key
+            .1
+            .iter()
+            .all(|l| *l == "raw" || *l == "within_tolerance");
+    last_logged.insert(d.pool.clone(), key);
+    if trivial {
+        return;
+    }
+    let why = d
+        .reasons
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let verb = match d.direction() {
+        Some(dir) => format!(
+            "wants scale-{} {} -> {}",
+            dir.as_str(),
+            d.current,
+            d.desired
+        ),
+        None => format!("holds at {}", d.current),
+    };
+    tracing::info!(
+        pool = %d.pool,
+        current = d.current,
+        desired = d.desired,
+        mode = d.mode.as_str(),
+        actuation = actuation.as_str(),
+        reason = d.final_reason(),
+        held_because = held_because.unwrap_or(""),
+        "pool {} {verb}: {why}",
+        d.pool
+    );
+}

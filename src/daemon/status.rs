@@ -1,0 +1,157 @@
+//! What `/status` shows: per pool current, desired, mode, the last reason chain, signal
+//! freshness, spend, and why a pool is held. Built from data the loop already has; never holds
+//! a credential (source names and errors are credential-free by construction in `sources`).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DaemonStatus {
+    /// This instance may actuate (always true without leader election).
+    pub leader: bool,
+    pub leader_election: bool,
+    pub dry_run: bool,
+    #[serde(with = "humantime_serde")]
+    pub tick_interval: Duration,
+    pub ticks: u64,
+    pub last_tick_at: Option<Timestamp>,
+    pub policies: PolicySetStatus,
+    pub state: StateStatus,
+    pub budget: Option<BudgetStatus>,
+    pub pools: Vec<PoolView>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PolicySetStatus {
+    pub loaded_at: Option<Timestamp>,
+    pub pools: usize,
+    /// Errors of the last rejected reload (empty when the last attempt succeeded).
+    pub last_rejected: Vec<String>,
+    pub last_rejected_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StateStatus {
+    pub path: String,
+    /// `ok`, `missing` or `corrupt` at start.
+    pub loaded: String,
+    pub load_detail: Option<String>,
+    pub last_saved_at: Option<Timestamp>,
+    pub last_save_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BudgetStatus {
+    pub limit_per_hour: f64,
+    /// Current sizes × prices.
+    pub spend_per_hour: f64,
+    /// Desired sizes × prices (after the budget).
+    pub desired_per_hour: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PoolView {
+    pub pool: String,
+    pub mode: String,
+    /// How a change is applied now: `actuate`, `shadow`, `dry_run`, `follower` or `paused`.
+    pub actuation: String,
+    pub platform: Option<String>,
+    pub current: Option<u32>,
+    pub ready: Option<u32>,
+    pub desired: Option<u32>,
+    /// Why the pool is not actuated this tick (status unreadable, actuator not set up).
+    pub held_because: Option<String>,
+    pub reasons: Vec<ReasonView>,
+    pub signals: Vec<SignalView>,
+    pub spend: SpendView,
+    pub last_actuation: Option<ActuationView>,
+    pub drain_in_flight: Option<DrainView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReasonView {
+    pub stage: &'static str,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SignalView {
+    pub index: usize,
+    pub engine: &'static str,
+    pub source: String,
+    /// `fresh` or `missing`.
+    pub state: &'static str,
+    pub demand: Option<f64>,
+    pub observed_at: Option<Timestamp>,
+    pub age_seconds: Option<f64>,
+    pub missing_since: Option<Timestamp>,
+    pub fault: Option<&'static str>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SpendView {
+    pub money_total: f64,
+    pub worker_hours_total: f64,
+    pub price_per_worker_hour: f64,
+    pub per_hour_now: f64,
+    pub max_per_hour: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActuationView {
+    pub at: Timestamp,
+    pub from: u32,
+    pub to: u32,
+    /// `ok`, `dry_run`, or the actuator error label.
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DrainView {
+    pub from: u32,
+    pub to: u32,
+    pub since: Timestamp,
+    pub aborting: bool,
+}
+
+impl DaemonStatus {
+    /// Ready after the first complete tick, and not when the loop has stalled for more than
+    /// three tick intervals.
+    pub fn readiness(&self, now: Timestamp) -> Result<(), String> {
+        let Some(last) = self.last_tick_at else {
+            return Err("no complete tick yet".into());
+        };
+        let stalled = now.since(last);
+        if stalled > self.tick_interval * 3 {
+            return Err(format!(
+                "the control loop has not completed a tick for {} (tick {})",
+                humantime::format_duration(Duration::from_secs(stalled.as_secs())),
+                humantime::format_duration(self.tick_interval)
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_after_a_tick_until_the_loop_stalls_three_ticks() {
+        let mut s = DaemonStatus {
+            tick_interval: Duration::from_secs(5),
+            ..DaemonStatus::default()
+        };
+        assert!(s.readiness(Timestamp::from_secs(100)).is_err());
+        s.last_tick_at = Some(Timestamp::from_secs(100));
+        assert!(s.readiness(Timestamp::from_secs(115)).is_ok());
+        let why = s.readiness(Timestamp::from_secs(116)).unwrap_err();
+        assert!(why.contains("16s"), "{why}");
+    }
+}

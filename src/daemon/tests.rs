@@ -1,0 +1,420 @@
+//! Control-loop tests with fakes: a scripted source, the recording actuator, no drain, and
+//! explicit times. They pin the daemon's promises: a pool whose size is unknown is never
+//! actuated, shadow never writes, a follower never writes, restarts keep cooldowns and do not
+//! repeat actuations, a lost state file starts conservatively, drains run in the background.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::controller::{Clock, Controller, ControllerConfig};
+use super::pools::Wiring;
+use super::state::{self, Pending, PendingKind, PersistedState};
+use super::status::DaemonStatus;
+use crate::actuators::{Actuator, ActuatorError, RecordingActuator};
+use crate::drain::{Drainer, NoDrain};
+use crate::engine::Memory;
+use crate::policy::{self, Policy, SignalSpec};
+use crate::sources::{MetricSource, Reading, SourceError};
+use crate::time::Timestamp;
+
+/// A source whose next answers the test sets.
+#[derive(Default)]
+struct ScriptedSource {
+    demand: Mutex<Option<f64>>,
+}
+
+#[async_trait]
+impl MetricSource for ScriptedSource {
+    async fn poll(&self) -> Result<Reading, SourceError> {
+        match *self.demand.lock().unwrap() {
+            Some(demand) => Ok(Reading {
+                demand,
+                raw: vec![],
+            }),
+            None => Err(SourceError::Unreachable {
+                target: "http://fake/json/".into(),
+                detail: "connection refused".into(),
+            }),
+        }
+    }
+    fn name(&self) -> &str {
+        "scripted http://fake/json/"
+    }
+}
+
+struct FakeWiring {
+    source: Arc<ScriptedSource>,
+    actuator: Arc<RecordingActuator>,
+}
+
+#[async_trait]
+impl Wiring for FakeWiring {
+    fn source(&self, _spec: &SignalSpec) -> Arc<dyn MetricSource> {
+        self.source.clone()
+    }
+    async fn actuator(&self, _policy: &Policy) -> Result<Arc<dyn Actuator>, ActuatorError> {
+        Ok(self.actuator.clone())
+    }
+    fn drainer(&self, _policy: &Policy) -> Arc<dyn Drainer> {
+        Arc::new(NoDrain)
+    }
+}
+
+struct FixedClock(Mutex<Timestamp>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
+const T0: i64 = 1_800_000_000;
+
+fn policy(mode: &str, down_window: &str) -> Policy {
+    let yaml = format!(
+        "pool: etl\nmode: {mode}\nsignals:\n  - spark: {{ master: http://127.0.0.1:1, cores_per_waiting_app: 2 }}\n    per_worker: 2\n\
+         workers:\n  aws_asg: {{ group: etl, region: us-east-1 }}\nbounds: {{ min: 1, max: 10 }}\n\
+         scale_up: {{ cooldown: 60s }}\nscale_down: {{ stabilization: {down_window}, cooldown: 60s, drain: {{ method: none }} }}\n"
+    );
+    policy::load_str(&yaml, "etl.yaml").unwrap()
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    source: Arc<ScriptedSource>,
+    actuator: Arc<RecordingActuator>,
+    board: Arc<RwLock<DaemonStatus>>,
+    clock: Arc<FixedClock>,
+}
+
+impl Harness {
+    fn new(size: u32) -> Harness {
+        Harness {
+            dir: tempfile::tempdir().unwrap(),
+            source: Arc::new(ScriptedSource::default()),
+            actuator: Arc::new(RecordingActuator::with_size(size)),
+            board: Arc::new(RwLock::new(DaemonStatus::default())),
+            clock: Arc::new(FixedClock(Mutex::new(Timestamp::from_secs(T0)))),
+        }
+    }
+
+    fn state_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("state.json")
+    }
+
+    /// A state file with empty memory, so the start is not the conservative one.
+    fn with_clean_state(self) -> Harness {
+        state::save(
+            &self.state_path(),
+            &PersistedState::new(Timestamp::from_secs(T0), Memory::default(), vec![]),
+        )
+        .unwrap();
+        self
+    }
+
+    async fn controller(&self, policies: Vec<Policy>, leader_election: bool) -> Controller {
+        let wiring = Arc::new(FakeWiring {
+            source: self.source.clone(),
+            actuator: self.actuator.clone(),
+        });
+        let cfg = ControllerConfig {
+            dry_run: false,
+            global_budget_per_hour: None,
+            state_path: self.state_path(),
+            tick: Duration::from_secs(5),
+            leader_election,
+        };
+        Controller::start(
+            cfg,
+            wiring,
+            self.clock.clone(),
+            policies,
+            None,
+            self.board.clone(),
+        )
+        .await
+    }
+
+    /// A tick at `T0 + secs` (the clock moves with it, as drain tasks read it).
+    async fn tick(&self, c: &mut Controller, secs: i64, leader: bool) {
+        *self.clock.0.lock().unwrap() = at(secs);
+        c.tick(at(secs), leader).await;
+    }
+
+    /// Waits until the actuator has seen `n` scale calls (background drains).
+    async fn await_calls(&self, n: usize) {
+        for _ in 0..200 {
+            if self.actuator.calls().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("expected {n} scale calls, saw {:?}", self.targets());
+    }
+
+    fn demand(&self, d: Option<f64>) {
+        *self.source.demand.lock().unwrap() = d;
+    }
+
+    fn targets(&self) -> Vec<u32> {
+        self.actuator.calls().iter().map(|c| c.target).collect()
+    }
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_secs(T0 + secs)
+}
+
+#[tokio::test]
+async fn scale_up_is_sent_recorded_and_persisted() {
+    let h = Harness::new(2).with_clean_state();
+    let mut c = h.controller(vec![policy("enforce", "0s")], false).await;
+    h.demand(Some(10.0));
+    h.tick(&mut c, 10, true).await;
+    assert_eq!(h.targets(), [5]);
+    assert_eq!(c.memory().pools["etl"].last_scale_up, Some(at(10)));
+    assert!(
+        c.pending().is_empty(),
+        "the write-ahead entry is cleared once the call succeeded"
+    );
+    let state::Loaded::Ok(saved) = state::load(&h.state_path()) else {
+        panic!()
+    };
+    assert_eq!(saved.memory.pools["etl"].last_scale_up, Some(at(10)));
+    let board = h.board.read().unwrap();
+    assert_eq!(board.pools[0].current, Some(2));
+    assert_eq!(board.pools[0].desired, Some(5));
+    assert_eq!(
+        board.pools[0].last_actuation.as_ref().unwrap().outcome,
+        "ok"
+    );
+}
+
+#[tokio::test]
+async fn a_pool_whose_size_cannot_be_read_is_held_and_says_why() {
+    let h = Harness::new(2).with_clean_state();
+    let mut c = h.controller(vec![policy("enforce", "0s")], false).await;
+    h.demand(Some(10.0));
+    h.actuator.fail_next([ActuatorError::Unreachable {
+        message: "apiserver down".into(),
+    }]);
+    h.tick(&mut c, 10, true).await;
+    assert!(h.targets().is_empty(), "never actuate blind");
+    let held = h.board.read().unwrap().pools[0]
+        .held_because
+        .clone()
+        .unwrap();
+    assert!(held.contains("apiserver down"), "{held}");
+    h.tick(&mut c, 15, true).await;
+    assert_eq!(
+        h.targets(),
+        [5],
+        "once the size is known again the pool is actuated"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_source_holds_the_pool_and_status_shows_why() {
+    let h = Harness::new(4).with_clean_state();
+    let mut c = h.controller(vec![policy("enforce", "0s")], false).await;
+    h.demand(None);
+    h.tick(&mut c, 10, true).await;
+    h.tick(&mut c, 200, true).await;
+    assert!(h.targets().is_empty(), "no scale-down on missing data");
+    let board = h.board.read().unwrap();
+    let signal = &board.pools[0].signals[0];
+    assert_eq!(
+        (signal.state, signal.fault),
+        ("missing", Some("unreachable"))
+    );
+    assert!(
+        signal
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("connection refused")
+    );
+    assert_eq!(signal.missing_since, Some(at(10)));
+    assert!(
+        board.pools[0]
+            .reasons
+            .iter()
+            .any(|r| r.stage == "signal_missing")
+    );
+}
+
+#[tokio::test]
+async fn shadow_mode_never_writes_and_reports_what_it_would_do() {
+    let h = Harness::new(2).with_clean_state();
+    let mut c = h.controller(vec![policy("shadow", "0s")], false).await;
+    h.demand(Some(10.0));
+    h.tick(&mut c, 10, true).await;
+    h.tick(&mut c, 15, true).await;
+    assert!(h.targets().is_empty());
+    let board = h.board.read().unwrap();
+    assert_eq!(board.pools[0].actuation, "shadow");
+    assert_eq!(
+        board.pools[0].last_actuation.as_ref().unwrap().outcome,
+        "dry_run"
+    );
+    assert_eq!(
+        c.memory().pools["etl"].last_scale_up,
+        None,
+        "memory stays true to the real pool"
+    );
+}
+
+#[tokio::test]
+async fn a_follower_never_writes_but_remembers_the_leaders_changes() {
+    let h = Harness::new(2).with_clean_state();
+    let mut c = h.controller(vec![policy("enforce", "0s")], true).await;
+    h.demand(Some(10.0));
+    h.tick(&mut c, 10, false).await;
+    assert!(h.targets().is_empty());
+    assert_eq!(h.board.read().unwrap().pools[0].actuation, "follower");
+    // The leader (another process) resizes the pool.
+    h.actuator.scale_to(5, &[]).await.unwrap();
+    h.tick(&mut c, 15, false).await;
+    assert_eq!(
+        c.memory().pools["etl"].last_scale_up,
+        Some(at(15)),
+        "warm failover: the cooldown is known"
+    );
+    // Taking over inside that cooldown sends nothing new.
+    h.demand(Some(18.0));
+    h.tick(&mut c, 20, true).await;
+    assert_eq!(h.targets(), [5], "only the leader's own call");
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_cooldown_and_does_not_repeat_the_actuation() {
+    let h = Harness::new(2).with_clean_state();
+    h.demand(Some(10.0));
+    {
+        let mut c = h.controller(vec![policy("enforce", "0s")], false).await;
+        h.tick(&mut c, 10, true).await;
+    } // killed: no shutdown, only what the tick persisted survives
+    assert_eq!(h.targets(), [5]);
+    let mut c = h.controller(vec![policy("enforce", "0s")], false).await;
+    h.demand(Some(16.0));
+    h.tick(&mut c, 20, true).await;
+    assert_eq!(
+        h.targets(),
+        [5],
+        "the scale-up cooldown (60s) still holds after the restart"
+    );
+    assert!(
+        h.board.read().unwrap().pools[0]
+            .reasons
+            .iter()
+            .any(|r| r.stage == "cooldown")
+    );
+    h.tick(&mut c, 75, true).await;
+    assert_eq!(h.targets(), [5, 8]);
+}
+
+#[tokio::test]
+async fn write_ahead_entries_are_reconciled_with_the_platform() {
+    let h = Harness::new(5);
+    let pending = |pool: &str, to| Pending {
+        pool: pool.into(),
+        from: 2,
+        to,
+        since: at(1),
+        kind: PendingKind::Scale,
+    };
+    let saved = PersistedState::new(at(2), Memory::default(), vec![pending("etl", 5)]);
+    state::save(&h.state_path(), &saved).unwrap();
+    h.demand(Some(10.0));
+    let mut c = h.controller(vec![policy("enforce", "0s")], false).await;
+    h.tick(&mut c, 10, true).await;
+    assert_eq!(
+        c.memory().pools["etl"].last_scale_up,
+        Some(at(1)),
+        "the call took effect before the crash"
+    );
+    assert!(c.pending().is_empty());
+
+    let h = Harness::new(2);
+    state::save(
+        &h.state_path(),
+        &PersistedState::new(at(2), Memory::default(), vec![pending("etl", 9)]),
+    )
+    .unwrap();
+    h.demand(Some(4.0));
+    let mut c = h.controller(vec![policy("enforce", "0s")], false).await;
+    h.tick(&mut c, 10, true).await;
+    assert_eq!(
+        c.memory().pools["etl"].last_scale_up,
+        None,
+        "it did not take effect: nothing to remember"
+    );
+}
+
+#[tokio::test]
+async fn without_state_the_start_is_conservative() {
+    let h = Harness::new(4);
+    std::fs::write(h.state_path(), "{ not json").unwrap();
+    h.demand(Some(0.0));
+    let mut c = h.controller(vec![policy("enforce", "60s")], false).await;
+    assert_eq!(h.board.read().unwrap().state.loaded, "corrupt");
+    h.tick(&mut c, 10, true).await;
+    assert!(h.targets().is_empty());
+    assert!(
+        h.board.read().unwrap().pools[0]
+            .reasons
+            .iter()
+            .any(|r| r.stage == "conservative_start")
+    );
+}
+
+#[tokio::test]
+async fn scale_down_drains_in_the_background_then_records() {
+    let h = Harness::new(3).with_clean_state();
+    h.demand(Some(0.0));
+    let mut c = h.controller(vec![policy("enforce", "0s")], false).await;
+    h.tick(&mut c, 10, true).await;
+    assert_eq!(
+        c.pending().len(),
+        1,
+        "the scale-down is written ahead while it drains"
+    );
+    h.await_calls(1).await;
+    assert_eq!(h.targets(), [1]);
+    h.tick(&mut c, 15, true).await;
+    assert_eq!(
+        c.memory().pools["etl"]
+            .last_scale_down
+            .map(|t| t.0 >= at(10).0),
+        Some(true)
+    );
+    assert!(c.pending().is_empty());
+}
+
+#[tokio::test]
+async fn reload_keeps_memory_and_adopts_new_bounds() {
+    let h = Harness::new(2).with_clean_state();
+    h.demand(Some(10.0));
+    let mut c = h.controller(vec![policy("enforce", "0s")], false).await;
+    h.tick(&mut c, 10, true).await;
+    let edited = policy::load_str(&policy_text_with_max(3), "etl.yaml").unwrap();
+    c.apply_policies(vec![edited], at(12)).await;
+    assert_eq!(
+        c.memory().pools["etl"].last_scale_up,
+        Some(at(10)),
+        "memory survives a reload"
+    );
+    h.tick(&mut c, 80, true).await;
+    h.await_calls(2).await;
+    assert_eq!(h.targets(), [5, 3], "the lowered max applies at once");
+}
+
+fn policy_text_with_max(max: u32) -> String {
+    format!(
+        "pool: etl\nsignals:\n  - spark: {{ master: http://127.0.0.1:1, cores_per_waiting_app: 2 }}\n    per_worker: 2\n\
+         workers:\n  aws_asg: {{ group: etl, region: us-east-1 }}\nbounds: {{ min: 1, max: {max} }}\n\
+         scale_down: {{ stabilization: 0s, cooldown: 0s, drain: {{ method: none }} }}\n"
+    )
+}
