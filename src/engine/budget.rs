@@ -1,6 +1,6 @@
 //! The global budget: money per hour across all pools. Minimums (and paused pools' current
-//! sizes) are funded first; the rest goes to pools by priority (higher first, then by name for
-//! determinism). A pool never gets more than its own decision asked for.
+//! sizes) are funded first; the rest goes to pools by priority (higher first; ties keep policy
+//! order, i.e. file-name order). A pool never gets more than its own decision asked for.
 
 use super::Decision;
 use super::reason::Reason;
@@ -44,12 +44,8 @@ pub(super) fn apply(policies: &[Policy], decisions: &mut [Decision], budget: f64
     }
     let mut remaining = budget - fixed;
     let mut order: Vec<usize> = (0..decisions.len()).collect();
-    order.sort_by(|&a, &b| {
-        policies[b]
-            .priority()
-            .cmp(&policies[a].priority())
-            .then_with(|| policies[a].name().cmp(policies[b].name()))
-    });
+    // Stable sort: equal priorities keep policy order.
+    order.sort_by_key(|&i| std::cmp::Reverse(policies[i].priority()));
     for i in order {
         let d = &mut decisions[i];
         let base = floor(i, d);

@@ -30,10 +30,15 @@ pub(super) fn stabilize(
         }
     }
     let keep = up_window.max(down_window);
-    // Keep the window; drop entries "from the future" (the clock went backwards).
-    memory
-        .recommendations
-        .retain(|r| r.at > now - keep && r.at <= now);
+    // Keep the window (oldest first, so pop from the front); drop entries "from the future"
+    // only when the clock went backwards.
+    let recs = &mut memory.recommendations;
+    while recs.front().is_some_and(|r| r.at <= now - keep) {
+        recs.pop_front();
+    }
+    if recs.back().is_some_and(|r| r.at > now) {
+        recs.retain(|r| r.at <= now);
+    }
     memory.recommendations.push_back(Recommendation {
         at: now,
         workers: desired,

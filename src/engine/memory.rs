@@ -1,7 +1,7 @@
 //! What the engine remembers between ticks: plain, serialisable data, so the daemon can persist
 //! it (a restart never resets a cooldown) and the simulator can snapshot it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,18 @@ use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
-    pub pools: BTreeMap<String, PoolMemory>,
+    /// Keyed by pool name. A hash map because `step` looks every pool up each tick; written
+    /// sorted so state files are stable.
+    #[serde(serialize_with = "sorted")]
+    pub pools: HashMap<String, PoolMemory>,
+}
+
+fn sorted<S: serde::Serializer>(
+    pools: &HashMap<String, PoolMemory>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let ordered: BTreeMap<&String, &PoolMemory> = pools.iter().collect();
+    serde::Serialize::serialize(&ordered, s)
 }
 
 impl Memory {
