@@ -13,7 +13,16 @@ pub mod names {
     pub const SIGNAL_DEMAND: &str = "poolpilot_signal_demand";
     pub const ACTUATIONS_TOTAL: &str = "poolpilot_actuations_total";
     pub const ACTUATION_SECONDS: &str = "poolpilot_actuation_duration_seconds";
+    /// Counter; labels `engine`, `outcome` (`drained`|`timed_out`|`abandoned`|`failed`).
     pub const DRAINS_TOTAL: &str = "poolpilot_drains_total";
+    /// Histogram, seconds; labels `engine`, `outcome`.
+    pub const DRAIN_DURATION_SECONDS: &str = "poolpilot_drain_duration_seconds";
+    /// Histogram, seconds; labels `platform`, `op` (`status`|`scale_to`), `outcome`.
+    pub const ACTUATOR_CALL_DURATION_SECONDS: &str = "poolpilot_actuator_call_duration_seconds";
+    /// Counter; labels `platform`, `op`, `outcome`.
+    pub const ACTUATOR_CALLS_TOTAL: &str = "poolpilot_actuator_calls_total";
+    /// Counter; labels `platform`, `op`, `reason` (error label); retried attempts only.
+    pub const ACTUATOR_RETRIES_TOTAL: &str = "poolpilot_actuator_retries_total";
     pub const BUDGET_SPEND_PER_HOUR: &str = "poolpilot_budget_spend_per_hour";
     pub const BUDGET_LIMIT_PER_HOUR: &str = "poolpilot_budget_limit_per_hour";
     pub const TICK_SECONDS: &str = "poolpilot_tick_duration_seconds";

@@ -10,7 +10,7 @@ use aws_sdk_autoscaling::config::http::HttpResponse;
 use aws_sdk_autoscaling::error::{ProvideErrorMetadata, SdkError};
 
 use super::ActuatorError;
-use super::instrumented::names;
+use crate::telemetry::names;
 
 /// Codes the SDK's own classifier treats as throttling (smithy-rs `THROTTLING_ERRORS`).
 const THROTTLING_CODES: &[&str] = &[

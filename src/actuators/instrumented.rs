@@ -4,22 +4,8 @@
 use async_trait::async_trait;
 
 use super::{Actuator, ActuatorError, Member, PoolStatus};
+use crate::telemetry::names;
 use crate::time::Timestamp;
-
-/// Metric names of the actuator and drain layers.
-// The lead moves these into `telemetry.rs` with the rest of the names.
-pub mod names {
-    /// Histogram, seconds; labels `platform`, `op` (`status`|`scale_to`), `outcome`.
-    pub const ACTUATOR_CALL_DURATION_SECONDS: &str = "poolpilot_actuator_call_duration_seconds";
-    /// Counter; labels `platform`, `op`, `outcome`.
-    pub const ACTUATOR_CALLS_TOTAL: &str = "poolpilot_actuator_calls_total";
-    /// Counter; labels `platform`, `op`, `reason` (error label); retried attempts only.
-    pub const ACTUATOR_RETRIES_TOTAL: &str = "poolpilot_actuator_retries_total";
-    /// Histogram, seconds; labels `engine`, `outcome`.
-    pub const DRAIN_DURATION_SECONDS: &str = "poolpilot_drain_duration_seconds";
-    /// Counter; labels `engine`, `outcome` (`drained`|`timed_out`|`abandoned`|`failed`).
-    pub const DRAINS_TOTAL: &str = "poolpilot_drains_total";
-}
 
 pub struct Instrumented<A> {
     inner: A,

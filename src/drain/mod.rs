@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::actuators::Member;
-use crate::actuators::instrumented::names;
+use crate::telemetry::names;
 use crate::time::Timestamp;
 
 pub use scale_down::{ScaleDownReport, scale_down};
