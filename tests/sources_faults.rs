@@ -120,9 +120,9 @@ fn assert_engine_holds(policy: &Policy, signal: Signal, cell: &str) {
 async fn check_cell(kind: &Kind, base: &str, fault_name: &str, expected: SignalFault) {
     let policy = policy_for(kind.signal_yaml, base);
     let source = sources::build(signal_spec(&policy));
-    let started = tokio::time::Instant::now();
+    let started = Timestamp::now();
     let result = source.poll().await;
-    let took = started.elapsed();
+    let took = Timestamp::now().since(started);
     let cell = format!("{} × {fault_name}", kind.label);
     let err = match &result {
         Ok(r) => panic!("{cell}: expected {expected:?}, got a reading {r:?}"),

@@ -131,7 +131,7 @@ fn user_header(dialect: Dialect) -> &'static str {
 }
 
 /// Trino's InsecureAuthenticator (§1.6): the user header, or Basic with no password.
-fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<String, Response> {
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let other = match shared.dialect {
         Dialect::Trino => "x-presto-user",
         Dialect::Presto => "x-trino-user",
@@ -140,11 +140,11 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<String, Response
         && headers.contains_key(other)
         && headers.contains_key("x-trino-user")
     {
-        return Err((
+        let refused = (
             StatusCode::BAD_REQUEST,
             "Both Trino and Presto headers detected",
-        )
-            .into_response());
+        );
+        return Err(Box::new(refused.into_response()));
     }
     if let Some(user) = headers
         .get(user_header(shared.dialect))
@@ -164,17 +164,13 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<String, Response
         let text = String::from_utf8_lossy(&decoded).to_string();
         let (user, password) = text.split_once(':').unwrap_or((&text, ""));
         if !password.is_empty() && shared.dialect == Dialect::Trino {
-            return Err(unauthorized(
-                "Password not allowed for insecure authentication",
-                "Basic realm=\"Trino\"",
-            ));
+            let message = "Password not allowed for insecure authentication";
+            return Err(Box::new(unauthorized(message, "Basic realm=\"Trino\"")));
         }
         return Ok(user.to_string());
     }
-    Err(unauthorized(
-        "Basic authentication or X-Trino-User must be sent",
-        "Basic realm=\"Trino\"",
-    ))
+    let message = "Basic authentication or X-Trino-User must be sent";
+    Err(Box::new(unauthorized(message, "Basic realm=\"Trino\"")))
 }
 
 fn unauthorized(message: &str, challenge: &str) -> Response {
@@ -211,7 +207,7 @@ async fn query_list(
     record(&mut s, "/v1/query");
     let user = match authenticate(&s, &headers) {
         Ok(user) => user,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if s.config.forbidden {
         return (StatusCode::FORBIDDEN, "Access Denied: Cannot view queries").into_response();
@@ -358,7 +354,7 @@ async fn cluster(State(shared): Ctx, headers: HeaderMap) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     }
     if let Err(r) = authenticate(&s, &headers) {
-        return r;
+        return *r;
     }
     if s.config.forbidden {
         return StatusCode::FORBIDDEN.into_response();
@@ -392,7 +388,7 @@ async fn metrics(State(shared): Ctx, headers: HeaderMap) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     }
     if let Err(r) = authenticate(&s, &headers) {
-        return r;
+        return *r;
     }
     let c = counters(&s.queries);
     let text = format!(
