@@ -1,6 +1,7 @@
 //! The AWS Auto Scaling actuator: the real query-protocol wire through moto (tests/peers/moto.sh),
 //! and a fault-injecting fake (`asg_fake` below) for what moto never produces
-//! (throttling, ScalingActivityInProgress, ResourceContention, validation, access denied).
+//! (throttling, ScalingActivityInProgress, ResourceContention, validation, access denied, a failing
+//! EC2 DescribeInstances).
 
 mod common;
 
@@ -30,6 +31,19 @@ fn client_for(endpoint: &str) -> Client {
         .retry_config(RetryConfig::disabled())
         .build();
     Client::from_conf(config)
+}
+
+fn ec2_client_for(endpoint: &str) -> aws_sdk_ec2::Client {
+    let config = aws_sdk_ec2::Config::builder()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_ec2::Client::from_conf(config)
 }
 
 // ---------------------------------------------------------------- moto: the real wire
@@ -182,10 +196,102 @@ async fn moto_protected_victims_and_out_of_bounds_targets_are_refused_before_wri
     );
 }
 
+/// Members carry the private IPv4 that EC2 itself reports for the instance (group built from a
+/// launch template, the common production set-up).
+#[tokio::test]
+async fn moto_members_carry_the_private_ip_that_ec2_reports() {
+    let Some(endpoint) = common::peer("POOLPILOT_TEST_AWS_ENDPOINT") else {
+        return;
+    };
+    let (client, ec2) = (client_for(&endpoint), ec2_client_for(&endpoint));
+    let name = "pp-addresses";
+    let _ = client
+        .delete_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .force_delete(true)
+        .send()
+        .await;
+    let _ = ec2
+        .delete_launch_template()
+        .launch_template_name(name)
+        .send()
+        .await;
+    ec2.create_launch_template()
+        .launch_template_name(name)
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id("ami-12c6146b")
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    client
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name(name)
+                .build(),
+        )
+        .min_size(0)
+        .max_size(10)
+        .desired_capacity(3)
+        .availability_zones("us-east-1a")
+        .send()
+        .await
+        .unwrap();
+    let target = AwsAsgTarget {
+        group: name.into(),
+        region: "us-east-1".into(),
+        endpoint_url: Some(endpoint),
+    };
+    let status = AwsAsgActuator::from_target(&target)
+        .await
+        .status()
+        .await
+        .unwrap();
+    assert_eq!(status.members.len(), 3);
+    let described = ec2
+        .describe_instances()
+        .set_instance_ids(Some(ids(&status.members)))
+        .send()
+        .await
+        .unwrap();
+    let ec2_ips: std::collections::HashMap<String, String> = described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|i| {
+            let ip = i
+                .private_ip_address()
+                .expect("moto gives every instance a private IP");
+            (i.instance_id().unwrap().to_owned(), ip.to_owned())
+        })
+        .collect();
+    assert_eq!(ec2_ips.len(), 3);
+    for member in &status.members {
+        assert_eq!(
+            member.address.as_ref(),
+            Some(&ec2_ips[&member.id]),
+            "{}",
+            member.id
+        );
+    }
+    let distinct: std::collections::HashSet<_> = ec2_ips.values().collect();
+    assert_eq!(distinct.len(), 3, "each instance has its own address");
+}
+
 // ---------------------------------------------------------------- fault-injecting fake
 
 async fn fake_asg(fake: &AsgFake) -> AwsAsgActuator {
-    AwsAsgActuator::new(client_for(&fake.url()), "spark-workers", FAST_RETRY)
+    AwsAsgActuator::new(
+        client_for(&fake.url()),
+        ec2_client_for(&fake.url()),
+        "spark-workers",
+        FAST_RETRY,
+    )
 }
 
 #[tokio::test]
@@ -202,6 +308,52 @@ async fn fake_describe_parses_recorded_aws_xml() {
         "Terminating:Wait left out"
     );
     assert!(status.members[1].protected);
+    let addresses: Vec<_> = status.members.iter().map(|m| m.address.clone()).collect();
+    assert_eq!(
+        addresses,
+        [Some("10.0.1.11".to_owned()), Some("10.0.2.22".to_owned())],
+        "private IPs from EC2 DescribeInstances"
+    );
+    let lookup = &fake.requests("DescribeInstances")[0];
+    assert!(
+        lookup.contains("Filter.1.Name=instance-id")
+            && lookup.contains("i-0aaa0000000000001")
+            && !lookup.contains("i-0ccc0000000000003"),
+        "only members are looked up, by filter: {lookup}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_describe_instances_leaves_members_without_address_but_status_works() {
+    let fake = AsgFake::start().await;
+    fake.script(
+        "DescribeInstances",
+        [Reply::ec2_error(
+            403,
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation.",
+        )],
+    );
+    let status = fake_asg(&fake).await.status().await.unwrap();
+    assert_eq!((status.desired, status.members.len()), (2, 2));
+    assert!(status.members.iter().all(|m| m.address.is_none()));
+    assert_eq!(
+        fake.requests("DescribeInstances").len(),
+        1,
+        "access errors are not retried"
+    );
+
+    // Transient failures are retried like any AWS call, and then given up on the same way.
+    fake.script(
+        "DescribeInstances",
+        vec![Reply::ec2_error(503, "Unavailable", "try later"); 1 + FAST_RETRY.max_retries],
+    );
+    let status = fake_asg(&fake).await.status().await.unwrap();
+    assert!(status.members.iter().all(|m| m.address.is_none()));
+    assert_eq!(
+        fake.requests("DescribeInstances").len(),
+        1 + 1 + FAST_RETRY.max_retries
+    );
 }
 
 #[tokio::test]
@@ -358,6 +510,14 @@ mod asg_fake {
             Reply { status, body }
         }
 
+        /// An EC2 error (`<Response><Errors>…`, not the Auto Scaling `ErrorResponse`).
+        pub fn ec2_error(status: u16, code: &str, message: &str) -> Reply {
+            let body = fixture("ec2_error.xml")
+                .replace("{code}", code)
+                .replace("{message}", message);
+            Reply { status, body }
+        }
+
         pub fn fixture(status: u16, name: &str) -> Reply {
             Reply {
                 status,
@@ -457,6 +617,7 @@ mod asg_fake {
             "DescribeAutoScalingGroups" => Reply::fixture(200, "describe_group.xml"),
             "SetDesiredCapacity" => Reply::fixture(200, "set_desired_capacity.xml"),
             "TerminateInstanceInAutoScalingGroup" => Reply::fixture(200, "terminate_instance.xml"),
+            "DescribeInstances" => Reply::fixture(200, "describe_instances.xml"),
             other => Reply::error(400, "InvalidAction", &format!("unknown action {other}")),
         });
         let status = StatusCode::from_u16(reply.status).unwrap();

@@ -8,34 +8,54 @@
 //! - Bounds are checked against the group's MinSize/MaxSize before any write, so the error says
 //!   what is wrong instead of a late ValidationError (or, with moto, no error at all).
 //!
+//! - Member addresses (the private IPv4, else the private DNS name) come from EC2
+//!   `DescribeInstances`, so Trino/Spark drains can find the instance's engine worker. That lookup
+//!   is best effort: when it fails, members have no address (those drains then keep the worker)
+//!   but the status itself still succeeds, because sizing does not need addresses.
+//!
 //! IAM needed: `autoscaling:DescribeAutoScalingGroups`, `autoscaling:SetDesiredCapacity`,
-//! `autoscaling:TerminateInstanceInAutoScalingGroup` (see `deploy/aws/iam-policy.json`).
+//! `autoscaling:TerminateInstanceInAutoScalingGroup`, `ec2:DescribeInstances` (see
+//! `deploy/aws/iam-policy.json`).
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_autoscaling::Client;
 use aws_sdk_autoscaling::config::retry::RetryConfig;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Instance};
+use aws_sdk_ec2::types::Filter;
 use backon::Retryable;
 
 use super::aws_errors::{map_sdk_error, note_retry};
 use super::{Actuator, ActuatorError, Member, PoolStatus};
 use crate::policy::model::AwsAsgTarget;
+use crate::telemetry::names;
 
 pub use super::aws_errors::RetryPolicy;
 
+/// Instance ids per `DescribeInstances` call: AWS caps a filter at 200 values.
+const IDS_PER_LOOKUP: usize = 200;
+
 pub struct AwsAsgActuator {
     client: Client,
+    ec2: aws_sdk_ec2::Client,
     group: String,
     retry: RetryPolicy,
 }
 
 impl AwsAsgActuator {
-    /// `client` should have the SDK's own retries disabled (as [`AwsAsgActuator::from_target`]
-    /// does); this actuator retries itself with `retry`.
-    pub fn new(client: Client, group: &str, retry: RetryPolicy) -> AwsAsgActuator {
+    /// Both clients should have the SDK's own retries disabled (as
+    /// [`AwsAsgActuator::from_target`] does); this actuator retries itself with `retry`.
+    pub fn new(
+        client: Client,
+        ec2: aws_sdk_ec2::Client,
+        group: &str,
+        retry: RetryPolicy,
+    ) -> AwsAsgActuator {
         AwsAsgActuator {
             client,
+            ec2,
             group: group.to_owned(),
             retry,
         }
@@ -53,11 +73,85 @@ impl AwsAsgActuator {
         let config = aws_sdk_autoscaling::config::Builder::from(&sdk_config)
             .retry_config(RetryConfig::disabled())
             .build();
+        let ec2_config = aws_sdk_ec2::config::Builder::from(&sdk_config)
+            .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
+            .build();
         AwsAsgActuator::new(
             Client::from_conf(config),
+            aws_sdk_ec2::Client::from_conf(ec2_config),
             &target.group,
             RetryPolicy::default(),
         )
+    }
+
+    /// The group's status with member addresses filled in where EC2 knows them.
+    async fn status_with_addresses(&self) -> Result<PoolStatus, ActuatorError> {
+        let mut status = group_status(&self.describe().await?);
+        let ids: Vec<String> = status.members.iter().map(|m| m.id.clone()).collect();
+        let outcome = match self.private_addresses(&ids).await {
+            Ok(addresses) => {
+                for member in &mut status.members {
+                    member.address = addresses.get(&member.id).cloned();
+                }
+                "ok"
+            }
+            Err(e) => {
+                tracing::warn!(group = %self.group, error = %e, "DescribeInstances failed; members have no address, so Trino/Spark drains will keep them");
+                e.label()
+            }
+        };
+        metrics::counter!(names::ACTUATOR_CALLS_TOTAL, "platform" => "aws_asg", "op" => "describe_instances", "outcome" => outcome)
+            .increment(1);
+        Ok(status)
+    }
+
+    /// Instance id → private IPv4 (else private DNS name). A filter rather than `InstanceIds`,
+    /// because an id EC2 does not know yet (or any more) would fail the whole call.
+    async fn private_addresses(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, ActuatorError> {
+        const ACTION: &str = "DescribeInstances";
+        let mut addresses = HashMap::new();
+        for chunk in ids.chunks(IDS_PER_LOOKUP) {
+            let filter = Filter::builder()
+                .name("instance-id")
+                .set_values(Some(chunk.to_vec()))
+                .build();
+            let mut next_token: Option<String> = None;
+            loop {
+                let call = || async {
+                    self.ec2
+                        .describe_instances()
+                        .filters(filter.clone())
+                        .set_next_token(next_token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| map_sdk_error(e, ACTION, &self.group))
+                };
+                let page = call
+                    .retry(self.retry.backoff())
+                    .when(ActuatorError::is_transient)
+                    .notify(|e, d| note_retry(ACTION, e, d))
+                    .await?;
+                let instances = page.reservations().iter().flat_map(|r| r.instances());
+                for instance in instances {
+                    if let (Some(id), Some(address)) =
+                        (instance.instance_id(), instance_address(instance))
+                    {
+                        addresses.insert(id.to_owned(), address);
+                    }
+                }
+                next_token = page
+                    .next_token()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned);
+                if next_token.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(addresses)
     }
 
     async fn describe(&self) -> Result<AutoScalingGroup, ActuatorError> {
@@ -130,7 +224,7 @@ impl Actuator for AwsAsgActuator {
     }
 
     async fn status(&self) -> Result<PoolStatus, ActuatorError> {
-        Ok(group_status(&self.describe().await?))
+        self.status_with_addresses().await
     }
 
     async fn scale_to(&self, target: u32, victims: &[Member]) -> Result<(), ActuatorError> {
@@ -210,6 +304,12 @@ fn group_status(group: &AutoScalingGroup) -> PoolStatus {
     }
 }
 
+/// The address an engine knows an instance by: its private IPv4, else its private DNS name.
+fn instance_address(instance: &aws_sdk_ec2::types::Instance) -> Option<String> {
+    let non_empty = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+    non_empty(instance.private_ip_address()).or_else(|| non_empty(instance.private_dns_name()))
+}
+
 /// An instance as a pool member; `None` for instances leaving the group or parked in a warm pool.
 fn instance_member(instance: &Instance) -> Option<Member> {
     let state = instance
@@ -279,6 +379,25 @@ mod tests {
                 .label(),
             "validation"
         );
+    }
+
+    #[test]
+    fn address_is_the_private_ip_else_the_private_dns_name() {
+        use aws_sdk_ec2::types::Instance as Ec2Instance;
+        let both = Ec2Instance::builder()
+            .private_ip_address("10.0.3.7")
+            .private_dns_name("ip-10-0-3-7.ec2.internal")
+            .build();
+        assert_eq!(instance_address(&both).as_deref(), Some("10.0.3.7"));
+        let dns_only = Ec2Instance::builder()
+            .private_ip_address("")
+            .private_dns_name("ip-10-0-3-8.ec2.internal")
+            .build();
+        assert_eq!(
+            instance_address(&dns_only).as_deref(),
+            Some("ip-10-0-3-8.ec2.internal")
+        );
+        assert_eq!(instance_address(&Ec2Instance::builder().build()), None);
     }
 
     #[test]

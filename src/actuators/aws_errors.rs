@@ -1,4 +1,5 @@
-//! AWS Auto Scaling errors → [`ActuatorError`], and the retry policy around them.
+//! AWS Auto Scaling (and EC2 `DescribeInstances`) errors → [`ActuatorError`], and the retry policy
+//! around them.
 //!
 //! The SDK's own retries are switched off for this client so that one place decides: throttling,
 //! `ScalingActivityInProgress`, `ResourceContention` and 5xx are retried with exponential backoff
@@ -123,9 +124,10 @@ pub(crate) fn classify(
         | "InvalidParameterCombination"
         | "LimitExceeded" => ActuatorError::Validation { message },
         "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
+            let (verb, resource) = iam_names(action, group);
             ActuatorError::Forbidden {
-                verb: format!("autoscaling:{action}"),
-                resource: format!("autoScalingGroupName/{group}"),
+                verb,
+                resource,
                 message,
             }
         }
@@ -136,6 +138,19 @@ pub(crate) fn classify(
         _ if status == 429 => ActuatorError::Throttled { message },
         _ if status >= 500 => ActuatorError::Server { status, message },
         _ => ActuatorError::Validation { message },
+    }
+}
+
+/// The IAM action and resource to grant for a denied `action`. EC2 `Describe*` actions have no
+/// resource-level permissions, hence `*`.
+fn iam_names(action: &str, group: &str) -> (String, String) {
+    if action.starts_with("DescribeInstances") {
+        (format!("ec2:{action}"), "*".to_owned())
+    } else {
+        (
+            format!("autoscaling:{action}"),
+            format!("autoScalingGroupName/{group}"),
+        )
     }
 }
 
@@ -183,6 +198,17 @@ mod tests {
                 resource: "autoScalingGroupName/spark".into(),
                 message: "TerminateInstanceInAutoScalingGroup (AccessDenied): no".into(),
             }
+        );
+        let ec2 = classify(
+            Some("UnauthorizedOperation"),
+            "no",
+            403,
+            "DescribeInstances",
+            "spark",
+        );
+        assert!(
+            matches!(&ec2, ActuatorError::Forbidden { verb, resource, .. } if verb == "ec2:DescribeInstances" && resource == "*"),
+            "{ec2:?}"
         );
     }
 }
