@@ -9,12 +9,12 @@ use async_trait::async_trait;
 use crate::actuators::aws_asg::AwsAsgActuator;
 use crate::actuators::kubernetes::KubernetesActuator;
 use crate::actuators::{Actuator, ActuatorError, PoolStatus};
-use crate::drain::celery::{AirflowAuth, AirflowRunningTasks, CeleryDrainer};
+use crate::drain::celery::{AirflowRunningTasks, CeleryDrainer};
 use crate::drain::spark::SparkDrainer;
 use crate::drain::trino::{Flavor, TrinoDrainer};
 use crate::drain::{Drainer, NoDrain};
 use crate::engine::WorkerCounts;
-use crate::policy::{AirflowApiVersion, DrainMethod, HttpAuth, Policy, SignalSpec};
+use crate::policy::{DrainMethod, Policy, SignalSpec};
 use crate::sources::{self, MetricSource, Reading};
 use crate::time::Timestamp;
 
@@ -223,15 +223,8 @@ impl Wiring for RealWiring {
             "airflow" => find(|s| s.airflow.is_some())
                 .and_then(|s| s.airflow.as_ref())
                 .map(|a| {
-                    let version = if a.version == AirflowApiVersion::V2 {
-                        1
-                    } else {
-                        2
-                    };
-                    let auth = airflow_auth(a.http.auth.as_ref());
-                    Arc::new(CeleryDrainer::new(AirflowRunningTasks::new(
-                        http, &a.api, version, auth, 1000,
-                    ))) as Arc<dyn Drainer>
+                    Arc::new(CeleryDrainer::new(AirflowRunningTasks::new(a, 100)))
+                        as Arc<dyn Drainer>
                 }),
             _ => None,
         };
@@ -250,22 +243,4 @@ fn port_of(url: &str) -> u16 {
         .ok()
         .and_then(|u| u.port_or_known_default())
         .unwrap_or(8080)
-}
-
-/// Airflow credentials for the drain's task query, read once at build time (reloads re-read).
-fn airflow_auth(auth: Option<&HttpAuth>) -> AirflowAuth {
-    let read = |s| sources::secret::read(s, "airflow drain").ok();
-    match auth {
-        Some(HttpAuth::Basic { username, password }) => match read(password) {
-            Some(password) => AirflowAuth::Basic {
-                username: username.clone(),
-                password,
-            },
-            None => AirflowAuth::None,
-        },
-        Some(HttpAuth::Bearer { token }) => {
-            read(token).map_or(AirflowAuth::None, AirflowAuth::Bearer)
-        }
-        None => AirflowAuth::None,
-    }
 }

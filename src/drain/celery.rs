@@ -11,8 +11,11 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{DrainError, Drainer, unreachable};
+use super::{DrainError, Drainer};
 use crate::actuators::Member;
+use crate::policy::AirflowSignal;
+use crate::sources::SourceError;
+use crate::sources::airflow::AirflowSource;
 
 /// Running task instances per worker hostname.
 #[async_trait]
@@ -20,28 +23,20 @@ pub trait RunningTasks: Send + Sync {
     async fn running_by_host(&self) -> Result<HashMap<String, u32>, DrainError>;
 }
 
-/// How to authenticate to the Airflow API.
-#[derive(Debug, Clone)]
-pub enum AirflowAuth {
-    None,
-    Basic {
-        username: String,
-        password: String,
-    },
-    /// A bearer token (Airflow 3 JWT).
-    Bearer(String),
-}
-
-/// `GET <api>/api/v{1,2}/dags/~/dagRuns/~/taskInstances?state=running`.
+/// `GET <api>/api/v{1,2}/dags/~/dagRuns/~/taskInstances?state=running`, page by page.
+///
+/// Built on the signal's [`AirflowSource`], so the drain authenticates exactly like the demand
+/// signal: on Airflow 3 a JWT from `POST /auth/token` (cached, renewed on expiry or 401), on
+/// Airflow 2 the policy's Basic or bearer credentials.
 pub struct AirflowRunningTasks {
-    http: reqwest::Client,
-    url: String,
-    auth: AirflowAuth,
+    source: AirflowSource,
+    page_size: u32,
 }
 
 #[derive(Deserialize)]
 struct TaskInstances {
     task_instances: Vec<TaskInstance>,
+    total_entries: u64,
 }
 
 #[derive(Deserialize)]
@@ -51,62 +46,63 @@ struct TaskInstance {
 }
 
 impl AirflowRunningTasks {
-    /// `api_version` is 1 (Airflow 2) or 2 (Airflow 3). Asks for up to `limit` running tasks.
-    pub fn new(
-        http: reqwest::Client,
-        api: &str,
-        api_version: u8,
-        auth: AirflowAuth,
-        limit: u32,
-    ) -> AirflowRunningTasks {
-        let url = format!(
-            "{}/api/v{api_version}/dags/~/dagRuns/~/taskInstances?state=running&limit={limit}",
-            api.trim_end_matches('/')
-        );
-        AirflowRunningTasks { http, url, auth }
+    /// `page_size` task instances per request. Airflow caps a page at `[api]
+    /// maximum_page_limit` (100 by default) whatever is asked, so every page is read: a busy
+    /// worker missing from a truncated listing would look idle.
+    pub fn new(spec: &AirflowSignal, page_size: u32) -> AirflowRunningTasks {
+        AirflowRunningTasks {
+            source: AirflowSource::new(spec),
+            page_size: page_size.max(1),
+        }
+    }
+
+    async fn page(&self, offset: u64) -> Result<TaskInstances, SourceError> {
+        let (limit, offset) = (self.page_size.to_string(), offset.to_string());
+        let url = self.source.url(
+            &["dags", "~", "dagRuns", "~", "taskInstances"],
+            &[("state", "running"), ("limit", &limit), ("offset", &offset)],
+        )?;
+        let body = self.source.get(&url).await?;
+        serde_json::from_slice(&body).map_err(|e| SourceError::Malformed {
+            target: url.to_string(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// Credentials problems say what to configure; anything else may pass and is polled again.
+fn drain_error(error: SourceError) -> DrainError {
+    match error {
+        SourceError::Auth { .. } => DrainError::Forbidden {
+            message: error.to_string(),
+        },
+        other => DrainError::Unreachable {
+            message: other.to_string(),
+        },
     }
 }
 
 #[async_trait]
 impl RunningTasks for AirflowRunningTasks {
     async fn running_by_host(&self) -> Result<HashMap<String, u32>, DrainError> {
-        let request = match &self.auth {
-            AirflowAuth::None => self.http.get(&self.url),
-            AirflowAuth::Basic { username, password } => self
-                .http
-                .get(&self.url)
-                .basic_auth(username, Some(password)),
-            AirflowAuth::Bearer(token) => self.http.get(&self.url).bearer_auth(token),
-        };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unreachable(&self.url, e))?;
-        let status = response.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            return Err(DrainError::Forbidden {
-                message: format!("{} answered {status}", self.url),
-            });
-        }
-        if !status.is_success() {
-            return Err(DrainError::Unreachable {
-                message: format!("{} answered {status}", self.url),
-            });
-        }
-        let body: TaskInstances = response
-            .json()
-            .await
-            .map_err(|e| unreachable(&self.url, e))?;
         let mut by_host = HashMap::new();
-        for hostname in body
-            .task_instances
-            .into_iter()
-            .filter_map(|t| t.hostname)
-            .filter(|h| !h.is_empty())
-        {
-            *by_host.entry(hostname).or_insert(0) += 1;
+        let mut seen = 0u64;
+        loop {
+            let page = self.page(seen).await.map_err(drain_error)?;
+            let count = page.task_instances.len() as u64;
+            for hostname in page
+                .task_instances
+                .into_iter()
+                .filter_map(|t| t.hostname)
+                .filter(|h| !h.is_empty())
+            {
+                *by_host.entry(hostname).or_insert(0) += 1;
+            }
+            seen += count;
+            if count == 0 || seen >= page.total_entries {
+                return Ok(by_host);
+            }
         }
-        Ok(by_host)
     }
 }
 
@@ -120,16 +116,26 @@ impl<R: RunningTasks> CeleryDrainer<R> {
     }
 }
 
-/// Tasks running on `member`: its hostname is the pod name, an FQDN starting with it, or its IP.
+/// Tasks running on `member`: its hostname is the pod name or instance id, an FQDN starting with
+/// it, the member's address, or the EC2 IP-based name of that address (`ip-10-0-3-7.ec2.internal`,
+/// what `socket.getfqdn()` gives on an instance by default).
 fn running_on(member: &Member, by_host: &HashMap<String, u32>) -> u32 {
+    let ec2_name = member
+        .address
+        .as_deref()
+        .map(|ip| format!("ip-{}", ip.replace('.', "-")));
+    let is_label_of = |host: &str, name: &str| {
+        host.strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    };
     by_host
         .iter()
         .filter(|(host, _)| {
-            *host == &member.id
-                || host
-                    .strip_prefix(member.id.as_str())
-                    .is_some_and(|rest| rest.starts_with('.'))
+            is_label_of(host, &member.id)
                 || member.address.as_deref() == Some(host.as_str())
+                || ec2_name
+                    .as_deref()
+                    .is_some_and(|name| is_label_of(host, name))
         })
         .map(|(_, n)| n)
         .sum()
@@ -185,5 +191,37 @@ mod tests {
             3
         );
         assert_eq!(running_on(&Member::new("worker-3"), &by_host), 0);
+    }
+
+    #[test]
+    fn ec2_hostnames_match_instance_members() {
+        let by_host: HashMap<String, u32> = [
+            ("ip-10-0-3-7.ec2.internal".to_owned(), 2),
+            ("i-0abc.us-west-2.compute.internal".to_owned(), 1),
+            ("ip-10-0-3-70.ec2.internal".to_owned(), 4),
+        ]
+        .into();
+        let by_ip = Member::new("i-0def").with_address("10.0.3.7");
+        assert_eq!(running_on(&by_ip, &by_host), 2, "IP-based name");
+        assert_eq!(
+            running_on(&Member::new("i-0abc"), &by_host),
+            1,
+            "resource-based name"
+        );
+    }
+
+    #[test]
+    fn only_credential_problems_are_reported_as_forbidden() {
+        let auth = SourceError::Auth {
+            target: "http://airflow/auth/token".into(),
+            detail: "HTTP 401".into(),
+        };
+        assert_eq!(drain_error(auth).label(), "forbidden");
+        let down = SourceError::HttpStatus {
+            target: "http://airflow".into(),
+            status: 503,
+            body_excerpt: String::new(),
+        };
+        assert!(drain_error(down).is_transient());
     }
 }

@@ -143,7 +143,11 @@ impl AirflowSource {
         }
     }
 
-    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, SourceError> {
+    pub(crate) fn url(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Url, SourceError> {
         let mut url = join(&self.spec.api, self.base())?;
         url.path_segments_mut()
             .map_err(|_| SourceError::Unreachable {
@@ -159,7 +163,7 @@ impl AirflowSource {
     }
 
     /// GET with the version's auth; on Airflow 3 a 401 drops the token and retries once.
-    async fn get(&self, url: &Url) -> Result<Vec<u8>, SourceError> {
+    pub(crate) async fn get(&self, url: &Url) -> Result<Vec<u8>, SourceError> {
         if self.spec.version == AirflowApiVersion::V2 {
             return self
                 .http

@@ -5,7 +5,9 @@
 #
 # - api-server http://127.0.0.1:8090 (simple auth manager, user admin / password admin-pw)
 # - scheduler + dag-processor; DAG `fanout` maps 12 tasks into pool `autoscale_pool` (4 slots,
-#   created here), DAG `fanout_other_queue` puts 5 tasks on queue `other` in `default_pool`
+#   created here), DAG `fanout_other_queue` puts 5 tasks on queue `other` in `default_pool`,
+#   DAG `drain_probe` puts 2 tasks of 15 s on queue `drain_probe` (only tests/drain_celery.rs
+#   serves that queue, with `airflow.sh celery-worker drain_probe`)
 # - every start begins with an empty metadata DB (drop + migrate), so runs do not leak state
 #
 # Exports: AIRFLOW_API_URL, AIRFLOW_API_USER, AIRFLOW_API_PASSWORD (the tests pass these env var
@@ -78,6 +80,30 @@ def fanout_other_queue():
 
 fanout(); fanout_other_queue()
 EOF
+  cat >"$AF_DIR/home/dags/drain_probe.py" <<'EOF'
+import time
+from datetime import datetime
+from airflow.sdk import dag, task
+
+@dag(dag_id="drain_probe", schedule=None, start_date=datetime(2024, 1, 1), catchup=False)
+def drain_probe():
+    @task(queue="drain_probe")
+    def work(i: int):
+        time.sleep(15)
+        return i
+    work.expand(i=[0, 1])
+
+drain_probe()
+EOF
+}
+
+# celery-worker QUEUE: one Celery worker serving QUEUE, in the foreground, for a test that needs
+# tasks to really run (the test starts and stops it). Task instances record the hostname from
+# AIRFLOW__CORE__HOSTNAME_CALLABLE when the caller sets it.
+celery_worker() {
+  [[ -n ${1:-} ]] || { log "usage: $0 celery-worker QUEUE"; return 2; }
+  af_env
+  exec airflow celery worker --queues "$1" --concurrency 2 --skip-serve-logs --celery-hostname "$1@%h"
 }
 
 pg() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -q "$@" >&2; }
@@ -147,5 +173,6 @@ case "${1:-}" in
   install) install ;;
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 install|start|stop" >&2; exit 2 ;;
+  celery-worker) celery_worker "${2:-}" ;;
+  *) echo "usage: $0 install|start|stop|celery-worker QUEUE" >&2; exit 2 ;;
 esac
