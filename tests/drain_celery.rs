@@ -136,17 +136,17 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
-        let signal = |sig: &str| {
+        let kill = |sig: &str| {
             let _ = Command::new("kill").args([sig, "--", &group]).status();
         };
-        signal("-TERM");
+        kill("-TERM");
         for _ in 0..120 {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return;
             }
             std::thread::sleep(POLL);
         }
-        signal("-KILL");
+        kill("-KILL");
         let _ = self.child.wait();
     }
 }

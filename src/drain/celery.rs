@@ -60,7 +60,11 @@ impl AirflowRunningTasks {
         let (limit, offset) = (self.page_size.to_string(), offset.to_string());
         let url = self.source.url(
             &["dags", "~", "dagRuns", "~", "taskInstances"],
-            &[("state", "running"), ("limit", &limit), ("offset", &offset)],
+            &[
+                ("state", "running"),
+                ("limit", limit.as_str()),
+                ("offset", offset.as_str()),
+            ],
         )?;
         let body = self.source.get(&url).await?;
         serde_json::from_slice(&body).map_err(|e| SourceError::Malformed {
