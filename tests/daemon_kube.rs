@@ -12,11 +12,15 @@ mod daemon_support;
 
 use std::time::Duration;
 
-use daemon_support::{Daemon, FakeSparkMaster, deployment, kube_client, kube_policy, metric, replicas, wait_until};
+use daemon_support::{
+    Daemon, FakeSparkMaster, deployment, kube_client, kube_policy, metric, replicas, wait_until,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_drives_a_real_deployment_through_a_day() {
-    let Some(kubeconfig) = common::peer("POOLPILOT_TEST_KUBECONFIG") else { return };
+    let Some(kubeconfig) = common::peer("POOLPILOT_TEST_KUBECONFIG") else {
+        return;
+    };
     let client = kube_client(&kubeconfig).await;
     let namespace = format!("pp-daemon-{}", std::process::id());
     let api = deployment(&client, &namespace).await;
@@ -24,7 +28,11 @@ async fn daemon_drives_a_real_deployment_through_a_day() {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("pool.yaml"), kube_policy(&master.url, &namespace, &kubeconfig, 4, "20s")).unwrap();
+    std::fs::write(
+        policies.join("pool.yaml"),
+        kube_policy(&master.url, &namespace, &kubeconfig, 4, "20s"),
+    )
+    .unwrap();
     let settings = format!(
         "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
         policies.display(),
@@ -35,54 +43,128 @@ async fn daemon_drives_a_real_deployment_through_a_day() {
     let mut daemon = Daemon::start(dir.path(), "daemon", &settings, &[]);
     daemon.wait_ready(Duration::from_secs(30)).await;
     master.set(|m| m.waiting_apps = 5); // 10 cores = 5 workers > max 4
-    assert!(wait_until(Duration::from_secs(20), || async { replicas(&api).await == 4 }).await, "log:\n{}", daemon.log_text());
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            replicas(&api).await == 4
+        })
+        .await,
+        "log:\n{}",
+        daemon.log_text()
+    );
     let status = daemon.status().await;
     let pool = &status["pools"][0];
     assert_eq!(pool["desired"], 4);
     assert_eq!(pool["last_actuation"]["outcome"], "ok");
-    assert!(pool["reasons"].as_array().unwrap().iter().any(|r| r["stage"] == "bound_max"), "{pool}");
+    assert!(
+        pool["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["stage"] == "bound_max"),
+        "{pool}"
+    );
     let text = daemon.metrics().await;
-    assert_eq!(metric(&text, "poolpilot_pool_desired_workers", &["pool=\"k8s-pool\""]), Some(4.0), "{text}");
+    assert_eq!(
+        metric(
+            &text,
+            "poolpilot_pool_desired_workers",
+            &["pool=\"k8s-pool\""]
+        ),
+        Some(4.0),
+        "{text}"
+    );
 
     // 2. kill -9 inside the 20 s scale-up cooldown, raise max and demand, restart: no actuation
     //    until the cooldown (from the state file) has passed.
     daemon.kill9();
-    std::fs::write(policies.join("pool.yaml"), kube_policy(&master.url, &namespace, &kubeconfig, 6, "20s")).unwrap();
+    std::fs::write(
+        policies.join("pool.yaml"),
+        kube_policy(&master.url, &namespace, &kubeconfig, 6, "20s"),
+    )
+    .unwrap();
     master.set(|m| m.waiting_apps = 6);
     let mut daemon = Daemon::start(dir.path(), "daemon", &settings, &[]);
     daemon.wait_ready(Duration::from_secs(30)).await;
     let status = daemon.status().await;
     assert_eq!(status["state"]["loaded"], "ok", "{status}");
     let reasons = status["pools"][0]["reasons"].to_string();
-    assert!(reasons.contains("cooldown"), "the restored cooldown holds: {reasons}");
-    assert_eq!(replicas(&api).await, 4, "no extra actuation after the restart");
-    assert!(wait_until(Duration::from_secs(30), || async { replicas(&api).await == 6 }).await, "after the cooldown: {}", daemon.log_text());
+    assert!(
+        reasons.contains("cooldown"),
+        "the restored cooldown holds: {reasons}"
+    );
+    assert_eq!(
+        replicas(&api).await,
+        4,
+        "no extra actuation after the restart"
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            replicas(&api).await == 6
+        })
+        .await,
+        "after the cooldown: {}",
+        daemon.log_text()
+    );
 
     // 3. The source goes down: the pool holds; /status and metrics say why.
     master.set(|m| m.down = true);
-    assert!(wait_until(Duration::from_secs(10), || async {
-        daemon.status().await["pools"][0]["signals"][0]["state"] == "missing"
-    })
-    .await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            daemon.status().await["pools"][0]["signals"][0]["state"] == "missing"
+        })
+        .await
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(replicas(&api).await, 6, "no scale-down on missing data");
     let status = daemon.status().await;
     let signal = &status["pools"][0]["signals"][0];
     assert_eq!(signal["fault"], "http_status", "{signal}");
-    assert!(signal["error"].as_str().unwrap().contains("503"), "{signal}");
+    assert!(
+        signal["error"].as_str().unwrap().contains("503"),
+        "{signal}"
+    );
     let text = daemon.metrics().await;
-    assert_eq!(metric(&text, "poolpilot_signal_up", &["pool=\"k8s-pool\""]), Some(0.0), "{text}");
-    assert!(metric(&text, "poolpilot_source_errors_total", &["kind=\"http_status\""]).unwrap() >= 1.0);
+    assert_eq!(
+        metric(&text, "poolpilot_signal_up", &["pool=\"k8s-pool\""]),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            "poolpilot_source_errors_total",
+            &["kind=\"http_status\""]
+        )
+        .unwrap()
+            >= 1.0
+    );
 
     // 4. A broken policy on SIGHUP is rejected; the last good set stays in force.
-    std::fs::write(policies.join("broken.yaml"), "pool: broken\nbounds: { min: 3, max: 1 }\n").unwrap();
+    std::fs::write(
+        policies.join("broken.yaml"),
+        "pool: broken\nbounds: { min: 3, max: 1 }\n",
+    )
+    .unwrap();
     daemon.signal("HUP");
-    assert!(wait_until(Duration::from_secs(10), || async {
-        !daemon.status().await["policies"]["last_rejected"].as_array().unwrap().is_empty()
-    })
-    .await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            !daemon.status().await["policies"]["last_rejected"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        })
+        .await
+    );
     assert_eq!(daemon.status().await["pools"].as_array().unwrap().len(), 1);
-    assert!(metric(&daemon.metrics().await, "poolpilot_policy_errors_total", &[]).unwrap() >= 1.0);
+    assert!(
+        metric(
+            &daemon.metrics().await,
+            "poolpilot_policy_errors_total",
+            &[]
+        )
+        .unwrap()
+            >= 1.0
+    );
     std::fs::remove_file(policies.join("broken.yaml")).unwrap();
 
     // 5. Demand gone: scale down to min after the 3 s stabilization window.
@@ -90,10 +172,22 @@ async fn daemon_drives_a_real_deployment_through_a_day() {
         m.down = false;
         m.waiting_apps = 0;
     });
-    assert!(wait_until(Duration::from_secs(30), || async { replicas(&api).await == 1 }).await, "{}", daemon.log_text());
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            replicas(&api).await == 1
+        })
+        .await,
+        "{}",
+        daemon.log_text()
+    );
     // The finished drain is harvested (logged, remembered) on the next tick.
     assert!(
-        wait_until(Duration::from_secs(5), || async { daemon.log_text().contains("scaled the pool down after draining") }).await,
+        wait_until(Duration::from_secs(5), || async {
+            daemon
+                .log_text()
+                .contains("scaled the pool down after draining")
+        })
+        .await,
         "{}",
         daemon.log_text()
     );
@@ -101,6 +195,12 @@ async fn daemon_drives_a_real_deployment_through_a_day() {
     // 6. SIGTERM: clean exit, state persisted.
     let exit = daemon.stop().await;
     assert!(exit.success(), "exit {exit:?}");
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("state/state.json")).unwrap()).unwrap();
-    assert!(state["memory"]["pools"]["k8s-pool"]["last_scale_down"].is_number(), "{state}");
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("state/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        state["memory"]["pools"]["k8s-pool"]["last_scale_down"].is_number(),
+        "{state}"
+    );
 }

@@ -7,7 +7,9 @@ mod daemon_support;
 
 use std::time::Duration;
 
-use daemon_support::{Daemon, FakeSparkMaster, deployment, kube_client, kube_policy, replicas, wait_until};
+use daemon_support::{
+    Daemon, FakeSparkMaster, deployment, kube_client, kube_policy, replicas, wait_until,
+};
 
 async fn leader_flags(a: &Daemon, b: &Daemon) -> (bool, bool) {
     let flag = |v: serde_json::Value| v["leader"].as_bool().unwrap_or(false);
@@ -16,7 +18,9 @@ async fn leader_flags(a: &Daemon, b: &Daemon) -> (bool, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_actuates_and_a_follower_takes_over_warm() {
-    let Some(kubeconfig) = common::peer("POOLPILOT_TEST_KUBECONFIG") else { return };
+    let Some(kubeconfig) = common::peer("POOLPILOT_TEST_KUBECONFIG") else {
+        return;
+    };
     let client = kube_client(&kubeconfig).await;
     let namespace = format!("pp-leader-{}", std::process::id());
     let api = deployment(&client, &namespace).await;
@@ -24,7 +28,11 @@ async fn one_leader_actuates_and_a_follower_takes_over_warm() {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("pool.yaml"), kube_policy(&master.url, &namespace, &kubeconfig, 8, "2s")).unwrap();
+    std::fs::write(
+        policies.join("pool.yaml"),
+        kube_policy(&master.url, &namespace, &kubeconfig, 8, "2s"),
+    )
+    .unwrap();
     let settings = |id: &str| {
         format!(
             "tick: 1s\npolicy_dir: {}\nstate_path: {}\nleader_election: {{ namespace: {namespace}, lease_name: poolpilot, identity: {id}, lease_duration: 4s, kubeconfig: \"{kubeconfig}\" }}\n",
@@ -37,9 +45,18 @@ async fn one_leader_actuates_and_a_follower_takes_over_warm() {
     a.wait_ready(Duration::from_secs(30)).await;
     b.wait_ready(Duration::from_secs(30)).await;
 
-    assert!(wait_until(Duration::from_secs(20), || async { matches!(leader_flags(&a, &b).await, (true, false) | (false, true)) }).await);
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            matches!(leader_flags(&a, &b).await, (true, false) | (false, true))
+        })
+        .await
+    );
     for _ in 0..10 {
-        assert_ne!(leader_flags(&a, &b).await, (true, true), "two leaders at once");
+        assert_ne!(
+            leader_flags(&a, &b).await,
+            (true, true),
+            "two leaders at once"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (a_leads, _) = leader_flags(&a, &b).await;
@@ -47,20 +64,45 @@ async fn one_leader_actuates_and_a_follower_takes_over_warm() {
     assert_eq!(follower.status().await["pools"][0]["actuation"], "follower");
 
     master.set(|m| m.waiting_apps = 3);
-    assert!(wait_until(Duration::from_secs(20), || async { replicas(&api).await == 3 }).await, "{}", leader.log_text());
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            replicas(&api).await == 3
+        })
+        .await,
+        "{}",
+        leader.log_text()
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(leader.log_text().contains("scaled the pool up"));
-    assert!(!follower.log_text().contains("scaled the pool up"), "a follower never actuates:\n{}", follower.log_text());
-    assert!(follower.log_text().contains("resized by another instance"), "the follower remembers the leader's change:\n{}", follower.log_text());
+    assert!(
+        !follower.log_text().contains("scaled the pool up"),
+        "a follower never actuates:\n{}",
+        follower.log_text()
+    );
+    assert!(
+        follower.log_text().contains("resized by another instance"),
+        "the follower remembers the leader's change:\n{}",
+        follower.log_text()
+    );
 
     leader.kill9();
     assert!(
-        wait_until(Duration::from_secs(20), || async { follower.status().await["leader"] == true }).await,
+        wait_until(Duration::from_secs(20), || async {
+            follower.status().await["leader"] == true
+        })
+        .await,
         "the follower did not take over:\n{}",
         follower.log_text()
     );
     master.set(|m| m.waiting_apps = 5);
-    assert!(wait_until(Duration::from_secs(20), || async { replicas(&api).await == 5 }).await, "{}", follower.log_text());
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            replicas(&api).await == 5
+        })
+        .await,
+        "{}",
+        follower.log_text()
+    );
     assert!(follower.log_text().contains("scaled the pool up"));
     assert!(follower.stop().await.success());
 }

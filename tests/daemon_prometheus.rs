@@ -21,48 +21,92 @@ fn policy(pool: &str, master: &str, max: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_desired_workers_for_every_pool() {
-    let Some(prometheus) = common::peer("PROMETHEUS_URL") else { return };
-    let Some(sd_dir) = common::peer("PROMETHEUS_FILE_SD_DIR") else { return };
+    let Some(prometheus) = common::peer("PROMETHEUS_URL") else {
+        return;
+    };
+    let Some(sd_dir) = common::peer("PROMETHEUS_FILE_SD_DIR") else {
+        return;
+    };
     let master = FakeSparkMaster::start().await;
     master.set(|m| m.waiting_apps = 3);
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
     for (pool, max) in [("etl-a", 2), ("etl-b", 9)] {
-        std::fs::write(policies.join(format!("{pool}.yaml")), policy(pool, &master.url, max)).unwrap();
+        std::fs::write(
+            policies.join(format!("{pool}.yaml")),
+            policy(pool, &master.url, max),
+        )
+        .unwrap();
     }
-    let settings = format!("tick: 1s\npolicy_dir: {}\nstate_path: {}\n", policies.display(), dir.path().join("state.json").display());
+    let settings = format!(
+        "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
+        policies.display(),
+        dir.path().join("state.json").display()
+    );
     let mut daemon = Daemon::start(dir.path(), "daemon", &settings, &[]);
     daemon.wait_ready(Duration::from_secs(30)).await;
 
     let job = format!("poolpilot-test-{}", std::process::id());
     let target = std::path::Path::new(&sd_dir).join(format!("{job}.json"));
-    std::fs::write(&target, format!(r#"[{{"targets":["{}"],"labels":{{"test":"{job}"}}}}]"#, daemon.addr)).unwrap();
+    std::fs::write(
+        &target,
+        format!(
+            r#"[{{"targets":["{}"],"labels":{{"test":"{job}"}}}}]"#,
+            daemon.addr
+        ),
+    )
+    .unwrap();
 
     let query = format!("{prometheus}/api/v1/query");
     let http = reqwest::Client::new();
-    let mut last = serde_json::Value::Null;
+    let last = std::sync::Arc::new(std::sync::Mutex::new(serde_json::Value::Null));
     let found = wait_until(Duration::from_secs(45), || {
-        let request = http.get(&query).query(&[("query", format!("poolpilot_pool_desired_workers{{test=\"{job}\"}}"))]);
-        let last = &mut last;
+        let request = http.get(&query).query(&[(
+            "query",
+            format!("poolpilot_pool_desired_workers{{test=\"{job}\"}}"),
+        )]);
+        let last = last.clone();
         async move {
-            let Ok(r) = request.send().await else { return false };
-            let Ok(body) = r.json::<serde_json::Value>().await else { return false };
-            *last = body.clone();
-            body["data"]["result"].as_array().is_some_and(|rows| rows.len() == 2)
+            let Ok(r) = request.send().await else {
+                return false;
+            };
+            let Ok(body) = r.json::<serde_json::Value>().await else {
+                return false;
+            };
+            let both = body["data"]["result"]
+                .as_array()
+                .is_some_and(|rows| rows.len() == 2);
+            *last.lock().unwrap() = body;
+            both
         }
     })
     .await;
+    let last = last.lock().unwrap().clone();
     let _ = std::fs::remove_file(&target);
-    assert!(found, "Prometheus did not return both pools; last answer: {last}");
+    assert!(
+        found,
+        "Prometheus did not return both pools; last answer: {last}"
+    );
     let mut rows: Vec<(String, String)> = last["data"]["result"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["metric"]["pool"].as_str().unwrap().to_string(), r["value"][1].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["metric"]["pool"].as_str().unwrap().to_string(),
+                r["value"][1].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     rows.sort();
     // 3 waiting apps × 2 cores / 2 per worker = 3 workers, capped by each pool's max.
-    assert_eq!(rows, [("etl-a".to_string(), "2".to_string()), ("etl-b".to_string(), "3".to_string())]);
+    assert_eq!(
+        rows,
+        [
+            ("etl-a".to_string(), "2".to_string()),
+            ("etl-b".to_string(), "3".to_string())
+        ]
+    );
     assert!(daemon.stop().await.success());
 }

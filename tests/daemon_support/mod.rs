@@ -10,7 +10,11 @@ use std::time::Duration;
 
 /// A free loopback port (bound, then released for the daemon).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Daemon {
@@ -24,9 +28,17 @@ impl Daemon {
     pub fn start(dir: &Path, name: &str, settings: &str, extra: &[&str]) -> Daemon {
         let port = free_port();
         let config = dir.join(format!("{name}.yaml"));
-        std::fs::write(&config, format!("listen: 127.0.0.1:{port}\nlog_format: json\n{settings}")).unwrap();
+        std::fs::write(
+            &config,
+            format!("listen: 127.0.0.1:{port}\nlog_format: json\n{settings}"),
+        )
+        .unwrap();
         let log = dir.join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_poolpilot"));
         // The test's own POOLPILOT_TEST_* variables would read as settings overrides.
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("POOLPILOT_")) {
@@ -42,7 +54,11 @@ impl Daemon {
             .stderr(file)
             .spawn()
             .expect("the poolpilot binary starts");
-        Daemon { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), log }
+        Daemon {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -50,7 +66,12 @@ impl Daemon {
     }
 
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let r = reqwest::Client::new().get(self.url(path)).timeout(Duration::from_secs(3)).send().await.ok()?;
+        let r = reqwest::Client::new()
+            .get(self.url(path))
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .ok()?;
         let code = r.status().as_u16();
         Some((code, r.text().await.ok()?))
     }
@@ -67,14 +88,24 @@ impl Daemon {
     /// Polls until `/readyz` says 200 (the first tick completed).
     pub async fn wait_ready(&mut self, within: Duration) {
         let log = self.log.clone();
-        let ok = wait_until(within, || async { matches!(self.get("/readyz").await, Some((200, _))) }).await;
+        let ok = wait_until(within, || async {
+            matches!(self.get("/readyz").await, Some((200, _)))
+        })
+        .await;
         if !ok {
-            panic!("daemon not ready within {within:?}; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+            panic!(
+                "daemon not ready within {within:?}; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -88,7 +119,10 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let _ = self.child.kill();
-        panic!("daemon did not exit within 30s of SIGTERM; log:\n{}", self.log_text());
+        panic!(
+            "daemon did not exit within 30s of SIGTERM; log:\n{}",
+            self.log_text()
+        );
     }
 
     /// kill -9: no chance to persist anything beyond what each tick wrote.
@@ -198,14 +232,22 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 pub async fn kube_client(kubeconfig: &str) -> Client {
-    let config = Config::from_custom_kubeconfig(Kubeconfig::read_from(kubeconfig).unwrap(), &KubeConfigOptions::default()).await.unwrap();
+    let config = Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(kubeconfig).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
     Client::try_from(config).unwrap()
 }
 
 /// A namespace with a one-replica Deployment `workers` (pods stay Pending: no kubelet).
 pub async fn deployment(client: &Client, namespace: &str) -> Api<Deployment> {
-    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).unwrap();
-    let _ = Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await;
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).unwrap();
+    let _ = Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await;
     let api = Api::<Deployment>::namespaced(client.clone(), namespace);
     let d: Deployment = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "workers"},
@@ -221,11 +263,22 @@ pub async fn deployment(client: &Client, namespace: &str) -> Api<Deployment> {
 }
 
 pub async fn replicas(api: &Api<Deployment>) -> i32 {
-    api.get("workers").await.unwrap().spec.and_then(|s| s.replicas).unwrap_or(-1)
+    api.get("workers")
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.replicas)
+        .unwrap_or(-1)
 }
 
 /// A policy for the `workers` Deployment in `namespace`, fed by the fake master.
-pub fn kube_policy(master: &str, namespace: &str, kubeconfig: &str, max: u32, up_cooldown: &str) -> String {
+pub fn kube_policy(
+    master: &str,
+    namespace: &str,
+    kubeconfig: &str,
+    max: u32,
+    up_cooldown: &str,
+) -> String {
     format!(
         "pool: k8s-pool\nsignals:\n  - spark: {{ master: \"{master}\", cores_per_waiting_app: 2, http: {{ timeout: 1s }} }}\n    per_worker: 2\n\
          workers:\n  kubernetes: {{ namespace: {namespace}, deployment: workers, kubeconfig: \"{kubeconfig}\" }}\n\
