@@ -4,6 +4,7 @@
 #
 #   bash benches/footprint.sh            # builds the release binary, uses moto (tests/peers/moto.sh)
 #   SECONDS_IDLE=120 bash benches/footprint.sh
+#   POOLPILOT_BIN=target/debug/poolpilot bash benches/footprint.sh   # no release build
 #
 # Set-up: a static Spark master `/json/` per pool served by python's http.server (so the
 # sources do real HTTP), 20 shadow pools on moto Auto Scaling groups (real AWS wire for the
@@ -18,8 +19,9 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-cargo build --release --bin poolpilot >&2
-BIN=target/release/poolpilot
+# POOLPILOT_BIN=target/debug/poolpilot skips the release build (figures are then an upper bound).
+BIN=${POOLPILOT_BIN:-target/release/poolpilot}
+[[ -n ${POOLPILOT_BIN:-} ]] || cargo build --release --bin poolpilot >&2
 bash tests/peers/moto.sh install >&2
 eval "$(bash tests/peers/moto.sh start)"
 MOTO_PY=${POOLPILOT_CACHE:-$HOME/.cache/poolpilot}/venv-moto/bin/python
