@@ -193,16 +193,33 @@ async fn waiting_apps_and_a_submitted_driver_are_demand() {
         rest,
         drivers: Vec::new(),
     };
-    // The cluster has 4 cores (2 workers × 2): appA wants 4 and appB 2, so one of them waits.
-    for (name, max, port, secs) in [
-        ("pp-appA", "spark.cores.max=4", "spark.ui.port=4050", "120"),
-        ("pp-appB", "spark.cores.max=2", "spark.ui.port=4051", "60"),
-    ] {
-        demand.children.push(submit(
-            &client_app(name, max, port, secs, "4"),
-            &format!("{name}.log"),
-        ));
-    }
+    // The cluster has 4 cores (2 workers × 2). appA (cores.max=4) takes them all first; appB,
+    // submitted once every core is granted, then gets no executor and stays WAITING.
+    let saturated = |v: &Value| {
+        v["cores"]
+            .as_f64()
+            .is_some_and(|c| c > 0.0 && v["coresused"].as_f64() == Some(c))
+    };
+    let app_a = client_app(
+        "pp-appA",
+        "spark.cores.max=4",
+        "spark.ui.port=4050",
+        "120",
+        "4",
+    );
+    demand.children.push(submit(&app_a, "pp-appA.log"));
+    wait_for(&master, "appA running on every core", |v| {
+        app_state(v, "pp-appA").is_some_and(|(s, _)| s == "RUNNING") && saturated(v)
+    })
+    .await;
+    let app_b = client_app(
+        "pp-appB",
+        "spark.cores.max=2",
+        "spark.ui.port=4051",
+        "60",
+        "2",
+    );
+    demand.children.push(submit(&app_b, "pp-appB.log"));
     // A cluster-mode driver asking for 8 cores fits on no 2-core worker: SUBMITTED for good.
     let jars = format!("{}/jars", std::env::var("SPARK_HOME").unwrap());
     let jar = std::fs::read_dir(jars)
@@ -232,24 +249,15 @@ async fn waiting_apps_and_a_submitted_driver_are_demand() {
         .unwrap_or_else(|| panic!("no driver id in the spark-submit output:\n{log}"))
         .to_string();
     demand.drivers.push(driver_id.clone());
-    // Saturated (every alive core granted), one of our apps WAITING, our driver SUBMITTED.
-    wait_for(
-        &master,
-        "saturated with a waiting app and a submitted driver",
-        |v| {
-            let waiting = ["pp-appA", "pp-appB"]
-                .iter()
-                .any(|n| app_state(v, n).is_some_and(|(s, _)| s == "WAITING"));
-            let submitted = v["activedrivers"].as_array().is_some_and(|d| {
-                d.iter()
-                    .any(|d| d["id"] == driver_id.as_str() && d["state"] == "SUBMITTED")
-            });
-            let saturated = v["cores"]
-                .as_f64()
-                .is_some_and(|c| c > 0.0 && v["coresused"].as_f64() == Some(c));
-            waiting && submitted && saturated
-        },
-    )
+    // Still saturated, appB WAITING, our driver SUBMITTED.
+    wait_for(&master, "appB waiting and the driver submitted", |v| {
+        let waiting = app_state(v, "pp-appB").is_some_and(|(s, _)| s == "WAITING");
+        let ours = |d: &Value| d["id"] == driver_id.as_str() && d["state"] == "SUBMITTED";
+        let submitted = v["activedrivers"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(ours));
+        waiting && submitted && saturated(v)
+    })
     .await;
 
     let (reading, truth) = consistent_poll(&master).await;
