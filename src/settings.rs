@@ -80,6 +80,30 @@ mod defaults {
     }
 }
 
+/// Top-level settings keys; `POOLPILOT_*` variables naming anything else (test harness
+/// variables, `POOLPILOT_CACHE`, …) are not settings and are left alone.
+const KEYS: [&str; 7] = [
+    "tick",
+    "listen",
+    "policy_dir",
+    "state_path",
+    "leader_election",
+    "global_budget",
+    "log_format",
+];
+
+/// The `POOLPILOT_*` variables that override settings.
+fn settings_env(
+    vars: impl Iterator<Item = (String, String)>,
+) -> std::collections::HashMap<String, String> {
+    vars.filter(|(name, _)| {
+        name.strip_prefix("POOLPILOT_")
+            .and_then(|rest| rest.split("__").next())
+            .is_some_and(|top| KEYS.contains(&top.to_ascii_lowercase().as_str()))
+    })
+    .collect()
+}
+
 impl Settings {
     /// Reads `file` (optional) and the environment; every problem is reported.
     pub fn load(file: Option<&Path>) -> Result<Settings, Vec<String>> {
@@ -94,7 +118,8 @@ impl Settings {
             config::Environment::with_prefix("POOLPILOT")
                 .prefix_separator("_")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(Some(settings_env(std::env::vars()))),
         );
         let origin = file.map_or("environment".to_string(), |p| p.display().to_string());
         let settings: Settings = builder
@@ -144,6 +169,24 @@ mod tests {
         assert_eq!(s.tick, Duration::from_secs(5));
         assert_eq!(s.policy_dir, PathBuf::from("/p"));
         assert_eq!(s.global_budget_per_hour(), Some(40.0));
+    }
+
+    #[test]
+    fn only_settings_keys_are_taken_from_the_environment() {
+        let vars = [
+            ("POOLPILOT_TICK", "5s"),
+            ("POOLPILOT_GLOBAL_BUDGET__MAX_PER_HOUR", "40"),
+            ("POOLPILOT_TEST_KUBECONFIG", "/tmp/k"),
+            ("POOLPILOT_CACHE", "/c"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let mut kept: Vec<_> = settings_env(vars.into_iter()).into_keys().collect();
+        kept.sort();
+        assert_eq!(
+            kept,
+            ["POOLPILOT_GLOBAL_BUDGET__MAX_PER_HOUR", "POOLPILOT_TICK"]
+        );
     }
 
     #[test]
