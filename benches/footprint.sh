@@ -78,7 +78,9 @@ log_format: json
 EOF2
 for v in $(env | grep -o '^POOLPILOT_[A-Z_]*'); do unset "$v"; done
 RUST_LOG=info "$BIN" run --config "$WORK/settings.yaml" 2>"$WORK/daemon.log" & DAEMON=$!; PIDS+=($DAEMON)
-until curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null; do sleep 0.2; done
+fail() { echo "footprint: $1; daemon log:" >&2; tail -20 "$WORK/daemon.log" >&2; exit 1; }
+for ((i = 0; i < 300; i++)); do curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null && break; sleep 0.2; done
+curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null || fail "daemon not ready after 60 s"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$DAEMON/stat"; }
 sleep 10 # past start-up
@@ -92,7 +94,8 @@ idle_cpu=$(python3 -c "print(round(100 * ($c1 - $c0) / $hz / ($t1 - $t0), 3))")
 # Latency: change the probe's source, wait for the daemon's scale-up log line.
 changed_at=$(date +%s.%N)
 master_json 6 >"$WORK/probe/json/index.html.tmp" && mv "$WORK/probe/json/index.html.tmp" "$WORK/probe/json/index.html"
-until grep -q 'scaled the pool up' "$WORK/daemon.log"; do sleep 0.05; done
+for ((i = 0; i < 600; i++)); do grep -q 'scaled the pool up' "$WORK/daemon.log" && break; sleep 0.05; done
+grep -q 'scaled the pool up' "$WORK/daemon.log" || fail "no scale-up within 30 s of the source change"
 latency_ms=$(python3 - "$changed_at" "$WORK/daemon.log" <<'PY'
 import json, sys, datetime
 changed = float(sys.argv[1])
