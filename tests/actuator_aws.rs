@@ -12,7 +12,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_autoscaling::Client;
 use aws_sdk_autoscaling::config::Credentials;
 use aws_sdk_autoscaling::config::retry::RetryConfig;
-use poolpilot::actuators::aws_asg::{AwsAsgActuator, RetryPolicy};
+use poolpilot::actuators::aws_asg::{AsgConnection, AwsAsgActuator, RetryPolicy};
 use poolpilot::actuators::{Actuator, ActuatorError, Member};
 use poolpilot::policy::model::AwsAsgTarget;
 
@@ -283,6 +283,42 @@ async fn moto_members_carry_the_private_ip_that_ec2_reports() {
     assert_eq!(distinct.len(), 3, "each instance has its own address");
 }
 
+/// The daemon's pools share one connection per region: their concurrent status reads become
+/// one batched Describe, and each pool still gets exactly its own group back.
+#[tokio::test]
+async fn moto_concurrent_reads_of_one_connection_each_get_their_own_group() {
+    let Some((_, _)) = moto_group("pp-batch-a", 1).await else {
+        return;
+    };
+    let Some((_, _)) = moto_group("pp-batch-b", 2).await else {
+        return;
+    };
+    let endpoint = common::peer("POOLPILOT_TEST_AWS_ENDPOINT").unwrap();
+    let connection = AsgConnection::load("us-east-1", Some(&endpoint)).await;
+    let (a, b, missing) = (
+        connection.actuator("pp-batch-a"),
+        connection.actuator("pp-batch-b"),
+        connection.actuator("pp-batch-missing"),
+    );
+    let (a, b, missing) = tokio::join!(a.status(), b.status(), missing.status());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((a.desired, a.members.len()), (1, 1));
+    assert_eq!((b.desired, b.members.len()), (2, 2));
+    assert!(
+        ids(&a.members)
+            .iter()
+            .all(|id| !ids(&b.members).contains(id))
+    );
+    assert!(
+        a.members
+            .iter()
+            .chain(&b.members)
+            .all(|m| m.address.is_some()),
+        "addresses from the batched DescribeInstances"
+    );
+    assert_eq!(missing.unwrap_err().label(), "not_found");
+}
+
 // ---------------------------------------------------------------- fault-injecting fake
 
 async fn fake_asg(fake: &AsgFake) -> AwsAsgActuator {
@@ -292,6 +328,29 @@ async fn fake_asg(fake: &AsgFake) -> AwsAsgActuator {
         "spark-workers",
         FAST_RETRY,
     )
+}
+
+#[tokio::test]
+async fn fake_concurrent_reads_cost_one_describe_of_each_kind() {
+    let fake = AsgFake::start().await;
+    let connection = AsgConnection::new(
+        client_for(&fake.url()),
+        ec2_client_for(&fake.url()),
+        FAST_RETRY,
+    );
+    let names = ["spark-workers", "pool-b", "pool-c"];
+    let actuators: Vec<_> = names.iter().map(|n| connection.actuator(n)).collect();
+    let statuses = futures::future::join_all(actuators.iter().map(|a| a.status())).await;
+    assert_eq!(statuses[0].as_ref().unwrap().desired, 2);
+    assert_eq!(statuses[1].as_ref().unwrap_err().label(), "not_found");
+    let describes = fake.requests("DescribeAutoScalingGroups");
+    assert_eq!(describes.len(), 1, "{describes:?}");
+    assert!(
+        names.iter().all(|n| describes[0].contains(n)),
+        "{}",
+        describes[0]
+    );
+    assert_eq!(fake.requests("DescribeInstances").len(), 1);
 }
 
 #[tokio::test]

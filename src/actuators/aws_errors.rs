@@ -61,6 +61,23 @@ impl RetryPolicy {
     }
 }
 
+/// Runs `call` (one AWS request of `action`), retrying transient errors with `policy`'s backoff.
+pub(crate) async fn with_retries<T, F, Fut>(
+    policy: &RetryPolicy,
+    action: &'static str,
+    call: F,
+) -> Result<T, ActuatorError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ActuatorError>>,
+{
+    use backon::Retryable;
+    call.retry(policy.backoff())
+        .when(ActuatorError::is_transient)
+        .notify(|e, d| note_retry(action, e, d))
+        .await
+}
+
 /// Counts and logs one retry of `action` (the `notify` hook of the backoff).
 pub(crate) fn note_retry(action: &'static str, error: &ActuatorError, delay: Duration) {
     tracing::warn!(action, reason = error.label(), delay_ms = delay.as_millis() as u64, %error, "AWS call failed; retrying");

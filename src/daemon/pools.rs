@@ -2,11 +2,12 @@
 //! drainer). Building goes through the narrow [`Wiring`] trait so the control loop runs against
 //! fakes in tests and against the real engines and platforms in production ([`RealWiring`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::actuators::aws_asg::AwsAsgActuator;
+use crate::actuators::aws_asg::AsgConnection;
 use crate::actuators::kubernetes::KubernetesActuator;
 use crate::actuators::{Actuator, ActuatorError, PoolStatus};
 use crate::drain::celery::{AirflowRunningTasks, CeleryDrainer};
@@ -156,8 +157,13 @@ pub async fn ensure_actuator(wiring: &dyn Wiring, pool: &mut PoolRuntime) {
 }
 
 /// The production wiring: HTTP/SQL sources, Kubernetes/AWS actuators, engine drainers.
+///
+/// Pools share clients: one AWS connection per region and endpoint (one connection pool,
+/// credentials cache and status batch), where a client per pool would cost ~0.5 MiB and two
+/// Describe calls a tick each.
 pub struct RealWiring {
     http: reqwest::Client,
+    aws: tokio::sync::Mutex<HashMap<(String, Option<String>), AsgConnection>>,
 }
 
 impl RealWiring {
@@ -166,7 +172,10 @@ impl RealWiring {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        RealWiring { http }
+        RealWiring {
+            http,
+            aws: tokio::sync::Mutex::default(),
+        }
     }
 }
 
@@ -188,7 +197,18 @@ impl Wiring for RealWiring {
             return Ok(Arc::new(KubernetesActuator::from_target(target).await?));
         }
         if let Some(target) = &workers.aws_asg {
-            return Ok(Arc::new(AwsAsgActuator::from_target(target).await));
+            let key = (target.region.clone(), target.endpoint_url.clone());
+            let mut connections = self.aws.lock().await;
+            let connection = match connections.get(&key) {
+                Some(c) => c.clone(),
+                None => {
+                    let c =
+                        AsgConnection::load(&target.region, target.endpoint_url.as_deref()).await;
+                    connections.insert(key, c.clone());
+                    c
+                }
+            };
+            return Ok(Arc::new(connection.actuator(&target.group)));
         }
         Err(ActuatorError::Config {
             message: "workers: neither `kubernetes` nor `aws_asg` is set".into(),

@@ -3,6 +3,8 @@
 //! from their [`SecretRef`] per request, an optional extra CA, and retries only where safe
 //! (GET, connection not established).
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -42,7 +44,7 @@ pub enum Credentials<'a> {
 impl HttpClient {
     pub fn new(options: &HttpOptions) -> HttpClient {
         HttpClient {
-            client: build_client(options),
+            client: shared_client(options),
             options: options.clone(),
         }
     }
@@ -142,16 +144,43 @@ impl HttpClient {
     }
 }
 
-fn build_client(options: &HttpOptions) -> Result<Client, String> {
+/// Settings that make two clients differ: the timeout and the extra CA certificates (by
+/// content, so a rotated CA file gets a new client at the next policy reload).
+type ClientKey = (Duration, Option<Vec<u8>>);
+
+/// A client for `options`, shared with every source of the same settings: each client carries
+/// its own TLS root store and connection pool (~0.3 MiB), and a sidecar often polls one
+/// coordinator for many pools.
+fn shared_client(options: &HttpOptions) -> Result<Client, String> {
+    static CLIENTS: OnceLock<Mutex<HashMap<ClientKey, Client>>> = OnceLock::new();
+    let pem = match &options.ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let key = (options.timeout, pem);
+    let mut clients = CLIENTS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(client) = clients.get(&key) {
+        return Ok(client.clone());
+    }
+    let client = build_client(options, key.1.as_deref())?;
+    clients.insert(key, client.clone());
+    Ok(client)
+}
+
+fn build_client(options: &HttpOptions, ca_pem: Option<&[u8]>) -> Result<Client, String> {
     let mut builder = Client::builder()
         .connect_timeout(options.timeout)
         .timeout(options.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("poolpilot/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = &options.ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+    if let (Some(pem), Some(path)) = (ca_pem, &options.ca_file) {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
             .map_err(|e| format!("CA file {} is not PEM: {}", path.display(), chain(&e)))?;
         builder = builder.tls_certs_merge(certs);
     }
