@@ -30,6 +30,8 @@ struct WorkerInfo {
     #[serde(default)]
     webuiaddress: String,
     state: String,
+    #[serde(default)]
+    coresused: u32,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +95,26 @@ impl Drainer for SparkDrainer {
         true
     }
 
+    /// Not-ready members first, then by the cores the master has granted on the member's host:
+    /// the decommission is one way (its executors are lost), so the idle workers must be the
+    /// victims and a worker running an app only when no idle one is left.
+    async fn rank(&self, mut members: Vec<Member>) -> Result<Vec<Member>, DrainError> {
+        let master: MasterState = self.get_json(&format!("{}/json/", self.master)).await?;
+        let cores_used = |member: &Member| -> u32 {
+            let Some(host) = member.address.as_deref().map(host_of) else {
+                return u32::MAX; // cannot be drained (no address): the last resort
+            };
+            master
+                .workers
+                .iter()
+                .filter(|w| w.host.eq_ignore_ascii_case(host) && w.state != "DEAD")
+                .map(|w| w.coresused)
+                .sum()
+        };
+        members.sort_by_cached_key(|m| (m.ready, cores_used(m)));
+        Ok(members)
+    }
+
     async fn begin(&self, member: &Member) -> Result<(), DrainError> {
         let host = Self::host(member)?;
         let url = format!("{}/workers/kill/", self.master);
@@ -145,5 +167,53 @@ impl Drainer for SparkDrainer {
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A master `/json/` with a busy worker on .2, an idle one on .3 and a dead busy one on .4.
+    async fn master() -> String {
+        let body = r#"{"workers":[
+            {"host":"10.0.0.2","webuiaddress":"http://10.0.0.2:8081","state":"ALIVE","coresused":1},
+            {"host":"10.0.0.3","webuiaddress":"http://10.0.0.3:8081","state":"ALIVE","coresused":0},
+            {"host":"10.0.0.4","webuiaddress":"http://10.0.0.4:8081","state":"DEAD","coresused":2}
+        ],"status":"ALIVE"}"#;
+        let app =
+            axum::Router::new().route("/json/", axum::routing::get(move || async move { body }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    #[tokio::test]
+    async fn idle_workers_rank_before_busy_ones_and_unaddressed_last() {
+        let drainer = SparkDrainer::new(reqwest::Client::new(), &master().await);
+        let member = |id: &str, address: Option<&str>| Member {
+            address: address.map(str::to_owned),
+            ready: true,
+            ..Member::new(id)
+        };
+        let members = vec![
+            member("busy", Some("10.0.0.2")),
+            member("no-address", None),
+            member("idle", Some("10.0.0.3:7078")),
+            member("dead-worker", Some("10.0.0.4")),
+            member("unregistered", Some("10.0.0.9")),
+        ];
+        let ranked: Vec<String> = drainer
+            .rank(members)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            ranked,
+            ["idle", "dead-worker", "unregistered", "busy", "no-address"]
+        );
     }
 }

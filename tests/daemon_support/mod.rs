@@ -26,6 +26,17 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `poolpilot run --config <dir>/<name>.yaml` with `settings` written there.
     pub fn start(dir: &Path, name: &str, settings: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(dir, name, settings, extra, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (e.g. AWS credentials for moto).
+    pub fn start_with_env(
+        dir: &Path,
+        name: &str,
+        settings: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let port = free_port();
         let config = dir.join(format!("{name}.yaml"));
         std::fs::write(
@@ -50,6 +61,7 @@ impl Daemon {
             .arg(&config)
             .args(extra)
             .env("RUST_LOG", "info,kube_lease_manager=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
