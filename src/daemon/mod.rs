@@ -33,7 +33,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::signal::unix::{SignalKind, signal};
 
 use controller::{Clock, Controller, ControllerConfig, WallClock};
@@ -62,7 +62,7 @@ pub struct RunOptions {
 /// Runs the daemon until SIGTERM/SIGINT. Fails at start when the policy set is invalid, the
 /// listen address is taken, or leader election cannot reach the API server.
 pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> {
-    let prometheus = PrometheusBuilder::new()
+    let prometheus = crate::telemetry::prometheus_builder()
         .install_recorder()
         .context("installing the metrics recorder")?;
     let wiring: Arc<dyn Wiring> = Arc::new(RealWiring::new());
