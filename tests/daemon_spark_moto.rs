@@ -22,9 +22,9 @@ use daemon_support::{Daemon, wait_until};
 use poolpilot::time::Timestamp;
 use spark_moto_support::{InstanceAgent, SparkMaster, loopback_group, master_json, submit_sleepy};
 
-const SCALE_UP_COOLDOWN_SECS: u64 = 30;
+const SCALE_UP_COOLDOWN_SECS: u64 = 20;
 /// Long enough to outlive the short apps, the stabilization window and the drains.
-const LONG_APP_SECS: u32 = 170;
+const LONG_APP_SECS: u32 = 190;
 const SHORT_APP_SECS: u32 = 20;
 
 fn policy(master_web: &str, group: &str, endpoint: &str) -> String {
@@ -47,7 +47,7 @@ const AWS_ENV: [(&str, &str); 4] = [
     ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
 
-/// (state, cores) of the active app named `name` at the master.
+/// The state of the active app named `name` at the master.
 async fn app_state(http: &reqwest::Client, web: &str, name: &str) -> Option<String> {
     let json = master_json(http, web).await?;
     json["activeapps"]
@@ -141,6 +141,7 @@ async fn spark_on_an_asg_scales_up_survives_kill9_and_drains_only_idle_workers()
         .await,
         "the long app's executor starts on {busy_ip}"
     );
+    let long_started = Timestamp::now();
     assert_eq!(
         app_state(&http, &master.web, "pp-long").await.as_deref(),
         Some("RUNNING")
@@ -253,6 +254,7 @@ async fn spark_on_an_asg_scales_up_survives_kill9_and_drains_only_idle_workers()
             .unwrap();
         assert!(exit.success(), "short app exit {exit:?}");
     }
+    let shorts_done = Timestamp::now().since(long_started);
     assert!(
         wait_until(Duration::from_secs(120), || async {
             agent.snapshot().desired_now() == 1
@@ -262,6 +264,7 @@ async fn spark_on_an_asg_scales_up_survives_kill9_and_drains_only_idle_workers()
         agent.snapshot(),
         daemon.log_text()
     );
+    let down_after = Timestamp::now().since(long_started);
     assert!(
         wait_until(Duration::from_secs(10), || async {
             agent.snapshot().terminated.len() == 2
@@ -310,14 +313,23 @@ async fn spark_on_an_asg_scales_up_survives_kill9_and_drains_only_idle_workers()
     let status = daemon.status().await;
     assert_eq!(status["pools"][0]["current"], 1, "{status}");
     let desired: Vec<i32> = agent.snapshot().desired.iter().map(|d| d.1).collect();
+    let timeline: Vec<String> = agent
+        .snapshot()
+        .desired
+        .iter()
+        .map(|(at, d)| format!("{d}@{:.0}s", at.as_secs_f64() - long_started.as_secs_f64()))
+        .collect();
     assert_eq!(desired.first(), Some(&1));
     assert_eq!(desired.iter().max(), Some(&3), "{desired:?}");
 
     // 6. SIGTERM: clean exit.
     let exit = daemon.stop().await;
     assert!(exit.success(), "exit {exit:?}");
+    drop(agent);
+    spark_moto_support::delete_group(&endpoint, &group).await;
     eprintln!(
-        "daemon_spark_moto: desired {desired:?}, cooldown step {waited:?}, whole test {:?}",
+        "daemon_spark_moto: desired {timeline:?} (from the long app's start), cooldown step {waited:?}, short apps done at {shorts_done:?}, scaled down {down_after:?} \
+         into the {LONG_APP_SECS}s long app, whole test {:?}",
         Timestamp::now().since(started)
     );
 }

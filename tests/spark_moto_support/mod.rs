@@ -195,6 +195,21 @@ pub async fn loopback_group(endpoint: &str, name: &str, octet: u8, max: i32) {
         .unwrap();
 }
 
+/// Best-effort removal of the group and its launch template (moto outlives the test).
+pub async fn delete_group(endpoint: &str, name: &str) {
+    let _ = asg_client(endpoint)
+        .delete_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .force_delete(true)
+        .send()
+        .await;
+    let _ = ec2_client(endpoint)
+        .delete_launch_template()
+        .launch_template_name(name)
+        .send()
+        .await;
+}
+
 /// What the agent saw, for the test's assertions.
 #[derive(Debug, Default, Clone)]
 pub struct AgentLog {
