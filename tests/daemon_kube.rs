@@ -12,32 +12,16 @@ mod daemon_support;
 
 use std::time::Duration;
 
-use daemon_support::{
-    Daemon, FakeSparkMaster, deployment, kube_client, kube_policy, metric, replicas, wait_until,
-};
+use daemon_support::{Daemon, KubeScene, kube_policy, metric, replicas, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_drives_a_real_deployment_through_a_day() {
     let Some(kubeconfig) = common::peer("POOLPILOT_TEST_KUBECONFIG") else {
         return;
     };
-    let client = kube_client(&kubeconfig).await;
-    let namespace = format!("pp-daemon-{}", std::process::id());
-    let api = deployment(&client, &namespace).await;
-    let master = FakeSparkMaster::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::write(
-        policies.join("pool.yaml"),
-        kube_policy(&master.url, &namespace, &kubeconfig, 4, "20s"),
-    )
-    .unwrap();
-    let settings = format!(
-        "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
-        policies.display(),
-        dir.path().join("state/state.json").display()
-    );
+    let scene = KubeScene::start(kubeconfig, "pp-daemon", 4, "20s").await;
+    let (api, master, dir, policies) = (&scene.api, &scene.master, &scene.dir, scene.policies());
+    let settings = scene.settings("state/state.json");
 
     // 1. Demand beyond the maximum: scaled up to max, never past it.
     let mut daemon = Daemon::start(dir.path(), "daemon", &settings, &[]);
@@ -45,7 +29,7 @@ async fn daemon_drives_a_real_deployment_through_a_day() {
     master.set(|m| m.waiting_apps = 5); // 10 cores = 5 workers > max 4
     assert!(
         wait_until(Duration::from_secs(20), || async {
-            replicas(&api).await == 4
+            replicas(api).await == 4
         })
         .await,
         "log:\n{}",
@@ -79,7 +63,7 @@ async fn daemon_drives_a_real_deployment_through_a_day() {
     daemon.kill9();
     std::fs::write(
         policies.join("pool.yaml"),
-        kube_policy(&master.url, &namespace, &kubeconfig, 6, "20s"),
+        kube_policy(&master.url, &scene.namespace, &scene.kubeconfig, 6, "20s"),
     )
     .unwrap();
     master.set(|m| m.waiting_apps = 6);
@@ -93,13 +77,13 @@ async fn daemon_drives_a_real_deployment_through_a_day() {
         "the restored cooldown holds: {reasons}"
     );
     assert_eq!(
-        replicas(&api).await,
+        replicas(api).await,
         4,
         "no extra actuation after the restart"
     );
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            replicas(&api).await == 6
+            replicas(api).await == 6
         })
         .await,
         "after the cooldown: {}",
@@ -115,7 +99,7 @@ async fn daemon_drives_a_real_deployment_through_a_day() {
         .await
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(replicas(&api).await, 6, "no scale-down on missing data");
+    assert_eq!(replicas(api).await, 6, "no scale-down on missing data");
     let status = daemon.status().await;
     let signal = &status["pools"][0]["signals"][0];
     assert_eq!(signal["fault"], "http_status", "{signal}");
@@ -174,7 +158,7 @@ async fn daemon_drives_a_real_deployment_through_a_day() {
     });
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            replicas(&api).await == 1
+            replicas(api).await == 1
         })
         .await,
         "{}",

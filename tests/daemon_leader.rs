@@ -7,9 +7,7 @@ mod daemon_support;
 
 use std::time::Duration;
 
-use daemon_support::{
-    Daemon, FakeSparkMaster, deployment, kube_client, kube_policy, replicas, wait_until,
-};
+use daemon_support::{Daemon, KubeScene, replicas, wait_until};
 
 async fn leader_flags(a: &Daemon, b: &Daemon) -> (bool, bool) {
     let flag = |v: serde_json::Value| v["leader"].as_bool().unwrap_or(false);
@@ -21,23 +19,14 @@ async fn one_leader_actuates_and_a_follower_takes_over_warm() {
     let Some(kubeconfig) = common::peer("POOLPILOT_TEST_KUBECONFIG") else {
         return;
     };
-    let client = kube_client(&kubeconfig).await;
-    let namespace = format!("pp-leader-{}", std::process::id());
-    let api = deployment(&client, &namespace).await;
-    let master = FakeSparkMaster::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::write(
-        policies.join("pool.yaml"),
-        kube_policy(&master.url, &namespace, &kubeconfig, 8, "2s"),
-    )
-    .unwrap();
+    let scene = KubeScene::start(kubeconfig, "pp-leader", 8, "2s").await;
+    let (api, master, dir) = (&scene.api, &scene.master, &scene.dir);
     let settings = |id: &str| {
         format!(
-            "tick: 1s\npolicy_dir: {}\nstate_path: {}\nleader_election: {{ namespace: {namespace}, lease_name: poolpilot, identity: {id}, lease_duration: 4s, kubeconfig: \"{kubeconfig}\" }}\n",
-            policies.display(),
-            dir.path().join(format!("state-{id}.json")).display()
+            "{}leader_election: {{ namespace: {}, lease_name: poolpilot, identity: {id}, lease_duration: 4s, kubeconfig: \"{}\" }}\n",
+            scene.settings(&format!("state-{id}.json")),
+            scene.namespace,
+            scene.kubeconfig
         )
     };
     let mut a = Daemon::start(dir.path(), "a", &settings("a"), &[]);
@@ -66,7 +55,7 @@ async fn one_leader_actuates_and_a_follower_takes_over_warm() {
     master.set(|m| m.waiting_apps = 3);
     assert!(
         wait_until(Duration::from_secs(20), || async {
-            replicas(&api).await == 3
+            replicas(api).await == 3
         })
         .await,
         "{}",
@@ -97,7 +86,7 @@ async fn one_leader_actuates_and_a_follower_takes_over_warm() {
     master.set(|m| m.waiting_apps = 5);
     assert!(
         wait_until(Duration::from_secs(20), || async {
-            replicas(&api).await == 5
+            replicas(api).await == 5
         })
         .await,
         "{}",

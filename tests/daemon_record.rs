@@ -11,9 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use daemon_support::{
-    Daemon, FakeSparkMaster, deployment, kube_client, kube_policy, replicas, wait_until,
-};
+use daemon_support::{Daemon, KubeScene, replicas, wait_until};
 
 /// Runs `poolpilot simulate` on the recording with `policy` and returns its JSON report.
 fn replay(recording: &Path, policy: &Path) -> serde_json::Value {
@@ -56,20 +54,9 @@ async fn recorded_traffic_replays_through_the_simulator_against_a_changed_policy
     let Some(kubeconfig) = common::peer("POOLPILOT_TEST_KUBECONFIG") else {
         return;
     };
-    let client = kube_client(&kubeconfig).await;
-    let namespace = format!("pp-record-{}", std::process::id());
-    let api = deployment(&client, &namespace).await;
-    let master = FakeSparkMaster::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    let policy = kube_policy(&master.url, &namespace, &kubeconfig, 6, "0s");
-    std::fs::write(policies.join("pool.yaml"), &policy).unwrap();
-    let settings = format!(
-        "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
-        policies.display(),
-        dir.path().join("state.json").display()
-    );
+    let scene = KubeScene::start(kubeconfig, "pp-record", 6, "0s").await;
+    let (api, master, dir, policy) = (&scene.api, &scene.master, &scene.dir, &scene.policy);
+    let settings = scene.settings("state.json");
     let recording = dir.path().join("traffic.jsonl");
 
     // Record a burst: 4 waiting apps × 2 cores = 8 cores = 4 workers, then back to nothing.
@@ -84,7 +71,7 @@ async fn recorded_traffic_replays_through_the_simulator_against_a_changed_policy
     master.set(|m| m.waiting_apps = 4);
     assert!(
         wait_until(Duration::from_secs(20), || async {
-            replicas(&api).await == 4
+            replicas(api).await == 4
         })
         .await,
         "no scale-up to 4; log:\n{}",
@@ -94,7 +81,7 @@ async fn recorded_traffic_replays_through_the_simulator_against_a_changed_policy
     master.set(|m| m.waiting_apps = 0);
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            replicas(&api).await == 1
+            replicas(api).await == 1
         })
         .await,
         "no scale-down to 1; log:\n{}",
@@ -127,7 +114,7 @@ async fn recorded_traffic_replays_through_the_simulator_against_a_changed_policy
 
     // Replayed against the same policy, the simulator does what the daemon did.
     let same = dir.path().join("same.yaml");
-    std::fs::write(&same, &policy).unwrap();
+    std::fs::write(&same, policy).unwrap();
     let report = replay(&recording, &same);
     assert_eq!(report["header"]["jobs"], 8, "8 demand units, each one job");
     let same_row = policy_row(&report);

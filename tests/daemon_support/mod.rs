@@ -300,3 +300,55 @@ pub fn kube_policy(
          on_missing_signal: {{ hold_for: 10m }}\n"
     )
 }
+
+/// The set-up the kube-apiserver daemon tests share: a namespace of their own with the
+/// `workers` Deployment, a fake Spark master as its demand, and a directory holding
+/// `policies/pool.yaml` (from [`kube_policy`]) for the daemons the test starts.
+pub struct KubeScene {
+    pub kubeconfig: String,
+    pub namespace: String,
+    pub api: Api<Deployment>,
+    pub master: FakeSparkMaster,
+    pub dir: tempfile::TempDir,
+    /// The text of `policies/pool.yaml`.
+    pub policy: String,
+}
+
+impl KubeScene {
+    /// `name` prefixes the namespace (made unique per process).
+    pub async fn start(kubeconfig: String, name: &str, max: u32, up_cooldown: &str) -> KubeScene {
+        let client = kube_client(&kubeconfig).await;
+        let namespace = format!("{name}-{}", std::process::id());
+        let api = deployment(&client, &namespace).await;
+        let master = FakeSparkMaster::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        let policy = kube_policy(&master.url, &namespace, &kubeconfig, max, up_cooldown);
+        std::fs::write(dir.path().join("policies/pool.yaml"), &policy).unwrap();
+        KubeScene {
+            kubeconfig,
+            namespace,
+            api,
+            master,
+            dir,
+            policy,
+        }
+    }
+
+    pub fn policies(&self) -> PathBuf {
+        self.dir.path().join("policies")
+    }
+
+    /// Daemon settings: 1 s tick, the scene's policies, state at `state` (relative to the scene).
+    pub fn settings(&self, state: &str) -> String {
+        format!(
+            "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
+            self.policies().display(),
+            self.dir.path().join(state).display()
+        )
+    }
+
+    pub async fn replicas(&self) -> i32 {
+        replicas(&self.api).await
+    }
+}
