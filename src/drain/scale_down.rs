@@ -116,21 +116,33 @@ mod tests {
         }
     }
 
+    /// Scales `pool` down to `target`, polling drains every 10 ms.
+    async fn run(
+        pool: &RecordingActuator,
+        drainer: &ScriptedDrainer,
+        on_timeout: OnDrainTimeout,
+        target: u32,
+        abort: watch::Receiver<bool>,
+    ) -> ScaleDownReport {
+        let plan = plan(on_timeout);
+        scale_down(
+            pool,
+            drainer,
+            &plan,
+            target,
+            Duration::from_millis(10),
+            abort,
+        )
+        .await
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn removes_idle_workers_first_and_keeps_busy_ones_on_timeout() {
         let pool = RecordingActuator::with_size(4);
         let drainer = ScriptedDrainer::busy(&["worker-0", "worker-1"]);
         let (_tx, abort) = watch::channel(false);
-        let report = scale_down(
-            &pool,
-            &drainer,
-            &plan(OnDrainTimeout::Keep),
-            2,
-            Duration::from_millis(10),
-            abort,
-        )
-        .await
-        .unwrap();
+        let report = run(&pool, &drainer, OnDrainTimeout::Keep, 2, abort).await;
         assert_eq!(
             report.removed,
             ["worker-2", "worker-3"],
@@ -145,16 +157,7 @@ mod tests {
         let drainer = ScriptedDrainer::busy(&["worker-0", "worker-1", "worker-2"]);
         let (_tx, abort) = watch::channel(false);
         let keep = RecordingActuator::with_size(3);
-        let report = scale_down(
-            &keep,
-            &drainer,
-            &plan(OnDrainTimeout::Keep),
-            1,
-            Duration::from_millis(10),
-            abort.clone(),
-        )
-        .await
-        .unwrap();
+        let report = run(&keep, &drainer, OnDrainTimeout::Keep, 1, abort.clone()).await;
         assert!(
             report
                 .drains
@@ -168,16 +171,7 @@ mod tests {
         assert!(!report.complete());
 
         let force = RecordingActuator::with_size(3);
-        let report = scale_down(
-            &force,
-            &drainer,
-            &plan(OnDrainTimeout::Force),
-            1,
-            Duration::from_millis(10),
-            abort,
-        )
-        .await
-        .unwrap();
+        let report = run(&force, &drainer, OnDrainTimeout::Force, 1, abort).await;
         assert_eq!(report.applied, Some(1));
         assert_eq!(force.calls()[0].victims.len(), 2);
     }
@@ -188,16 +182,7 @@ mod tests {
         let drainer = ScriptedDrainer::busy(&[]).one_way();
         let (tx, abort) = watch::channel(false);
         tx.send(true).unwrap();
-        let report = scale_down(
-            &pool,
-            &drainer,
-            &plan(OnDrainTimeout::Force),
-            1,
-            Duration::from_millis(10),
-            abort,
-        )
-        .await
-        .unwrap();
+        let report = run(&pool, &drainer, OnDrainTimeout::Force, 1, abort).await;
         assert!(
             report
                 .drains
