@@ -285,18 +285,11 @@ impl MetricSource for AirflowSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/airflow/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::sources::fixture;
 
     #[test]
     fn pool_item_captured_from_airflow_3() {
-        let s = parse_pool(&fixture("v2-pool-item-queued.json")).unwrap();
+        let s = parse_pool(&fixture("airflow/v2-pool-item-queued.json")).unwrap();
         assert_eq!((s.running, s.queued, s.scheduled), (0.0, 4.0, 8.0));
         assert_eq!(s.demand(false), 4.0);
         assert_eq!(s.demand(true), 12.0);
@@ -304,9 +297,10 @@ mod tests {
 
     #[test]
     fn pools_collection_sums_every_pool() {
-        let (idle, n, total) = parse_pools(&fixture("v2-pools-idle.json")).unwrap();
+        let (idle, n, total) = parse_pools(&fixture("airflow/v2-pools-idle.json")).unwrap();
         assert_eq!((idle, n, total), (Slots::default(), 2, 2.0));
-        let (busy, _, _) = parse_pools(&fixture("v2-pools-running-and-queued.json")).unwrap();
+        let (busy, _, _) =
+            parse_pools(&fixture("airflow/v2-pools-running-and-queued.json")).unwrap();
         assert_eq!((busy.running, busy.queued, busy.scheduled), (2.0, 7.0, 8.0));
     }
 
@@ -327,19 +321,19 @@ mod tests {
     #[test]
     fn task_instance_count_reads_total_entries() {
         assert_eq!(
-            parse_task_instance_count(&fixture("v2-ti-count-queue-other.json")).unwrap(),
+            parse_task_instance_count(&fixture("airflow/v2-ti-count-queue-other.json")).unwrap(),
             5.0
         );
         assert_eq!(
-            parse_task_instance_count(&fixture("v2-ti-queued-limit1.json")).unwrap(),
+            parse_task_instance_count(&fixture("airflow/v2-ti-queued-limit1.json")).unwrap(),
             9.0
         );
     }
 
     #[test]
     fn error_bodies_and_wrong_types_are_malformed() {
-        assert!(parse_pool(&fixture("v2-401.json")).is_err());
-        assert!(parse_task_instance_count(&fixture("v2-ti-bad-state-422.json")).is_err());
+        assert!(parse_pool(&fixture("airflow/v2-401.json")).is_err());
+        assert!(parse_task_instance_count(&fixture("airflow/v2-ti-bad-state-422.json")).is_err());
         assert!(
             parse_pool(br#"{"running_slots":"1","queued_slots":0,"scheduled_slots":0}"#).is_err()
         );

@@ -105,6 +105,13 @@ pub fn to_signal(
     }
 }
 
+/// A captured response body, `path` relative to `tests/fixtures/` (e.g. `spark/idle.json`).
+#[cfg(test)]
+pub(crate) fn fixture(path: &str) -> Vec<u8> {
+    let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&full).unwrap_or_else(|e| panic!("fixture {full}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

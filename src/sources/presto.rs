@@ -57,23 +57,16 @@ impl MetricSource for PrestoSource {
 #[cfg(test)]
 mod tests {
     use super::super::trino::parse_cluster_stats;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/presto/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::sources::fixture;
 
     #[test]
     fn current_and_old_presto_cluster_bodies_parse() {
-        let new = parse_cluster_stats(&fixture("v1-cluster.json")).unwrap();
+        let new = parse_cluster_stats(&fixture("presto/v1-cluster.json")).unwrap();
         assert_eq!(
             (new.counts.queued, new.counts.running, new.counts.blocked),
             (7.0, 3.0, 1.0)
         );
-        let old = parse_cluster_stats(&fixture("v1-cluster-old.json")).unwrap();
+        let old = parse_cluster_stats(&fixture("presto/v1-cluster-old.json")).unwrap();
         assert_eq!(
             (old.counts.queued, old.counts.running, old.active_workers),
             (2.0, 5.0, 3.0)

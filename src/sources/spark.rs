@@ -163,18 +163,11 @@ impl MetricSource for SparkSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/spark/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::sources::fixture;
 
     #[test]
     fn idle_master_with_two_workers() {
-        let s = parse_master(&fixture("idle-2-workers.json")).unwrap();
+        let s = parse_master(&fixture("spark/idle-2-workers.json")).unwrap();
         assert_eq!((s.cores, s.cores_used, s.cores_free()), (4.0, 0.0, 4.0));
         assert_eq!(
             (s.waiting_apps, s.submitted_drivers, s.alive_workers),
@@ -185,7 +178,7 @@ mod tests {
 
     #[test]
     fn busy_master_counts_waiting_apps_and_submitted_drivers() {
-        let s = parse_master(&fixture("busy-waiting-apps-submitted-driver.json")).unwrap();
+        let s = parse_master(&fixture("spark/busy-waiting-apps-submitted-driver.json")).unwrap();
         assert_eq!((s.cores, s.cores_used, s.cores_free()), (4.0, 4.0, 0.0));
         assert_eq!(
             (s.running_apps, s.waiting_apps, s.submitted_drivers),
@@ -197,7 +190,7 @@ mod tests {
 
     #[test]
     fn decommissioned_worker_leaves_the_totals() {
-        let s = parse_master(&fixture("one-worker-decommissioned.json")).unwrap();
+        let s = parse_master(&fixture("spark/one-worker-decommissioned.json")).unwrap();
         assert_eq!(
             (s.alive_workers, s.decommissioned_workers, s.dead_workers),
             (1, 1, 0)

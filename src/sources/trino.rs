@@ -231,14 +231,7 @@ impl MetricSource for TrinoSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(path: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/{path}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::sources::fixture;
 
     #[test]
     fn query_list_counts_every_capacity_state() {
