@@ -1,0 +1,148 @@
+//! Spark processes for the test: its own master, workers (started by the instance agent) and
+//! `spark-submit` drivers, each killed on drop by its handle.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A child process killed (SIGKILL, like a terminated machine) and reaped on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `spark-class <class> <args>` with `env`, output to `<dir>/<name>.log`.
+pub fn spark_class(
+    spark_home: &str,
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Proc {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let child = Command::new(format!("{spark_home}/bin/spark-class"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("SPARK_LOG_DIR", dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spark-class starts");
+    Proc(child)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn master_json(http: &reqwest::Client, web: &str) -> Option<serde_json::Value> {
+    http.get(format!("{web}/json/"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+/// The test's own master (decommission enabled, as in tests/peers/spark.sh), ready.
+pub struct SparkMaster {
+    pub web: String,
+    pub url: String,
+    _proc: Proc,
+}
+
+impl SparkMaster {
+    pub async fn start(spark_home: &str, dir: &Path) -> SparkMaster {
+        let (port, ui) = (free_port(), free_port());
+        let (port_s, ui_s) = (port.to_string(), ui.to_string());
+        let args = [
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port_s,
+            "--webui-port",
+            &ui_s,
+        ];
+        let opts =
+            "-Dspark.decommission.enabled=true -Dspark.master.ui.decommission.allow.mode=LOCAL";
+        let env = [("SPARK_LOCAL_IP", "127.0.0.1"), ("SPARK_MASTER_OPTS", opts)];
+        let master = SparkMaster {
+            web: format!("http://127.0.0.1:{ui}"),
+            url: format!("spark://127.0.0.1:{port}"),
+            _proc: spark_class(spark_home, dir, "master", &args, &env),
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..180 {
+            if let Some(j) = master_json(&http, &master.web).await
+                && j["status"] == "ALIVE"
+            {
+                return master;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!(
+            "spark master not ALIVE within 90s; see {}",
+            dir.join("master.log").display()
+        );
+    }
+}
+
+/// The master's state of the (not DEAD) worker on `host`; `none` when it lists none.
+pub async fn worker_state(http: &reqwest::Client, web: &str, host: &str) -> String {
+    let json = master_json(http, web).await.unwrap_or_default();
+    json["workers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|w| w["host"] == host && w["state"] != "DEAD")
+        .find_map(|w| w["state"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "none".to_owned())
+}
+
+/// `spark-submit` of the sleepy app (`name`, `secs` per task, one task) on `master_url`: a
+/// 1-core, 512 MiB executor, client-mode driver. Output to `<dir>/<name>.log`.
+pub fn submit_sleepy(
+    submit: &str,
+    app: &str,
+    python: &str,
+    master_url: &str,
+    dir: &Path,
+    name: &str,
+    secs: u32,
+) -> tokio::process::Child {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    tokio::process::Command::new(submit)
+        .args(["--master", master_url])
+        .args([
+            "--conf",
+            "spark.cores.max=1",
+            "--conf",
+            "spark.executor.cores=1",
+        ])
+        .args([
+            "--conf",
+            "spark.executor.memory=512m",
+            "--conf",
+            "spark.driver.memory=512m",
+        ])
+        .args([app, name, &secs.to_string(), "1"])
+        .env("PYSPARK_PYTHON", python)
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spark-submit starts")
+}
