@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 IDLE=${SECONDS_IDLE:-60}
 POOLS=${POOLS:-20}
-SAMPLES=${SAMPLES:-4}
+SAMPLES=${SAMPLES:-6} # at most 9: the probe pool tops out at max 10
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -133,7 +133,7 @@ latencies=()
 for ((k = 1; k <= SAMPLES; k++)); do
   sleep "$(python3 -c 'import random; print(round(random.uniform(0, 5), 3))')"
   changed_at=$(date +%s.%N)
-  master_json $((2 * k)) >"$WORK/probe/json/index.html.tmp" && mv "$WORK/probe/json/index.html.tmp" "$WORK/probe/json/index.html"
+  master_json "$k" >"$WORK/probe/json/index.html.tmp" && mv "$WORK/probe/json/index.html.tmp" "$WORK/probe/json/index.html"
   for ((i = 0; i < 600; i++)); do (($(scale_ups) >= k)) && break; sleep 0.02; done
   (($(scale_ups) >= k)) || fail "no scale-up within 12 s of source change $k"
   latencies+=("$(python3 - "$changed_at" "$WORK/daemon.log" "$k" <<'PY'
