@@ -8,10 +8,8 @@ mod common;
 use std::time::Duration;
 
 use asg_fake::{AsgFake, Reply};
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_autoscaling::Client;
-use aws_sdk_autoscaling::config::Credentials;
-use aws_sdk_autoscaling::config::retry::RetryConfig;
+use common::moto::{GroupShape, asg_client as client_for, ec2_client as ec2_client_for};
 use poolpilot::actuators::aws_asg::{AsgConnection, AwsAsgActuator, RetryPolicy};
 use poolpilot::actuators::{Actuator, ActuatorError, Member};
 use poolpilot::policy::model::AwsAsgTarget;
@@ -21,30 +19,6 @@ const FAST_RETRY: RetryPolicy = RetryPolicy {
     max_delay: Duration::from_millis(5),
     max_retries: 3,
 };
-
-fn client_for(endpoint: &str) -> Client {
-    let config = aws_sdk_autoscaling::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .retry_config(RetryConfig::disabled())
-        .build();
-    Client::from_conf(config)
-}
-
-fn ec2_client_for(endpoint: &str) -> aws_sdk_ec2::Client {
-    let config = aws_sdk_ec2::Config::builder()
-        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-        .region(aws_sdk_ec2::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_ec2::Client::from_conf(config)
-}
 
 // ---------------------------------------------------------------- moto: the real wire
 
@@ -203,45 +177,15 @@ async fn moto_members_carry_the_private_ip_that_ec2_reports() {
     let Some(endpoint) = common::peer("POOLPILOT_TEST_AWS_ENDPOINT") else {
         return;
     };
-    let (client, ec2) = (client_for(&endpoint), ec2_client_for(&endpoint));
+    let ec2 = ec2_client_for(&endpoint);
     let name = "pp-addresses";
-    let _ = client
-        .delete_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .force_delete(true)
-        .send()
-        .await;
-    let _ = ec2
-        .delete_launch_template()
-        .launch_template_name(name)
-        .send()
-        .await;
-    ec2.create_launch_template()
-        .launch_template_name(name)
-        .launch_template_data(
-            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-                .image_id("ami-12c6146b")
-                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .launch_template(
-            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                .launch_template_name(name)
-                .build(),
-        )
-        .min_size(0)
-        .max_size(10)
-        .desired_capacity(3)
-        .availability_zones("us-east-1a")
-        .send()
-        .await
-        .unwrap();
+    let shape = GroupShape {
+        min: 0,
+        max: 10,
+        desired: 3,
+        subnet: None,
+    };
+    common::moto::template_group(&endpoint, name, shape).await;
     let target = AwsAsgTarget {
         group: name.into(),
         region: "us-east-1".into(),

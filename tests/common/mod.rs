@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod moto;
+
 /// The address (or other setting) of a real peer started by `tests/run-all.sh`, read from `var`.
 ///
 /// - set: returns it;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use poolpilot::time::Timestamp;
 
-use moto::{asg_client, ec2_client};
+use crate::common::moto::{asg_client, ec2_client};
 pub use moto::{delete_group, loopback_group};
 use spark::{Proc, free_port, spark_class, worker_state};
 pub use spark::{SparkMaster, master_json, submit_sleepy};

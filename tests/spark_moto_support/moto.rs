@@ -1,36 +1,12 @@
 //! The moto side: SDK clients with dummy credentials and an Auto Scaling group in a loopback
 //! subnet, so that instance private IPs are bindable on this machine.
 
-use aws_sdk_autoscaling::config::{BehaviorVersion, Credentials, Region};
-
-fn aws_creds() -> Credentials {
-    Credentials::new("testing", "testing", None, None, "tests")
-}
-
-pub fn asg_client(endpoint: &str) -> aws_sdk_autoscaling::Client {
-    let config = aws_sdk_autoscaling::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_creds())
-        .build();
-    aws_sdk_autoscaling::Client::from_conf(config)
-}
-
-pub fn ec2_client(endpoint: &str) -> aws_sdk_ec2::Client {
-    let config = aws_sdk_ec2::Config::builder()
-        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-        .region(aws_sdk_ec2::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_creds())
-        .build();
-    aws_sdk_ec2::Client::from_conf(config)
-}
+use crate::common::moto::{GroupShape, asg_client, ec2_client, template_group};
 
 /// A group `name` (min 1, max `max`, desired 1) in a fresh VPC 127.0.0.0/16, subnet
 /// 127.0.`octet`.0/24: moto hands out private IPs from the subnet, so they are bindable here.
 pub async fn loopback_group(endpoint: &str, name: &str, octet: u8, max: i32) {
-    let (asg, ec2) = (asg_client(endpoint), ec2_client(endpoint));
+    let ec2 = ec2_client(endpoint);
     let vpc = ec2
         .create_vpc()
         .cidr_block("127.0.0.0/16")
@@ -51,42 +27,13 @@ pub async fn loopback_group(endpoint: &str, name: &str, octet: u8, max: i32) {
         .and_then(|s| s.subnet_id())
         .unwrap()
         .to_owned();
-    let _ = ec2
-        .delete_launch_template()
-        .launch_template_name(name)
-        .send()
-        .await;
-    ec2.create_launch_template()
-        .launch_template_name(name)
-        .launch_template_data(
-            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-                .image_id("ami-12c6146b")
-                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let _ = asg
-        .delete_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .force_delete(true)
-        .send()
-        .await;
-    asg.create_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .launch_template(
-            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                .launch_template_name(name)
-                .build(),
-        )
-        .min_size(1)
-        .max_size(max)
-        .desired_capacity(1)
-        .vpc_zone_identifier(subnet_id)
-        .send()
-        .await
-        .unwrap();
+    let shape = GroupShape {
+        min: 1,
+        max,
+        desired: 1,
+        subnet: Some(&subnet_id),
+    };
+    template_group(endpoint, name, shape).await;
 }
 
 /// Best-effort removal of the group and its launch template (moto outlives the test).

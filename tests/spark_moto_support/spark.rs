@@ -36,13 +36,7 @@ pub fn spark_class(
     Proc(child)
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::daemon_support::free_port;
 
 pub async fn master_json(http: &reqwest::Client, web: &str) -> Option<serde_json::Value> {
     http.get(format!("{web}/json/"))

@@ -1,0 +1,84 @@
+//! moto (tests/peers/moto.sh) set-up shared by the AWS tests: SDK clients with dummy
+//! credentials and the SDK's retries off, and groups built from a launch template.
+
+use aws_sdk_autoscaling::config::retry::RetryConfig;
+use aws_sdk_autoscaling::config::{BehaviorVersion, Credentials, Region};
+
+fn credentials() -> Credentials {
+    Credentials::new("testing", "testing", None, None, "tests")
+}
+
+pub fn asg_client(endpoint: &str) -> aws_sdk_autoscaling::Client {
+    let config = aws_sdk_autoscaling::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials())
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_autoscaling::Client::from_conf(config)
+}
+
+pub fn ec2_client(endpoint: &str) -> aws_sdk_ec2::Client {
+    let config = aws_sdk_ec2::Config::builder()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials())
+        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_ec2::Client::from_conf(config)
+}
+
+/// The size and placement of a group made by [`template_group`].
+pub struct GroupShape<'a> {
+    pub min: i32,
+    pub max: i32,
+    pub desired: i32,
+    /// A subnet id (its CIDR decides the instances' private IPs); `None` = us-east-1a.
+    pub subnet: Option<&'a str>,
+}
+
+/// A fresh group `name` launched from a fresh launch template of the same name (the common
+/// production set-up); an older group or template of that name is deleted first.
+pub async fn template_group(endpoint: &str, name: &str, shape: GroupShape<'_>) {
+    let (asg, ec2) = (asg_client(endpoint), ec2_client(endpoint));
+    let _ = asg
+        .delete_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .force_delete(true)
+        .send()
+        .await;
+    let _ = ec2
+        .delete_launch_template()
+        .launch_template_name(name)
+        .send()
+        .await;
+    ec2.create_launch_template()
+        .launch_template_name(name)
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id("ami-12c6146b")
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let group = asg
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name(name)
+                .build(),
+        )
+        .min_size(shape.min)
+        .max_size(shape.max)
+        .desired_capacity(shape.desired);
+    let group = match shape.subnet {
+        Some(subnet) => group.vpc_zone_identifier(subnet),
+        None => group.availability_zones("us-east-1a"),
+    };
+    group.send().await.unwrap();
+}
