@@ -297,6 +297,30 @@ async fn fake_concurrent_reads_cost_one_describe_of_each_kind() {
     assert_eq!(fake.requests("DescribeInstances").len(), 1);
 }
 
+/// A status read runs inside the daemon's tick: even under the default policy (6 retries for
+/// writes, up to 20 s apart) a failing read gives up after 2 quick retries, so one broken group
+/// cannot hold back every pool's decision.
+#[tokio::test]
+async fn a_failing_status_read_gives_up_after_two_quick_retries() {
+    let fake = AsgFake::start().await;
+    fake.script(
+        "DescribeAutoScalingGroups",
+        vec![Reply::error(503, "InternalFailure", "down"); 10],
+    );
+    let asg = AwsAsgActuator::new(
+        client_for(&fake.url()),
+        ec2_client_for(&fake.url()),
+        "spark-workers",
+        RetryPolicy::default(),
+    );
+    let error = tokio::time::timeout(Duration::from_secs(3), asg.status())
+        .await
+        .expect("bounded well below the write budget")
+        .unwrap_err();
+    assert_eq!(error.label(), "server_error");
+    assert_eq!(fake.requests("DescribeAutoScalingGroups").len(), 3);
+}
+
 #[tokio::test]
 async fn fake_describe_parses_recorded_aws_xml() {
     let fake = AsgFake::start().await;
@@ -346,17 +370,15 @@ async fn a_failing_describe_instances_leaves_members_without_address_but_status_
         "access errors are not retried"
     );
 
-    // Transient failures are retried like any AWS call, and then given up on the same way.
+    // Transient failures are retried within the read budget, and then given up on the same way.
+    let read_attempts = 1 + FAST_RETRY.for_reads().max_retries;
     fake.script(
         "DescribeInstances",
-        vec![Reply::ec2_error(503, "Unavailable", "try later"); 1 + FAST_RETRY.max_retries],
+        vec![Reply::ec2_error(503, "Unavailable", "try later"); read_attempts],
     );
     let status = fake_asg(&fake).await.status().await.unwrap();
     assert!(status.members.iter().all(|m| m.address.is_none()));
-    assert_eq!(
-        fake.requests("DescribeInstances").len(),
-        1 + 1 + FAST_RETRY.max_retries
-    );
+    assert_eq!(fake.requests("DescribeInstances").len(), 1 + read_attempts);
 }
 
 #[tokio::test]

@@ -52,6 +52,17 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The budget for the status reads of a tick: at most 2 retries within ~0.6 s. A read runs
+    /// inside the tick, where a long backoff for one group would hold back every pool's
+    /// decision; the next tick is the read's real retry.
+    pub fn for_reads(&self) -> RetryPolicy {
+        RetryPolicy {
+            min_delay: self.min_delay.min(Duration::from_millis(100)),
+            max_delay: self.max_delay.min(Duration::from_millis(500)),
+            max_retries: self.max_retries.min(2),
+        }
+    }
+
     pub(crate) fn backoff(&self) -> backon::ExponentialBuilder {
         backon::ExponentialBuilder::default()
             .with_min_delay(self.min_delay)

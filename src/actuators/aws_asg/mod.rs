@@ -45,10 +45,11 @@ pub struct AsgConnection {
 
 impl AsgConnection {
     /// Both clients should have the SDK's own retries disabled (as [`AsgConnection::load`]
-    /// does); the actuators retry themselves with `retry`.
+    /// does); the actuators retry writes with `retry`, and status reads with its short
+    /// [`RetryPolicy::for_reads`] form.
     pub fn new(client: Client, ec2: aws_sdk_ec2::Client, retry: RetryPolicy) -> AsgConnection {
         AsgConnection {
-            batcher: Arc::new(StatusBatcher::new(client.clone(), ec2, retry)),
+            batcher: Arc::new(StatusBatcher::new(client.clone(), ec2, retry.for_reads())),
             client,
             retry,
         }
