@@ -321,6 +321,32 @@ async fn a_failing_status_read_gives_up_after_two_quick_retries() {
     assert_eq!(fake.requests("DescribeAutoScalingGroups").len(), 3);
 }
 
+/// An endpoint that accepts connections and never answers: the status read is given up on at
+/// the batch deadline and its connection closed, so no stuck task or socket is left behind per
+/// tick (a caller's own timeout cannot cancel a batch that serves other pools too).
+#[tokio::test]
+async fn a_hung_endpoint_is_given_up_on_and_its_connection_closed() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        while matches!(socket.read(&mut buf), Ok(n) if n > 0) {} // the request, then EOF
+        let _ = closed_tx.send(());
+    });
+    let asg = AwsAsgActuator::new(client_for(&url), ec2_client_for(&url), "g", FAST_RETRY);
+    let error = tokio::time::timeout(Duration::from_secs(30), asg.status())
+        .await
+        .expect("the read is bounded")
+        .unwrap_err();
+    assert_eq!(error.label(), "unreachable", "{error}");
+    closed_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the hung connection is closed");
+}
+
 #[tokio::test]
 async fn fake_describe_parses_recorded_aws_xml() {
     let fake = AsgFake::start().await;

@@ -284,13 +284,11 @@ impl Controller {
             return;
         };
         let victims = match (&pool.status, d.desired < d.current) {
-            (Some(status), true) => drain::choose_victims(
-                &*pool.drainer,
-                &status.members,
-                (d.current - d.desired) as usize,
-            )
-            .await
-            .unwrap_or_default(),
+            (Some(status), true) => {
+                let count = (d.current - d.desired) as usize;
+                drain::choose_victims_or_platform_order(&*pool.drainer, &status.members, count)
+                    .await
+            }
             _ => Vec::new(),
         };
         let _ = DryRun::new(actuator).scale_to(d.desired, &victims).await;

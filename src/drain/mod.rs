@@ -143,6 +143,24 @@ impl DrainOutcome {
     }
 }
 
+/// [`choose_victims`], falling back to the platform's order when the engine cannot rank (its
+/// API is down): the drains themselves still go through the engine and keep a busy worker.
+pub async fn choose_victims_or_platform_order(
+    drainer: &dyn Drainer,
+    members: &[Member],
+    count: usize,
+) -> Vec<Member> {
+    match choose_victims(drainer, members, count).await {
+        Ok(victims) => victims,
+        Err(e) => {
+            tracing::warn!(engine = drainer.engine(), error = %e, "could not rank workers; using the platform's order");
+            choose_victims(&NoDrain, members, count)
+                .await
+                .unwrap_or_default()
+        }
+    }
+}
+
 /// Picks `count` victims: unprotected members in the drainer's order.
 pub async fn choose_victims(
     drainer: &dyn Drainer,

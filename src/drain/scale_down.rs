@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{DrainOutcome, Drainer, NoDrain, choose_victims, drain_member};
+use super::{DrainOutcome, Drainer, choose_victims_or_platform_order, drain_member};
 use crate::actuators::{Actuator, ActuatorError, Member};
 use crate::engine::DrainPlan;
 use crate::policy::model::OnDrainTimeout;
@@ -52,15 +52,7 @@ pub async fn scale_down(
         return Ok(report);
     }
     let count = (status.desired - target) as usize;
-    let victims = match choose_victims(drainer, &status.members, count).await {
-        Ok(victims) => victims,
-        Err(e) => {
-            tracing::warn!(engine = drainer.engine(), error = %e, "could not rank workers; using the platform's order");
-            choose_victims(&NoDrain, &status.members, count)
-                .await
-                .unwrap_or_default()
-        }
-    };
+    let victims = choose_victims_or_platform_order(drainer, &status.members, count).await;
     let drains = victims
         .iter()
         .map(|victim| drain_member(drainer, victim, plan.timeout, poll, abort.clone()));

@@ -26,6 +26,10 @@ const IDS_PER_LOOKUP: usize = 200;
 const GROUPS_PER_LOOKUP: usize = 50;
 /// How long the first read of a batch waits for the others of the same tick to join it.
 const GATHER: Duration = Duration::from_millis(2);
+/// A batch runs in its own task, so a caller's timeout no longer drops the request: without a
+/// deadline of its own, an endpoint that accepts connections and never answers would leave one
+/// stuck task (and connection) behind per tick. Under the daemon's 10 s status timeout.
+const BATCH_DEADLINE: Duration = Duration::from_secs(9);
 
 type Reply = oneshot::Sender<Result<PoolStatus, ActuatorError>>;
 
@@ -62,12 +66,16 @@ impl StatusBatcher {
                 tokio::time::sleep(GATHER).await;
                 let batch =
                     std::mem::take(&mut *batcher.waiting.lock().unwrap_or_else(|p| p.into_inner()));
-                batcher.serve(batch).await;
+                // On the deadline the replies are dropped with the batch: callers get the error below.
+                let _ = tokio::time::timeout(BATCH_DEADLINE, batcher.serve(batch)).await;
             });
         }
         answer.await.unwrap_or_else(|_| {
             Err(ActuatorError::Unreachable {
-                message: format!("the status read of {group} was abandoned"),
+                message: format!(
+                    "no answer to DescribeAutoScalingGroups for {group} within {}s",
+                    BATCH_DEADLINE.as_secs()
+                ),
             })
         })
     }
