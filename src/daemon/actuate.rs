@@ -150,8 +150,6 @@ impl Controller {
             Ok(()) => "ok",
             Err(e) => e.label(),
         };
-        metrics::counter!(names::ACTUATIONS_TOTAL, "pool" => d.pool.clone(), "outcome" => outcome)
-            .increment(1);
         match &result {
             Ok(()) => {
                 self.memory
@@ -165,16 +163,21 @@ impl Controller {
                 tracing::warn!(pool = %d.pool, from = d.current, to = d.desired, kind = e.label(), error = %e, "scale-up failed; the next tick decides again")
             }
         }
-        self.last_actuation.insert(
-            d.pool.clone(),
-            ActuationView {
-                at: now,
-                from: d.current,
-                to: d.desired,
-                outcome: outcome.to_string(),
-                error: result.err().map(|e| e.to_string()),
-            },
-        );
+        let view = ActuationView {
+            at: now,
+            from: d.current,
+            to: d.desired,
+            outcome: outcome.to_string(),
+            error: result.err().map(|e| e.to_string()),
+        };
+        self.note_actuation(&d.pool, view);
+    }
+
+    /// Counts an actuation by outcome and shows it on `/status` as the pool's last one.
+    fn note_actuation(&mut self, pool: &str, view: ActuationView) {
+        metrics::counter!(names::ACTUATIONS_TOTAL, "pool" => pool.to_owned(), "outcome" => view.outcome.clone())
+            .increment(1);
+        self.last_actuation.insert(pool.to_owned(), view);
     }
 
     fn start_drain(&mut self, i: usize, d: &Decision, now: Timestamp) {
@@ -260,17 +263,14 @@ impl Controller {
                     ("task_failed", task.from, Some(e.to_string()))
                 }
             };
-            metrics::counter!(names::ACTUATIONS_TOTAL, "pool" => pool.clone(), "outcome" => outcome).increment(1);
-            self.last_actuation.insert(
-                pool,
-                ActuationView {
-                    at: now,
-                    from: task.from,
-                    to,
-                    outcome: outcome.to_string(),
-                    error,
-                },
-            );
+            let view = ActuationView {
+                at: now,
+                from: task.from,
+                to,
+                outcome: outcome.to_string(),
+                error,
+            };
+            self.note_actuation(&pool, view);
         }
     }
 
@@ -292,18 +292,15 @@ impl Controller {
             _ => Vec::new(),
         };
         let _ = DryRun::new(actuator).scale_to(d.desired, &victims).await;
-        metrics::counter!(names::ACTUATIONS_TOTAL, "pool" => d.pool.clone(), "outcome" => "dry_run").increment(1);
         self.last_would
             .insert(d.pool.clone(), (d.current, d.desired));
-        self.last_actuation.insert(
-            d.pool.clone(),
-            ActuationView {
-                at: now,
-                from: d.current,
-                to: d.desired,
-                outcome: "dry_run".into(),
-                error: None,
-            },
-        );
+        let view = ActuationView {
+            at: now,
+            from: d.current,
+            to: d.desired,
+            outcome: "dry_run".into(),
+            error: None,
+        };
+        self.note_actuation(&d.pool, view);
     }
 }
