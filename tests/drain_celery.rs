@@ -35,7 +35,8 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// A fresh JWT from `POST /auth/token`.
+    async fn token(&self) -> String {
         let token: Value = self
             .http
             .post(format!("{}/auth/token", self.url))
@@ -46,10 +47,14 @@ impl Api {
             .json()
             .await
             .unwrap();
+        token["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut request = self
             .http
             .request(method, format!("{}/api/v2{path}", self.url))
-            .bearer_auth(token["access_token"].as_str().unwrap());
+            .bearer_auth(self.token().await);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -188,20 +193,10 @@ async fn busy_celery_worker_is_kept_until_its_tasks_finish() {
         &worker,
         120,
         || async {
-            let token: Value = api
-                .http
-                .post(format!("{}/auth/token", api.url))
-                .json(&json!({"username": api.user, "password": api.password}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
             let answer = api
                 .http
                 .get(&dag_path)
-                .bearer_auth(token["access_token"].as_str().unwrap())
+                .bearer_auth(api.token().await)
                 .send()
                 .await
                 .unwrap();
