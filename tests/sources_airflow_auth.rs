@@ -118,6 +118,15 @@ async fn start(lifetime_secs: i64) -> (String, Arc<Fake>) {
 }
 
 fn source(api: &str, version: AirflowApiVersion) -> AirflowSource {
+    source_with_password_in(api, version, PASSWORD_VAR)
+}
+
+/// A pool-`p` source logging in as `admin` with the password in env var `password_var`.
+fn source_with_password_in(
+    api: &str,
+    version: AirflowApiVersion,
+    password_var: &str,
+) -> AirflowSource {
     AirflowSource::new(&AirflowSignal {
         api: api.into(),
         version,
@@ -127,7 +136,7 @@ fn source(api: &str, version: AirflowApiVersion) -> AirflowSource {
         http: HttpOptions {
             auth: Some(HttpAuth::Basic {
                 username: "admin".into(),
-                password: SecretRef::Env(PASSWORD_VAR.into()),
+                password: SecretRef::Env(password_var.into()),
             }),
             ..HttpOptions::default()
         },
@@ -196,20 +205,7 @@ async fn wrong_password_is_an_auth_fault_without_the_password() {
     let wrong_var = "POOLPILOT_AIRFLOW_AUTH_TEST_WRONG_PW";
     // SAFETY: only this test uses this variable.
     unsafe { std::env::set_var(wrong_var, "wrong-pw-value") };
-    let src = AirflowSource::new(&AirflowSignal {
-        api: base,
-        version: AirflowApiVersion::V3,
-        pool: Some("p".into()),
-        queues: vec![],
-        include_scheduled: false,
-        http: HttpOptions {
-            auth: Some(HttpAuth::Basic {
-                username: "admin".into(),
-                password: SecretRef::Env(wrong_var.into()),
-            }),
-            ..HttpOptions::default()
-        },
-    });
+    let src = source_with_password_in(&base, AirflowApiVersion::V3, wrong_var);
     let err = src.poll().await.unwrap_err();
     assert_eq!(err.fault(), SignalFault::Auth);
     assert!(!err.to_string().contains("wrong-pw-value"), "{err}");
