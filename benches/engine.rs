@@ -13,8 +13,8 @@ fn bench_step(c: &mut Criterion) {
     let template = poolpilot::policy::load_str(&text, "spark.yaml").unwrap();
     let policies: Vec<_> = (0..POOLS)
         .map(|i| {
-            let mut p = template.clone();
-            p.spec.pool = format!("pool-{i:05}");
+            let mut p = engine::PoolRules::compile(&template);
+            p.name = format!("pool-{i:05}");
             p
         })
         .collect();

@@ -34,7 +34,7 @@ fn kth_one_policy(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("kth-sp2 whole trace, 10 s ticks, one policy", |b| {
         b.iter(|| {
-            let mut controller = EngineController::new(policy.clone(), 10_000);
+            let mut controller = EngineController::new(&policy, 10_000);
             let result = replay(
                 &workload.jobs,
                 config,

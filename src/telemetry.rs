@@ -45,6 +45,11 @@ pub mod names {
     pub const POLICY_ERRORS_TOTAL: &str = "poolpilot_policy_errors_total";
     /// Gauge: Unix time of the last complete tick.
     pub const LAST_TICK_TIMESTAMP_SECONDS: &str = "poolpilot_last_tick_timestamp_seconds";
+    /// Shadow (and `--dry-run`) pools: the counterfactual pool enforcing would have run.
+    pub const SHADOW_WORKERS: &str = "poolpilot_shadow_workers";
+    pub const SHADOW_COST_PER_HOUR: &str = "poolpilot_shadow_cost_per_hour";
+    /// Estimated wait of newly queued work on the would-be pool (absent when unbounded).
+    pub const SHADOW_EST_QUEUE_WAIT_SECONDS: &str = "poolpilot_shadow_est_queue_wait_seconds";
 }
 
 /// Upper bounds (seconds) of every duration histogram: 5 ms (a local poll) to 1 h (a long drain).

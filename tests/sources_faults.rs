@@ -107,7 +107,12 @@ fn assert_engine_holds(policy: &Policy, signal: Signal, cell: &str) {
                 ready: 8,
             },
         };
-        let decision = engine::decide(policy, &obs, &mut PoolMemory::default(), now);
+        let decision = engine::decide(
+            &engine::PoolRules::compile(policy),
+            &obs,
+            &mut PoolMemory::default(),
+            now,
+        );
         assert!(
             decision.desired >= 8,
             "{cell}: engine shrank the pool to {} at {now}: {:?}",
@@ -363,6 +368,11 @@ fn control_a_zero_reading_does_shrink_the_pool() {
             ready: 8,
         },
     };
-    let decision = engine::decide(&policy, &obs, &mut PoolMemory::default(), now);
+    let decision = engine::decide(
+        &engine::PoolRules::compile(&policy),
+        &obs,
+        &mut PoolMemory::default(),
+        now,
+    );
     assert!(decision.desired < 8, "{:?}", decision.reasons);
 }

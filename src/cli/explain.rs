@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::daemon::state;
 use crate::engine::{self, Memory, PoolObservation, Signal, WorkerCounts, World};
 use crate::policy;
 use crate::time::Timestamp;
@@ -32,7 +33,7 @@ pub struct ExplainArgs {
     /// Evaluation time, RFC 3339 (default: now). Matters for schedules.
     #[arg(long)]
     pub at: Option<String>,
-    /// Daemon state file, so cooldowns and windows are the live ones.
+    /// The daemon's state file (`settings.state_path`), so cooldowns and windows are the live ones.
     #[arg(long)]
     pub state: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
@@ -52,8 +53,11 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<i32> {
         None => Timestamp::now(),
     };
     let mut memory = match &args.state {
-        Some(path) => serde_json::from_slice::<Memory>(&std::fs::read(path)?)
-            .map_err(|e| anyhow::anyhow!("{}: not a poolpilot state file: {e}", path.display()))?,
+        Some(path) => match state::load(path) {
+            state::Loaded::Ok(s) => s.memory,
+            state::Loaded::Missing => anyhow::bail!("{}: no such state file", path.display()),
+            state::Loaded::Corrupt(why) => anyhow::bail!("not a poolpilot state file: {why}"),
+        },
         None => Memory::default(),
     };
     let last = *args.demand.last().expect("clap requires one");
@@ -73,7 +77,13 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<i32> {
         }],
         global_budget_per_hour: None,
     };
-    let decision = engine::step(std::slice::from_ref(&policy), &world, &mut memory, now).remove(0);
+    let decision = engine::step(
+        &[engine::PoolRules::compile(&policy)],
+        &world,
+        &mut memory,
+        now,
+    )
+    .remove(0);
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&decision)?),
         Format::Text => {

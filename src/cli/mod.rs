@@ -5,6 +5,7 @@ pub mod probe;
 pub mod run;
 pub mod schema;
 pub mod simulate;
+mod simulate_recording;
 pub mod validate;
 
 use clap::{Parser, Subcommand};

@@ -72,10 +72,29 @@ pub struct SimulateArgs {
     /// Never draw progress bars (they are only drawn on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Recording: replay only this pool (default: every pool in the recording).
+    #[arg(long, value_name = "NAME")]
+    pub pool: Option<String>,
+    /// Recording: replay the recorded observations through the engine and compare every
+    /// tick's decision with the recorded one; exit 1 on any mismatch.
+    #[arg(long)]
+    pub check_decisions: bool,
 }
 
 /// Runs the command; the exit code is 1 only for failed `--check` expectations.
 pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
+    let scenario_given = args.scenario.is_some() || args.scenario_option.is_some();
+    if let Some(trace) = &args.trace
+        && !scenario_given
+        && args.trace_format.or_else(|| TraceFormat::from_path(trace))
+            == Some(TraceFormat::Recording)
+    {
+        return super::simulate_recording::run(&args, trace);
+    }
+    anyhow::ensure!(
+        !args.check_decisions && args.pool.is_none(),
+        "--check-decisions and --pool need a recording: --trace FILE --trace-format recording"
+    );
     let loaded = scenario_for(&args)?;
     let experiment = experiment::run(&loaded, !args.no_progress)?;
     match args.format {
@@ -126,7 +145,7 @@ pub fn scenario_for(args: &SimulateArgs) -> anyhow::Result<LoadedScenario> {
                 path,
                 format: args.trace_format,
                 kappa: None,
-                signal: None,
+                pool: None,
             }),
             max_jobs: s.workload.max_jobs,
         };
@@ -173,7 +192,7 @@ pub fn scenario_for(args: &SimulateArgs) -> anyhow::Result<LoadedScenario> {
     Ok(loaded)
 }
 
-fn from_trace(trace: &Path, args: &SimulateArgs) -> LoadedScenario {
+pub(super) fn from_trace(trace: &Path, args: &SimulateArgs) -> LoadedScenario {
     let scenario = Scenario {
         name: None,
         description: None,

@@ -152,8 +152,7 @@ impl Controller {
         };
         match &result {
             Ok(()) => {
-                self.memory
-                    .record_actuation(&d.pool, d.current, d.desired, now);
+                self.remember_actuation(&d.pool, d.current, d.desired, now);
                 self.pending
                     .retain(|p| !(p.pool == d.pool && p.kind == PendingKind::Scale));
                 tracing::info!(pool = %d.pool, from = d.current, to = d.desired, because = %d.reasons.last().map(ToString::to_string).unwrap_or_default(), "scaled the pool up");
@@ -232,7 +231,7 @@ impl Controller {
                     self.pending
                         .retain(|p| !(p.pool == pool && p.kind == PendingKind::Drain));
                     if let Some(applied) = report.applied {
-                        self.memory.record_actuation(&pool, task.from, applied, at);
+                        self.remember_actuation(&pool, task.from, applied, at);
                     }
                     let kept: Vec<String> = report
                         .drains
@@ -274,8 +273,13 @@ impl Controller {
         }
     }
 
-    /// Shadow and dry-run: what would be sent, through `DryRun` (logged once per change).
+    /// Shadow and dry-run: the would-be pool takes the change (and the engine remembers it,
+    /// as it would a real one); what would be sent goes through `DryRun`, logged once per change.
     async fn would(&mut self, i: usize, d: &Decision, now: Timestamp) {
+        if let Some(shadow) = self.shadows.get_mut(&d.pool) {
+            shadow.resize(d.desired, now);
+            self.remember_actuation(&d.pool, d.current, d.desired, now);
+        }
         if self.last_would.get(&d.pool) == Some(&(d.current, d.desired)) {
             return;
         }

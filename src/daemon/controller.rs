@@ -5,20 +5,21 @@
 //! write-ahead entries → `engine::step` → actuate → logs, metrics, `/status`, recording →
 //! persist.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::actuate::DrainTask;
+use super::actuate::{Actuation, DrainTask};
 use super::observe::observe;
 use super::pools::{self, PoolRuntime, Wiring};
 use super::record::Recorder;
+use super::shadow::ShadowPool;
 use super::state::{self, Loaded, Pending, PendingKind, PersistedState};
 use super::status::{ActuationView, DaemonStatus};
-use crate::engine::{self, Memory, World};
+use crate::engine::{self, Memory, PoolRules, WorkerCounts, World};
 use crate::policy::Policy;
 use crate::telemetry::names;
 use crate::time::Timestamp;
@@ -52,9 +53,12 @@ pub struct Controller {
     pub(super) cfg: ControllerConfig,
     pub(super) wiring: Arc<dyn Wiring>,
     pub(super) clock: Arc<dyn Clock>,
-    pub(super) policies: Vec<Policy>,
+    /// What the engine runs, compiled once per policy set (aligned with `pools`).
+    pub(super) rules: Vec<PoolRules>,
     pub(super) pools: Vec<PoolRuntime>,
     pub(super) memory: Memory,
+    /// Shadow and dry-run pools: the would-be pool each is decided on.
+    pub(super) shadows: BTreeMap<String, ShadowPool>,
     /// Write-ahead entries: actuations whose outcome is not in `memory` yet.
     pub(super) pending: Vec<Pending>,
     pub(super) drains: HashMap<String, DrainTask>,
@@ -85,10 +89,10 @@ impl Controller {
         let loaded = state::load(&cfg.state_path);
         let label = loaded.label();
         metrics::counter!(names::STATE_LOADS_TOTAL, "outcome" => label).increment(1);
-        let (memory, pending, detail) = match loaded {
+        let (memory, pending, shadows, detail) = match loaded {
             Loaded::Ok(s) => {
                 tracing::info!(path = %cfg.state_path.display(), saved_at = %s.saved_at, pending = s.pending.len(), "state restored: cooldowns, history and spend continue");
-                (s.memory, s.pending, None)
+                (s.memory, s.pending, s.shadows, None)
             }
             ref other => {
                 let detail = match other {
@@ -103,7 +107,7 @@ impl Controller {
                         .map(|p| (p.name(), p.spec.scale_down.stabilization)),
                     now,
                 );
-                (memory, Vec::new(), Some(detail))
+                (memory, Vec::new(), BTreeMap::new(), Some(detail))
             }
         };
         {
@@ -120,9 +124,10 @@ impl Controller {
             cfg,
             wiring,
             clock,
-            policies: Vec::new(),
+            rules: Vec::new(),
             pools,
             memory,
+            shadows,
             pending,
             drains: HashMap::new(),
             last_would: HashMap::new(),
@@ -157,15 +162,27 @@ impl Controller {
         self.memory.retain_pools(&names);
         self.pending
             .retain(|p| names.contains(&p.pool.as_str()) || self.drains.contains_key(&p.pool));
+        let rules: Vec<PoolRules> = policies.iter().map(PoolRules::compile).collect();
+        let dry_run = self.cfg.dry_run;
+        self.shadows.retain(|name, _| {
+            rules
+                .iter()
+                .any(|r| &r.name == name && counterfactual(r, dry_run))
+        });
         if let Some(recorder) = &mut self.recorder {
-            recorder.header(now, names.iter().map(|n| n.to_string()).collect());
+            recorder.header(
+                now,
+                &policies,
+                self.cfg.global_budget_per_hour,
+                &self.memory,
+            );
         }
         let mut b = self.board.write().unwrap_or_else(|p| p.into_inner());
         b.policies.loaded_at = Some(now);
         b.policies.pools = policies.len();
         b.policies.last_rejected.clear();
         drop(b);
-        self.policies = policies;
+        self.rules = rules;
     }
 
     /// Records a rejected reload on `/status` (the caller logged and counted each error).
@@ -181,7 +198,7 @@ impl Controller {
         for pool in &mut self.pools {
             pools::ensure_actuator(&*self.wiring, pool).await;
         }
-        let observations = join_all(self.pools.iter_mut().map(|pool| observe(pool, now))).await;
+        let mut observations = join_all(self.pools.iter_mut().map(|pool| observe(pool, now))).await;
         self.reconcile(now);
         if !leader {
             self.infer_external_changes(now);
@@ -191,11 +208,16 @@ impl Controller {
                 self.last_seen.insert(pool.name().to_string(), s.desired);
             }
         }
+        let real = self.substitute_shadows(&mut observations, now);
         let world = World {
             pools: observations,
             global_budget_per_hour: self.cfg.global_budget_per_hour,
         };
-        let decisions = engine::step(&self.policies, &world, &mut self.memory, now);
+        let decisions = engine::step(&self.rules, &world, &mut self.memory, now);
+        if let Some(recorder) = &mut self.recorder {
+            let names: Vec<&str> = self.rules.iter().map(|r| r.name.as_str()).collect();
+            recorder.tick(now, &names, &world, &decisions, &real);
+        }
         self.actuate(&decisions, now, leader).await;
         self.ticks += 1;
         self.report(&world, &decisions, now, leader);
@@ -218,7 +240,7 @@ impl Controller {
                 .and_then(|x| x.status.as_ref())
                 .map(|s| s.desired)
             else {
-                if self.policies.iter().any(|x| x.name() == p.pool) {
+                if self.rules.iter().any(|x| x.name == p.pool) {
                     keep.push(p); // not observable yet
                 }
                 continue;
@@ -233,7 +255,7 @@ impl Controller {
                 } else {
                     now
                 };
-                self.memory.record_actuation(&p.pool, p.from, observed, at);
+                self.remember_actuation(&p.pool, p.from, observed, at);
                 tracing::info!(pool = %p.pool, from = p.from, to = observed, "an actuation sent before a restart or failed call took effect; its cooldown counts from then");
             } else {
                 tracing::info!(pool = %p.pool, from = p.from, to = p.to, observed, "an actuation sent before a restart or failed call did not take effect; the engine decides again");
@@ -245,14 +267,14 @@ impl Controller {
     /// As a follower: a change of the requested size was made by someone else (normally the
     /// leader). Remembering it as an actuation keeps cooldowns right when this instance takes over.
     fn infer_external_changes(&mut self, now: Timestamp) {
+        let mut changes = Vec::new();
         for pool in &self.pools {
             let (Some(status), Some(&before)) = (&pool.status, self.last_seen.get(pool.name()))
             else {
                 continue;
             };
             if status.desired != before {
-                self.memory
-                    .record_actuation(pool.name(), before, status.desired, now);
+                changes.push((pool.name().to_string(), before, status.desired));
                 tracing::info!(
                     pool = pool.name(),
                     from = before,
@@ -261,11 +283,57 @@ impl Controller {
                 );
             }
         }
+        for (pool, from, to) in changes {
+            self.remember_actuation(&pool, from, to, now);
+        }
+    }
+
+    /// Every change the engine must remember goes through here: into memory (cooldowns, rate
+    /// limits, flap budget) and into the recording, so a replay rebuilds the same memory.
+    pub(super) fn remember_actuation(&mut self, pool: &str, from: u32, to: u32, at: Timestamp) {
+        if from == to {
+            return;
+        }
+        self.memory.record_actuation(pool, from, to, at);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.actuation(at, pool, from, to);
+        }
+    }
+
+    /// Shadow and dry-run pools are decided on their would-be pool: their observed counts are
+    /// replaced by the counterfactual's (started from the platform's size). Returns the real
+    /// counts of the pools so replaced (for the recording).
+    fn substitute_shadows(
+        &mut self,
+        observations: &mut [engine::PoolObservation],
+        now: Timestamp,
+    ) -> Vec<Option<WorkerCounts>> {
+        let mut real = vec![None; observations.len()];
+        for (i, rules) in self.rules.iter().enumerate() {
+            if !counterfactual(rules, self.cfg.dry_run) {
+                continue;
+            }
+            let Some(status) = &self.pools[i].status else {
+                continue; // size unknown: nothing is decided on this pool this tick
+            };
+            let shadow = self
+                .shadows
+                .entry(rules.name.clone())
+                .or_insert_with(|| ShadowPool::start(status.desired));
+            real[i] = Some(observations[i].workers);
+            observations[i].workers = shadow.counts(rules, now);
+        }
+        real
     }
 
     /// Persists memory and write-ahead entries; a failure is logged, counted and shown.
     pub(super) fn persist(&mut self, now: Timestamp) {
-        let snapshot = PersistedState::new(now, self.memory.clone(), self.pending.clone());
+        let snapshot = PersistedState::new(
+            now,
+            self.memory.clone(),
+            self.pending.clone(),
+            self.shadows.clone(),
+        );
         let result = state::save(&self.cfg.state_path, &snapshot);
         metrics::counter!(names::STATE_SAVES_TOTAL, "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);
         let mut b = self.board.write().unwrap_or_else(|p| p.into_inner());
@@ -310,4 +378,16 @@ impl Controller {
     pub fn pending(&self) -> &[Pending] {
         &self.pending
     }
+
+    pub fn shadows(&self) -> &BTreeMap<String, ShadowPool> {
+        &self.shadows
+    }
+}
+
+/// A pool decided on a would-be pool: `mode: shadow`, or any non-paused pool under `--dry-run`.
+pub(super) fn counterfactual(rules: &PoolRules, dry_run: bool) -> bool {
+    matches!(
+        Actuation::of(rules.mode, dry_run, true),
+        Actuation::Shadow | Actuation::DryRun
+    )
 }

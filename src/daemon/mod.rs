@@ -9,6 +9,7 @@
 //! - [`state`]: the atomically written state file with write-ahead actuation entries
 //! - [`reload`]: policy reload on SIGHUP and on content change (ConfigMap symlink swaps too)
 //! - [`record`]: `--record FILE` in the simulator's recording format
+//! - [`shadow`]: shadow and dry-run pools decided on a would-be (counterfactual) pool
 //! - [`leader`]: Kubernetes Lease leader election
 //! - [`http`] + [`status`]: `/metrics`, `/healthz`, `/readyz`, `/status`
 
@@ -21,6 +22,7 @@ pub mod pools;
 pub mod record;
 pub mod reload;
 mod report;
+pub mod shadow;
 pub mod state;
 pub mod status;
 

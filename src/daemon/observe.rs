@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::controller::STATUS_TIMEOUT;
-use super::pools::{PoolRuntime, engine_of};
+use super::pools::PoolRuntime;
 use crate::engine::{PoolObservation, Signal, WorkerCounts};
 use crate::sources::{self, SourceError};
 use crate::telemetry::names;
@@ -76,7 +76,7 @@ pub(super) async fn observe(pool: &mut PoolRuntime, now: Timestamp) -> PoolObser
 
     let mut signals = Vec::with_capacity(polls.len());
     for (index, (signal, (result, took))) in pool.signals.iter_mut().zip(polls).enumerate() {
-        let engine = engine_of(&signal.spec);
+        let engine = signal.spec.kind_name();
         let labels = [
             ("pool", name.clone()),
             ("signal", index.to_string()),
@@ -116,16 +116,8 @@ pub(super) async fn observe(pool: &mut PoolRuntime, now: Timestamp) -> PoolObser
 /// The source's own timeout plus a little slack: the bound that holds even if a source
 /// forgets its own deadline.
 fn poll_deadline(spec: &crate::policy::SignalSpec) -> Duration {
-    let own = [
-        spec.trino.as_ref().map(|s| s.http.timeout),
-        spec.presto.as_ref().map(|s| s.http.timeout),
-        spec.airflow.as_ref().map(|s| s.http.timeout),
-        spec.airflow_db.as_ref().map(|s| s.timeout),
-        spec.spark.as_ref().map(|s| s.http.timeout),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .unwrap_or(Duration::from_secs(10));
+    let own = spec
+        .source()
+        .map_or(Duration::from_secs(10), |s| s.poll_timeout());
     own + Duration::from_secs(1)
 }

@@ -10,12 +10,9 @@ use async_trait::async_trait;
 use crate::actuators::aws_asg::AsgConnection;
 use crate::actuators::kubernetes::KubernetesActuator;
 use crate::actuators::{Actuator, ActuatorError, PoolStatus};
-use crate::drain::celery::{AirflowRunningTasks, CeleryDrainer};
-use crate::drain::spark::SparkDrainer;
-use crate::drain::trino::{Flavor, TrinoDrainer};
-use crate::drain::{Drainer, NoDrain};
+use crate::drain::{self, Drainer};
 use crate::engine::WorkerCounts;
-use crate::policy::{DrainMethod, Policy, SignalSpec};
+use crate::policy::{Policy, SignalSpec};
 use crate::sources::{self, MetricSource, Reading};
 use crate::time::Timestamp;
 
@@ -54,23 +51,6 @@ pub struct PoolRuntime {
 impl PoolRuntime {
     pub fn name(&self) -> &str {
         self.policy.name()
-    }
-}
-
-/// The engine name of a signal (metric label and log field).
-pub fn engine_of(spec: &SignalSpec) -> &'static str {
-    if spec.trino.is_some() {
-        "trino"
-    } else if spec.presto.is_some() {
-        "presto"
-    } else if spec.airflow.is_some() {
-        "airflow"
-    } else if spec.airflow_db.is_some() {
-        "airflow_db"
-    } else if spec.spark.is_some() {
-        "spark"
-    } else {
-        "unconfigured"
     }
 }
 
@@ -216,51 +196,10 @@ impl Wiring for RealWiring {
     }
 
     fn drainer(&self, policy: &Policy) -> Arc<dyn Drainer> {
-        let method = policy.spec.scale_down.drain.method;
-        let first = policy.spec.signals.first();
-        let engine = match method {
-            DrainMethod::Auto => first.map_or("none", engine_of),
-            DrainMethod::Trino => "trino",
-            DrainMethod::Spark => "spark",
-            DrainMethod::Celery => "airflow",
-            DrainMethod::None => "none",
-        };
-        let find = |pick: fn(&SignalSpec) -> bool| policy.spec.signals.iter().find(|s| pick(s));
-        let http = self.http.clone();
-        let drainer: Option<Arc<dyn Drainer>> = match engine {
-            "trino" | "presto" => find(|s| s.trino.is_some() || s.presto.is_some()).map(|s| {
-                let (url, user, flavor) = match (&s.trino, &s.presto) {
-                    (Some(t), _) => (t.coordinator.as_str(), t.user.as_str(), Flavor::Trino),
-                    (_, Some(p)) => (p.coordinator.as_str(), p.user.as_str(), Flavor::Presto),
-                    _ => unreachable!("filtered above"),
-                };
-                Arc::new(TrinoDrainer::new(http, url, port_of(url), user, flavor))
-                    as Arc<dyn Drainer>
-            }),
-            "spark" => find(|s| s.spark.is_some())
-                .and_then(|s| s.spark.as_ref())
-                .map(|s| Arc::new(SparkDrainer::new(http, &s.master)) as Arc<dyn Drainer>),
-            "airflow" => find(|s| s.airflow.is_some())
-                .and_then(|s| s.airflow.as_ref())
-                .map(|a| {
-                    Arc::new(CeleryDrainer::new(AirflowRunningTasks::new(a, 100)))
-                        as Arc<dyn Drainer>
-                }),
-            _ => None,
-        };
-        drainer.unwrap_or_else(|| {
-            if engine != "none" {
-                tracing::warn!(pool = policy.name(), engine, "no signal of the drain's engine to drain through; workers are removed without draining");
-            }
-            Arc::new(NoDrain)
-        })
+        drain::for_policy(
+            policy.spec.scale_down.drain.method,
+            &policy.spec.signals,
+            self.http.clone(),
+        )
     }
-}
-
-/// The explicit or scheme-default port of a base URL.
-fn port_of(url: &str) -> u16 {
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| u.port_or_known_default())
-        .unwrap_or(8080)
 }

@@ -6,9 +6,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::engine::{Decision, World};
+use crate::engine::{Decision, Memory, WorkerCounts, World};
+use crate::policy::Policy;
 use crate::sim::recording::{
-    self, RecordLine, RecordedDecision, RecordedTick, RecordedWorkers, RecordingHeader,
+    self, RecordLine, RecordedActuation, RecordedDecision, RecordedPool, RecordedTick,
+    RecordedWorkers, RecordingHeader,
 };
 use crate::time::Timestamp;
 
@@ -29,19 +31,34 @@ impl Recorder {
         })
     }
 
-    /// A header line: at start and whenever the pool set changes.
-    pub fn header(&mut self, now: Timestamp, pools: Vec<String>) {
-        let line = RecordLine::Header(RecordingHeader::new(now, pools));
+    /// A header line: at start and whenever the pool set changes, with the policies the engine
+    /// runs from now on and its memory at this moment.
+    pub fn header(
+        &mut self,
+        now: Timestamp,
+        policies: &[Policy],
+        global_budget_per_hour: Option<f64>,
+        memory: &Memory,
+    ) {
+        let pools = policies.iter().map(RecordedPool::of).collect();
+        let line = RecordLine::Header(RecordingHeader::new(
+            now,
+            pools,
+            global_budget_per_hour,
+            memory.clone(),
+        ));
         self.write(&[line]);
     }
 
-    /// One `tick` line per pool (aligned: `world.pools[i]`, `decisions[i]`, `pools[i]`).
+    /// One `tick` line per pool, aligned: `world.pools[i]`, `decisions[i]`, `pools[i]`,
+    /// `real[i]` (the platform's counts where the engine was told a would-be pool).
     pub fn tick(
         &mut self,
         now: Timestamp,
-        pools: &[String],
+        pools: &[&str],
         world: &World,
         decisions: &[Decision],
+        real: &[Option<WorkerCounts>],
     ) {
         let lines: Vec<RecordLine> = pools
             .iter()
@@ -50,25 +67,25 @@ impl Recorder {
             .map(|(i, (pool, obs))| {
                 RecordLine::Tick(RecordedTick {
                     at: now,
-                    pool: pool.clone(),
+                    pool: pool.to_string(),
                     signals: obs.signals.clone(),
-                    workers: RecordedWorkers {
-                        requested: obs.workers.requested,
-                        ready: obs.workers.ready,
-                    },
-                    decision: decisions.get(i).map(|d| RecordedDecision {
-                        current: d.current,
-                        desired: d.desired,
-                        reasons: d
-                            .reasons
-                            .iter()
-                            .filter_map(|r| serde_json::to_value(r).ok())
-                            .collect(),
-                    }),
+                    workers: workers(obs.workers),
+                    real_workers: real.get(i).copied().flatten().map(workers),
+                    decision: decisions.get(i).map(RecordedDecision::of),
                 })
             })
             .collect();
         self.write(&lines);
+    }
+
+    /// A change the engine's memory recorded.
+    pub fn actuation(&mut self, at: Timestamp, pool: &str, from: u32, to: u32) {
+        self.write(&[RecordLine::Actuation(RecordedActuation {
+            at,
+            pool: pool.to_string(),
+            from,
+            to,
+        })]);
     }
 
     fn write(&mut self, lines: &[RecordLine]) {
@@ -84,6 +101,13 @@ impl Recorder {
             }
             Err(_) => {}
         }
+    }
+}
+
+fn workers(c: WorkerCounts) -> RecordedWorkers {
+    RecordedWorkers {
+        requested: c.requested,
+        ready: c.ready,
     }
 }
 
@@ -118,27 +142,39 @@ mod tests {
             reasons: vec![],
             drain: None,
         };
+        let policy = crate::policy::load_file(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/spark.yaml"
+        )))
+        .unwrap();
+        let name = policy.name().to_string();
         for round in 0..2 {
             let mut r = Recorder::open(&path).unwrap();
-            r.header(Timestamp(round), vec!["p".into()]);
+            r.header(
+                Timestamp(round),
+                std::slice::from_ref(&policy),
+                None,
+                &Memory::default(),
+            );
             r.tick(
                 Timestamp(1_000 + round),
-                &["p".into()],
+                &[name.as_str()],
                 &world,
                 std::slice::from_ref(&decision),
+                &[None],
             );
+            r.actuation(Timestamp(1_001 + round), &name, 2, 4);
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines = recording::parse(&text).unwrap();
-        assert_eq!(lines.len(), 4, "a restart appends");
-        let RecordLine::Tick(t) = &lines[3] else {
+        let rec = recording::parse(&text, "rec.jsonl").unwrap();
+        assert_eq!(rec.lines.len(), 6, "a restart appends");
+        let RecordLine::Tick(t) = &rec.lines[4].1 else {
             panic!()
         };
         assert_eq!(
             (t.workers.requested, t.decision.as_ref().unwrap().desired),
             (2, 4)
         );
-        let workload = crate::sim::trace::recording::workload_from_text(&text, "rec", 0).unwrap();
-        assert_eq!(workload.records, 2);
+        assert_eq!(rec.pools()[0].name, name);
     }
 }

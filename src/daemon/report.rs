@@ -5,8 +5,12 @@ use std::collections::HashMap;
 
 use super::actuate::Actuation;
 use super::controller::Controller;
-use super::status::{BudgetStatus, DrainView, PoolView, ReasonView, SignalView, SpendView};
-use crate::engine::{Decision, Signal, World};
+use super::shadow::{self, ShadowPool};
+use super::status::{
+    BudgetStatus, DrainView, PoolView, ReasonView, ShadowView, SignalView, SpendView,
+};
+use crate::actuators::PoolStatus;
+use crate::engine::{Decision, PoolRules, Signal, WorkerCounts, World};
 use crate::telemetry::names;
 use crate::time::Timestamp;
 
@@ -23,6 +27,7 @@ impl Controller {
         for (i, d) in decisions.iter().enumerate() {
             let pool = &self.pools[i];
             let policy = &pool.policy;
+            let rules = &self.rules[i];
             let actuation = Actuation::of(d.mode, self.cfg.dry_run, leader);
             let held_because = pool.status_error.clone().or_else(|| {
                 self.drains
@@ -33,6 +38,23 @@ impl Controller {
 
             let price = policy.price_per_worker_hour();
             let known = pool.status.as_ref();
+            let shadow = self
+                .shadows
+                .get(&d.pool)
+                .map(|sh| shadow_view(sh, rules, known, &world.pools[i].signals, d, price, now));
+            if let Some(v) = &shadow {
+                metrics::gauge!(names::SHADOW_WORKERS, &[("pool", d.pool.clone())])
+                    .set(f64::from(v.would_be_workers));
+                metrics::gauge!(names::SHADOW_COST_PER_HOUR, &[("pool", d.pool.clone())])
+                    .set(v.would_be_cost_per_hour);
+                if let Some(wait) = v.would_be_est_queue_wait_seconds {
+                    metrics::gauge!(
+                        names::SHADOW_EST_QUEUE_WAIT_SECONDS,
+                        &[("pool", d.pool.clone())]
+                    )
+                    .set(wait);
+                }
+            }
             spend_per_hour += f64::from(d.current) * price;
             desired_per_hour += f64::from(d.desired) * price;
             let pl = [("pool", d.pool.clone())];
@@ -62,7 +84,7 @@ impl Controller {
                 .map(|(index, (rt, signal))| {
                     let mut v = SignalView {
                         index,
-                        engine: super::pools::engine_of(&rt.spec),
+                        engine: rt.spec.kind_name(),
                         source: rt.source.name().to_string(),
                         ..SignalView::default()
                     };
@@ -116,6 +138,7 @@ impl Controller {
                     per_hour_now: f64::from(d.current) * price,
                     max_per_hour: policy.spec.cost.as_ref().and_then(|c| c.max_per_hour),
                 },
+                shadow,
                 last_actuation: self.last_actuation.get(&d.pool).cloned(),
                 drain_in_flight: self.drains.get(&d.pool).map(|t| DrainView {
                     from: t.from,
@@ -132,11 +155,6 @@ impl Controller {
         metrics::gauge!(names::LEADER).set(if leader { 1.0 } else { 0.0 });
         metrics::gauge!(names::LAST_TICK_TIMESTAMP_SECONDS).set(now.as_secs_f64());
 
-        if let Some(recorder) = &mut self.recorder {
-            let names: Vec<String> = self.policies.iter().map(|p| p.name().to_string()).collect();
-            recorder.tick(now, &names, world, decisions);
-        }
-
         let mut b = self.board.write().unwrap_or_else(|p| p.into_inner());
         b.leader = leader;
         b.ticks = self.ticks;
@@ -147,6 +165,39 @@ impl Controller {
             desired_per_hour,
         });
         b.pools = views;
+    }
+}
+
+/// The would-be pool beside the real one. `d.desired` is the would-be size after this tick
+/// (the change is applied to the counterfactual in the same tick).
+fn shadow_view(
+    shadow: &ShadowPool,
+    rules: &PoolRules,
+    real: Option<&PoolStatus>,
+    signals: &[Signal],
+    d: &Decision,
+    price: f64,
+    now: Timestamp,
+) -> ShadowView {
+    let needed = shadow::needed_workers(rules, signals);
+    let mut would_be = shadow.clone();
+    let counts = would_be.counts(rules, now);
+    let real_counts = real.map(|s| WorkerCounts {
+        requested: s.desired,
+        ready: s.ready,
+    });
+    let wait = |c: WorkerCounts, boots: &[(Timestamp, u32)]| {
+        needed.and_then(|n| shadow::estimated_wait_seconds(n, c, boots, rules, now))
+    };
+    ShadowView {
+        would_be_workers: d.desired,
+        would_be_ready: counts.ready,
+        would_be_cost_per_hour: f64::from(d.desired) * price,
+        would_be_est_queue_wait_seconds: wait(counts, &would_be.boots),
+        real_workers: real_counts.map(|c| c.requested),
+        real_cost_per_hour: real_counts.map(|c| f64::from(c.requested) * price),
+        real_est_queue_wait_seconds: real_counts.and_then(|c| wait(c, &[])),
+        demand_in_workers: needed,
     }
 }
 

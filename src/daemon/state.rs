@@ -10,8 +10,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use super::shadow::ShadowPool;
 use crate::engine::Memory;
 use crate::time::Timestamp;
 
@@ -29,16 +32,25 @@ pub struct PersistedState {
     /// Actuations sent (or being drained) whose outcome was not yet recorded in `memory`.
     #[serde(default)]
     pub pending: Vec<Pending>,
+    /// Would-be pools of shadow and dry-run pools.
+    #[serde(default)]
+    pub shadows: BTreeMap<String, ShadowPool>,
 }
 
 impl PersistedState {
-    pub fn new(saved_at: Timestamp, memory: Memory, pending: Vec<Pending>) -> PersistedState {
+    pub fn new(
+        saved_at: Timestamp,
+        memory: Memory,
+        pending: Vec<Pending>,
+        shadows: BTreeMap<String, ShadowPool>,
+    ) -> PersistedState {
         PersistedState {
             format: STATE_FORMAT.into(),
             version: STATE_VERSION,
             saved_at,
             memory,
             pending,
+            shadows,
         }
     }
 }
@@ -140,7 +152,7 @@ mod tests {
             since: Timestamp::from_secs(200),
             kind: PendingKind::Drain,
         }];
-        PersistedState::new(Timestamp::from_secs(300), memory, pending)
+        PersistedState::new(Timestamp::from_secs(300), memory, pending, BTreeMap::new())
     }
 
     #[test]
@@ -172,6 +184,28 @@ mod tests {
         match load(&path) {
             Loaded::Corrupt(why) => assert!(why.contains("v99"), "{why}"),
             l => panic!("{l:?}"),
+        }
+    }
+
+    /// A state file as version 0.1.0 wrote it before `spend` and `hold_scale_down_until`
+    /// existed: it loads, and its cooldown survives.
+    #[test]
+    fn a_state_file_written_before_a_field_existed_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(
+            &path,
+            r#"{"format":"poolpilot-state","version":1,"saved_at":300000,
+                "memory":{"pools":{"etl":{"recommendations":[],"scale_events":[],
+                "last_scale_up":100000,"last_scale_down":null}}}}"#,
+        )
+        .unwrap();
+        match load(&path) {
+            Loaded::Ok(s) => assert_eq!(
+                s.memory.pools["etl"].last_scale_up,
+                Some(Timestamp::from_secs(100))
+            ),
+            other => panic!("expected Ok, got {other:?}"),
         }
     }
 

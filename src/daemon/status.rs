@@ -67,6 +67,8 @@ pub struct PoolView {
     pub reasons: Vec<ReasonView>,
     pub signals: Vec<SignalView>,
     pub spend: SpendView,
+    /// Shadow and dry-run pools: the would-be pool beside the real one.
+    pub shadow: Option<ShadowView>,
     pub last_actuation: Option<ActuationView>,
     pub drain_in_flight: Option<DrainView>,
 }
@@ -99,6 +101,23 @@ pub struct SpendView {
     pub price_per_worker_hour: f64,
     pub per_hour_now: f64,
     pub max_per_hour: Option<f64>,
+}
+
+/// What enforcing the policy would have run, beside what really runs. Queue-wait estimates
+/// are rough: 0 when ready workers cover the demand, the boot time left when the ordered size
+/// covers it, `null` when even the ordered size falls short (the wait then grows with the
+/// backlog). The real pool's booting workers count a whole `boot_time` (their age is unknown).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShadowView {
+    pub would_be_workers: u32,
+    pub would_be_ready: u32,
+    pub would_be_cost_per_hour: f64,
+    pub would_be_est_queue_wait_seconds: Option<f64>,
+    pub real_workers: Option<u32>,
+    pub real_cost_per_hour: Option<f64>,
+    pub real_est_queue_wait_seconds: Option<f64>,
+    /// `max(demand / per_worker)` over the fresh signals.
+    pub demand_in_workers: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

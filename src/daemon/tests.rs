@@ -108,7 +108,12 @@ impl Harness {
     fn with_clean_state(self) -> Harness {
         state::save(
             &self.state_path(),
-            &PersistedState::new(Timestamp::from_secs(T0), Memory::default(), vec![]),
+            &PersistedState::new(
+                Timestamp::from_secs(T0),
+                Memory::default(),
+                vec![],
+                Default::default(),
+            ),
         )
         .unwrap();
         self
@@ -245,24 +250,81 @@ async fn a_lost_source_holds_the_pool_and_status_shows_why() {
     );
 }
 
+/// A shadow pool is decided on its would-be pool: its moves accrue cooldowns as enforce's
+/// would, the platform is never written, and `/status` shows would-be beside real.
 #[tokio::test]
-async fn shadow_mode_never_writes_and_reports_what_it_would_do() {
+async fn shadow_mode_never_writes_and_decides_on_its_would_be_pool() {
     let h = Harness::new(2).with_clean_state();
     let mut c = h.controller(vec![policy("shadow", "0s")], false).await;
     h.demand(Some(10.0));
     h.tick(&mut c, 10, true).await;
-    h.tick(&mut c, 15, true).await;
-    assert!(h.targets().is_empty());
-    let board = h.board.read().unwrap();
-    assert_eq!(board.pools[0].actuation, "shadow");
+    h.demand(Some(20.0));
+    h.tick(&mut c, 30, true).await;
+    assert!(h.targets().is_empty(), "shadow never writes");
+    {
+        let board = h.board.read().unwrap();
+        let pool = &board.pools[0];
+        assert_eq!(pool.actuation, "shadow");
+        assert_eq!(pool.last_actuation.as_ref().unwrap().outcome, "dry_run");
+        assert_eq!(
+            pool.desired,
+            Some(5),
+            "held at 5 by the would-be scale-up's cooldown"
+        );
+        assert!(
+            pool.reasons.iter().any(|r| r.stage == "cooldown"),
+            "{:?}",
+            pool.reasons
+        );
+        let shadow = pool.shadow.as_ref().expect("shadow view");
+        assert_eq!(shadow.would_be_workers, 5);
+        assert_eq!(shadow.real_workers, Some(2));
+        assert_eq!(shadow.demand_in_workers, Some(10.0));
+        assert_eq!(
+            shadow.would_be_est_queue_wait_seconds, None,
+            "5 < 10 needed"
+        );
+    }
+    assert_eq!(c.memory().pools["etl"].last_scale_up, Some(at(10)));
+    assert_eq!(c.shadows()["etl"].workers, 5);
+    drop(c);
+    let c = h.controller(vec![policy("shadow", "0s")], false).await;
     assert_eq!(
-        board.pools[0].last_actuation.as_ref().unwrap().outcome,
-        "dry_run"
+        c.shadows()["etl"].workers,
+        5,
+        "the would-be pool survives a restart"
     );
+}
+
+/// The same demand gives the same decisions in shadow as in enforce.
+#[tokio::test]
+async fn shadow_decides_exactly_what_enforce_does() {
+    let mut desired = Vec::new();
+    for mode in ["enforce", "shadow"] {
+        let h = Harness::new(2).with_clean_state();
+        let mut c = h.controller(vec![policy(mode, "0s")], false).await;
+        let mut seen = Vec::new();
+        for (secs, demand) in [
+            (10, 10.0),
+            (30, 20.0),
+            (75, 20.0),
+            (90, 2.0),
+            (160, 2.0),
+            (230, 0.0),
+        ] {
+            h.demand(Some(demand));
+            h.tick(&mut c, secs, true).await;
+            h.await_calls(h.actuator.calls().len()).await;
+            let board = h.board.read().unwrap();
+            seen.push(board.pools[0].desired);
+        }
+        desired.push(seen);
+    }
+    assert_eq!(desired[0], desired[1]);
     assert_eq!(
-        c.memory().pools["etl"].last_scale_up,
-        None,
-        "memory stays true to the real pool"
+        desired[0][..3],
+        [Some(5), Some(5), Some(10)],
+        "the second step only after the cooldown"
     );
 }
 
@@ -325,7 +387,12 @@ async fn write_ahead_entries_are_reconciled_with_the_platform() {
         since: at(1),
         kind: PendingKind::Scale,
     };
-    let saved = PersistedState::new(at(2), Memory::default(), vec![pending("etl", 5)]);
+    let saved = PersistedState::new(
+        at(2),
+        Memory::default(),
+        vec![pending("etl", 5)],
+        Default::default(),
+    );
     state::save(&h.state_path(), &saved).unwrap();
     h.demand(Some(10.0));
     let mut c = h.controller(vec![policy("enforce", "0s")], false).await;
@@ -340,7 +407,12 @@ async fn write_ahead_entries_are_reconciled_with_the_platform() {
     let h = Harness::new(2);
     state::save(
         &h.state_path(),
-        &PersistedState::new(at(2), Memory::default(), vec![pending("etl", 9)]),
+        &PersistedState::new(
+            at(2),
+            Memory::default(),
+            vec![pending("etl", 9)],
+            Default::default(),
+        ),
     )
     .unwrap();
     h.demand(Some(4.0));

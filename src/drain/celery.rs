@@ -4,7 +4,8 @@
 //! workers running no task instance go first; a busy victim is left alone until it is idle or
 //! the drain timeout passes (then the policy's `on_timeout` decides). Nothing is one-way, so a
 //! drain is abandonable until the worker is removed. Busy-ness comes from the running task
-//! instances' `hostname` (Airflow REST), matched against the member's id (pod name) or address.
+//! instances' `hostname` (Airflow REST, or the metadata DB for `airflow_db` pools), matched
+//! against the member's id (pod name) or address.
 
 use std::collections::HashMap;
 
@@ -13,9 +14,10 @@ use serde::Deserialize;
 
 use super::{DrainError, Drainer};
 use crate::actuators::Member;
-use crate::policy::AirflowSignal;
+use crate::policy::{AirflowDbSignal, AirflowSignal};
 use crate::sources::SourceError;
 use crate::sources::airflow::AirflowSource;
+use crate::sources::airflow_db::AirflowDbSource;
 
 /// Running task instances per worker hostname.
 #[async_trait]
@@ -107,6 +109,31 @@ impl RunningTasks for AirflowRunningTasks {
                 return Ok(by_host);
             }
         }
+    }
+}
+
+/// The same, from the Airflow metadata DB (`task_instance.hostname` of running rows), for
+/// pools sized by an `airflow_db` signal.
+pub struct AirflowDbRunningTasks {
+    source: AirflowDbSource,
+}
+
+impl AirflowDbRunningTasks {
+    pub fn new(spec: &AirflowDbSignal) -> AirflowDbRunningTasks {
+        AirflowDbRunningTasks {
+            source: AirflowDbSource::new(spec, 1.0),
+        }
+    }
+}
+
+#[async_trait]
+impl RunningTasks for AirflowDbRunningTasks {
+    async fn running_by_host(&self) -> Result<HashMap<String, u32>, DrainError> {
+        let rows = self.source.running_by_host().await.map_err(drain_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(host, n)| (host, u32::try_from(n).unwrap_or(u32::MAX)))
+            .collect())
     }
 }
 

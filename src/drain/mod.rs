@@ -22,6 +22,54 @@ use crate::time::Timestamp;
 
 pub use scale_down::{ScaleDownReport, scale_down};
 
+use std::sync::Arc;
+
+use crate::policy::{DrainMethod, DrainTarget, SignalSpec, source};
+
+/// The drainer a policy's scale-downs use: `method` resolved against the signals (`auto` =
+/// the first signal's kind), built on the first signal that can carry it out. Validation
+/// refuses a method no signal can carry out, so `NoDrain` here means `none` was meant.
+pub fn for_policy(
+    method: DrainMethod,
+    signals: &[SignalSpec],
+    http: reqwest::Client,
+) -> Arc<dyn Drainer> {
+    match source::drain_target(method, signals) {
+        Some(DrainTarget::Coordinator { url, user, presto }) => {
+            let flavor = if presto {
+                trino::Flavor::Presto
+            } else {
+                trino::Flavor::Trino
+            };
+            Arc::new(trino::TrinoDrainer::new(
+                http,
+                url,
+                port_of(url),
+                user,
+                flavor,
+            ))
+        }
+        Some(DrainTarget::SparkMaster { master }) => {
+            Arc::new(spark::SparkDrainer::new(http, master))
+        }
+        Some(DrainTarget::Airflow(a)) => Arc::new(celery::CeleryDrainer::new(
+            celery::AirflowRunningTasks::new(a, 100),
+        )),
+        Some(DrainTarget::AirflowDb(d)) => Arc::new(celery::CeleryDrainer::new(
+            celery::AirflowDbRunningTasks::new(d),
+        )),
+        None => Arc::new(NoDrain),
+    }
+}
+
+/// The explicit or scheme-default port of a base URL.
+fn port_of(url: &str) -> u16 {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.port_or_known_default())
+        .unwrap_or(8080)
+}
+
 /// Why a drain call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DrainError {

@@ -1,13 +1,22 @@
 //! The global budget: money per hour across all pools. Minimums (and paused pools' current
 //! sizes) are funded first; the rest goes to pools by priority (higher first; ties keep policy
 //! order, i.e. file-name order). A pool never gets more than its own decision asked for.
+//! Shadow pools run nothing, so they neither count against the budget nor are cut by it.
 
 use super::Decision;
 use super::reason::Reason;
-use crate::policy::{Mode, Policy};
+use super::rules::PoolRules;
+use crate::policy::Mode;
 
-pub(super) fn apply(policies: &[Policy], decisions: &mut [Decision], budget: f64) {
-    let price = |i: usize| policies[i].price_per_worker_hour();
+pub(super) fn apply(rules: &[PoolRules], decisions: &mut [Decision], budget: f64) {
+    let shadow = |i: usize| rules[i].mode == Mode::Shadow;
+    let price = |i: usize| {
+        if shadow(i) {
+            0.0
+        } else {
+            rules[i].cost.per_worker_hour
+        }
+    };
     let asked: f64 = decisions
         .iter()
         .enumerate()
@@ -18,10 +27,10 @@ pub(super) fn apply(policies: &[Policy], decisions: &mut [Decision], budget: f64
     }
     // Fixed spend first: paused pools keep their size; every other pool keeps its minimum.
     let floor = |i: usize, d: &Decision| -> u32 {
-        if d.mode == Mode::Paused {
+        if d.mode == Mode::Paused || shadow(i) {
             d.desired
         } else {
-            policies[i].spec.bounds.min.min(d.desired)
+            rules[i].bounds.min.min(d.desired)
         }
     };
     let fixed: f64 = decisions
@@ -30,10 +39,14 @@ pub(super) fn apply(policies: &[Policy], decisions: &mut [Decision], budget: f64
         .map(|(i, d)| f64::from(floor(i, d)) * price(i))
         .sum();
     if fixed > budget + 1e-9 {
-        for (i, d) in decisions.iter_mut().enumerate() {
+        for (i, d) in decisions
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| !shadow(*i))
+        {
             let allowed = floor(i, d);
             if allowed < d.desired {
-                set(policies, i, d, allowed);
+                set(rules, i, d, allowed);
             }
             d.reasons.push(Reason::BudgetBelowMinimums {
                 minimums_per_hour: fixed,
@@ -45,7 +58,7 @@ pub(super) fn apply(policies: &[Policy], decisions: &mut [Decision], budget: f64
     let mut remaining = budget - fixed;
     let mut order: Vec<usize> = (0..decisions.len()).collect();
     // Stable sort: equal priorities keep policy order.
-    order.sort_by_key(|&i| std::cmp::Reverse(policies[i].priority()));
+    order.sort_by_key(|&i| std::cmp::Reverse(rules[i].cost.priority));
     for i in order {
         let d = &mut decisions[i];
         let base = floor(i, d);
@@ -59,7 +72,7 @@ pub(super) fn apply(policies: &[Policy], decisions: &mut [Decision], budget: f64
         remaining -= f64::from(extra) * p;
         let allowed = base + extra;
         if allowed < d.desired {
-            set(policies, i, d, allowed);
+            set(rules, i, d, allowed);
             d.reasons.push(Reason::GlobalBudget {
                 allowed,
                 budget_per_hour: budget,
@@ -68,7 +81,11 @@ pub(super) fn apply(policies: &[Policy], decisions: &mut [Decision], budget: f64
     }
 }
 
-fn set(policies: &[Policy], i: usize, d: &mut Decision, allowed: u32) {
-    let policy = &policies[i];
-    *d = super::decide::finish(policy, d.current, allowed, std::mem::take(&mut d.reasons));
+fn set(rules: &[PoolRules], i: usize, d: &mut Decision, allowed: u32) {
+    *d = super::decide::finish(
+        &rules[i],
+        d.current,
+        allowed,
+        std::mem::take(&mut d.reasons),
+    );
 }

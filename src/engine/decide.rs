@@ -5,35 +5,35 @@
 use super::limits::{cooldowns, flap_budget, rate_limit, stabilize};
 use super::memory::PoolMemory;
 use super::reason::{MissingAction, Reason};
+use super::rules::PoolRules;
 use super::signal::{Signal, SignalFault};
 use super::world::PoolObservation;
 use super::{Decision, DrainPlan};
-use crate::policy::{Mode, Policy};
+use crate::policy::Mode;
 use crate::time::Timestamp;
 
 /// Decides one pool. Pure: same inputs, same output; `memory` is updated with this tick's
 /// recommendation and spend (actuations are recorded by the caller once they happen).
 pub fn decide(
-    policy: &Policy,
+    rules: &PoolRules,
     obs: &PoolObservation,
     memory: &mut PoolMemory,
     now: Timestamp,
 ) -> Decision {
-    let spec = &policy.spec;
     let current = obs.workers.requested;
     memory
         .spend
-        .accrue(current, policy.price_per_worker_hour(), now);
+        .accrue(current, rules.cost.per_worker_hour, now);
     let mut reasons = Vec::new();
-    if spec.mode == Mode::Paused {
+    if rules.mode == Mode::Paused {
         reasons.push(Reason::Paused);
-        return finish(policy, current, current, reasons);
+        return finish(rules, current, current, reasons);
     }
 
     // 1 + 2. Signals → raw recommendation.
-    let readings = read_signals(policy, obs, now);
+    let readings = read_signals(rules, obs, now);
     let mut no_scale_down = false;
-    let mut desired = match readings.raw(policy, current, &mut reasons) {
+    let mut desired = match readings.raw(rules, current, &mut reasons) {
         Some(raw) => raw,
         None => current,
     };
@@ -42,8 +42,8 @@ pub fn decide(
         let action = if !all_missing {
             MissingAction::NoScaleDown
         } else {
-            match spec.on_missing_signal.then_workers {
-                Some(n) if now.since(missing.since) >= spec.on_missing_signal.hold_for => {
+            match rules.on_missing_signal.then_workers {
+                Some(n) if now.since(missing.since) >= rules.on_missing_signal.hold_for => {
                     desired = current.max(n);
                     MissingAction::Fallback
                 }
@@ -60,7 +60,7 @@ pub fn decide(
     }
 
     // 3. Schedule floor and bounds.
-    if let Some((i, s)) = policy
+    if let Some((i, s)) = rules
         .schedules
         .iter()
         .enumerate()
@@ -74,11 +74,11 @@ pub fn decide(
             schedule: i,
         });
     }
-    desired = clamp_bounds(policy, desired, &mut reasons);
+    desired = clamp_bounds(rules, desired, &mut reasons);
 
     // 4. Stabilization (only real recommendations enter the history).
     if readings.fresh > 0 {
-        desired = stabilize(policy, memory, current, desired, now, &mut reasons);
+        desired = stabilize(rules, memory, current, desired, now, &mut reasons);
     } else if desired < current {
         desired = current;
     }
@@ -90,11 +90,11 @@ pub fn decide(
     }
 
     // 5. Cooldowns.
-    desired = cooldowns(policy, memory, current, desired, now, &mut reasons);
+    desired = cooldowns(rules, memory, current, desired, now, &mut reasons);
 
     // 6. Rate limits and flap budget.
-    desired = rate_limit(policy, memory, current, desired, now, &mut reasons);
-    desired = flap_budget(policy, memory, current, desired, now, &mut reasons);
+    desired = rate_limit(rules, memory, current, desired, now, &mut reasons);
+    desired = flap_budget(rules, memory, current, desired, now, &mut reasons);
 
     // 7. Boot-awareness: don't judge capacity that was just ordered and is not ready yet.
     let booting = current.saturating_sub(obs.workers.ready);
@@ -102,42 +102,42 @@ pub fn decide(
         && booting > 0
         && memory
             .last_scale_up
-            .is_some_and(|t| now.since(t) < spec.boot_time)
+            .is_some_and(|t| now.since(t) < rules.boot_time)
     {
         desired = current;
         reasons.push(Reason::Booting { booting });
     }
 
     // Bounds win over the holds above (e.g. a lowered max after a policy edit).
-    desired = clamp_bounds(policy, desired, &mut reasons);
+    desired = clamp_bounds(rules, desired, &mut reasons);
 
     // 8a. Pool cost cap (the global budget is applied across pools in `step`).
-    if let (Some(cap), Some(cost)) = (policy.cost_cap_workers(), spec.cost.as_ref()) {
-        let cap = cap.max(spec.bounds.min);
+    if let Some(cap) = rules.cost_cap_workers() {
+        let cap = cap.max(rules.bounds.min);
         if desired > cap {
             desired = cap;
             reasons.push(Reason::CostCap {
                 max_workers: cap,
-                max_per_hour: cost.max_per_hour.unwrap_or_default(),
+                max_per_hour: rules.cost.max_per_hour.unwrap_or_default(),
             });
         }
     }
-    if no_scale_down && desired < current && desired < spec.bounds.max.min(current) {
-        desired = current.min(spec.bounds.max);
+    if no_scale_down && desired < current && desired < rules.bounds.max.min(current) {
+        desired = current.min(rules.bounds.max);
     }
-    finish(policy, current, desired, reasons)
+    finish(rules, current, desired, reasons)
 }
 
 pub(super) fn finish(
-    policy: &Policy,
+    rules: &PoolRules,
     current: u32,
     desired: u32,
     reasons: Vec<Reason>,
 ) -> Decision {
-    let drain = (desired < current).then(|| DrainPlan::from_policy(policy, current - desired));
+    let drain = (desired < current).then(|| DrainPlan::from_rules(rules, current - desired));
     Decision {
-        pool: policy.name().to_string(),
-        mode: policy.spec.mode,
+        pool: rules.name.as_str().to_string(),
+        mode: rules.mode,
         current,
         desired,
         reasons,
@@ -158,9 +158,8 @@ struct Readings {
     missing: Option<Missing>,
 }
 
-fn read_signals(policy: &Policy, obs: &PoolObservation, now: Timestamp) -> Readings {
-    let stale_after = policy.spec.on_missing_signal.stale_after;
-    let mut values = Vec::with_capacity(policy.spec.signals.len());
+fn read_signals(rules: &PoolRules, obs: &PoolObservation, now: Timestamp) -> Readings {
+    let mut values = Vec::with_capacity(rules.per_worker.len());
     let mut missing: Option<Missing> = None;
     let mut note = |since: Timestamp, fault: SignalFault| {
         let m = missing.get_or_insert(Missing {
@@ -174,7 +173,7 @@ fn read_signals(policy: &Policy, obs: &PoolObservation, now: Timestamp) -> Readi
             m.fault = fault;
         }
     };
-    for i in 0..policy.spec.signals.len() {
+    for i in 0..rules.per_worker.len() {
         match obs.signals.get(i) {
             Some(Signal::Value {
                 demand,
@@ -182,8 +181,6 @@ fn read_signals(policy: &Policy, obs: &PoolObservation, now: Timestamp) -> Readi
             }) => {
                 if !(demand.is_finite() && *demand >= 0.0) {
                     note(*observed_at, SignalFault::Malformed);
-                } else if now.since(*observed_at) > stale_after {
-                    note(*observed_at, SignalFault::Stale);
                 } else {
                     values.push((i, *demand));
                 }
@@ -202,22 +199,21 @@ fn read_signals(policy: &Policy, obs: &PoolObservation, now: Timestamp) -> Readi
 impl Readings {
     /// HPA AverageValue per signal (`ceil(demand / per_worker)`, current size kept inside the
     /// tolerance band), max over signals, plus KEDA-style activation at zero.
-    fn raw(&self, policy: &Policy, current: u32, reasons: &mut Vec<Reason>) -> Option<u32> {
-        let spec = &policy.spec;
+    fn raw(&self, rules: &PoolRules, current: u32, reasons: &mut Vec<Reason>) -> Option<u32> {
         let mut best: Option<(u32, Reason, Option<Reason>)> = None;
         for &(i, demand) in &self.values {
-            let per_worker = spec.signals[i].per_worker;
+            let per_worker = rules.per_worker[i];
             let exact = demand / per_worker;
             let workers = ceil_workers(exact);
             let mut proposal = workers;
             let mut tolerance_reason = None;
             if current > 0 {
                 let ratio = exact / f64::from(current);
-                if (1.0 - ratio).abs() <= spec.tolerance {
+                if (1.0 - ratio).abs() <= rules.tolerance {
                     proposal = current;
                     tolerance_reason = Some(Reason::WithinTolerance {
                         ratio,
-                        tolerance: spec.tolerance,
+                        tolerance: rules.tolerance,
                     });
                 }
             }
@@ -234,7 +230,7 @@ impl Readings {
         let (mut proposal, raw, tolerance) = best?;
         reasons.push(raw);
         reasons.extend(tolerance);
-        if let Some(z) = spec.scale_to_zero {
+        if let Some(z) = rules.scale_to_zero {
             let active = self.values.iter().any(|&(_, d)| d > z.activation_threshold);
             if !active && proposal > 0 {
                 let demand = self.values.iter().map(|v| v.1).fold(0.0, f64::max);
@@ -256,8 +252,8 @@ fn ceil_workers(x: f64) -> u32 {
     (x - 1e-9).ceil().clamp(0.0, f64::from(u32::MAX)) as u32
 }
 
-fn clamp_bounds(policy: &Policy, desired: u32, reasons: &mut Vec<Reason>) -> u32 {
-    let b = policy.spec.bounds;
+fn clamp_bounds(rules: &PoolRules, desired: u32, reasons: &mut Vec<Reason>) -> u32 {
+    let b = rules.bounds;
     if desired < b.min {
         reasons.push(Reason::BoundMin { min: b.min });
         b.min
@@ -270,8 +266,8 @@ fn clamp_bounds(policy: &Policy, desired: u32, reasons: &mut Vec<Reason>) -> u32
 }
 
 impl DrainPlan {
-    fn from_policy(policy: &Policy, remove: u32) -> DrainPlan {
-        let d = &policy.spec.scale_down.drain;
+    fn from_rules(rules: &PoolRules, remove: u32) -> DrainPlan {
+        let d = &rules.drain;
         DrainPlan {
             remove,
             method: d.method,

@@ -5,21 +5,22 @@ use std::time::Duration;
 
 use super::memory::{PoolMemory, Recommendation};
 use super::reason::{Direction, Reason};
-use crate::policy::{MaxStep, Policy, SelectPolicy};
+use super::rules::PoolRules;
+use crate::policy::{MaxStep, SelectPolicy};
 use crate::time::Timestamp;
 
 /// HPA `stabilizeRecommendationWithBehaviors`: up = min over the up window, down = max over the
 /// down window, both including this tick's recommendation; then record it.
 pub(super) fn stabilize(
-    policy: &Policy,
+    rules: &PoolRules,
     memory: &mut PoolMemory,
     current: u32,
     desired: u32,
     now: Timestamp,
     reasons: &mut Vec<Reason>,
 ) -> u32 {
-    let up_window = policy.spec.scale_up.stabilization;
-    let down_window = policy.spec.scale_down.stabilization;
+    let up_window = rules.scale_up.stabilization;
+    let down_window = rules.scale_down.stabilization;
     let (mut up, mut down) = (desired, desired);
     for rec in &memory.recommendations {
         if rec.at > now - up_window && rec.at <= now {
@@ -62,7 +63,7 @@ pub(super) fn stabilize(
 }
 
 pub(super) fn cooldowns(
-    policy: &Policy,
+    rules: &PoolRules,
     memory: &PoolMemory,
     current: u32,
     desired: u32,
@@ -74,7 +75,7 @@ pub(super) fn cooldowns(
         (!left.is_zero()).then(|| left.as_secs().max(1))
     };
     if desired > current {
-        if let Some(s) = remaining(memory.last_scale_up, policy.spec.scale_up.cooldown) {
+        if let Some(s) = remaining(memory.last_scale_up, rules.scale_up.cooldown) {
             reasons.push(Reason::Cooldown {
                 direction: Direction::Up,
                 remaining_s: s,
@@ -83,7 +84,7 @@ pub(super) fn cooldowns(
         }
     } else if desired < current {
         let last = memory.last_scale_up.max(memory.last_scale_down);
-        if let Some(s) = remaining(last, policy.spec.scale_down.cooldown) {
+        if let Some(s) = remaining(last, rules.scale_down.cooldown) {
             reasons.push(Reason::Cooldown {
                 direction: Direction::Down,
                 remaining_s: s,
@@ -96,7 +97,7 @@ pub(super) fn cooldowns(
 
 /// HPA `calculateScaleUpLimitWithScalingRules` / `calculateScaleDownLimitWithBehaviors`.
 pub(super) fn rate_limit(
-    policy: &Policy,
+    rules: &PoolRules,
     memory: &PoolMemory,
     current: u32,
     desired: u32,
@@ -122,9 +123,9 @@ pub(super) fn rate_limit(
     let cur = i64::from(current);
     if desired > current {
         let limit = up_limit(
-            &policy.spec.scale_up.max_step,
+            &rules.scale_up.max_step,
             cur,
-            changes_in(policy.spec.scale_up.max_step.period),
+            changes_in(rules.scale_up.max_step.period),
         )
         .max(cur);
         if i64::from(desired) > limit {
@@ -137,9 +138,9 @@ pub(super) fn rate_limit(
         }
     } else if desired < current {
         let limit = down_limit(
-            &policy.spec.scale_down.max_step,
+            &rules.scale_down.max_step,
             cur,
-            changes_in(policy.spec.scale_down.max_step.period),
+            changes_in(rules.scale_down.max_step.period),
         )
         .min(cur);
         if i64::from(desired) < limit {
@@ -194,14 +195,14 @@ fn down_limit(step: &MaxStep, current: i64, (added, removed): (i64, i64)) -> i64
 }
 
 pub(super) fn flap_budget(
-    policy: &Policy,
+    rules: &PoolRules,
     memory: &PoolMemory,
     current: u32,
     desired: u32,
     now: Timestamp,
     reasons: &mut Vec<Reason>,
 ) -> u32 {
-    let (Some(budget), Some(last)) = (policy.spec.flap_budget, memory.scale_events.back()) else {
+    let (Some(budget), Some(last)) = (rules.flap_budget, memory.scale_events.back()) else {
         return desired;
     };
     if desired == current {

@@ -10,6 +10,7 @@ use super::reason::Direction;
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Memory {
     /// Keyed by pool name. A hash map because `step` looks every pool up each tick; written
     /// sorted so state files are stable.
@@ -76,7 +77,10 @@ impl Memory {
 /// Bound on the remembered scale events (rate-limit periods and the flap hour need far fewer).
 const MAX_EVENTS: usize = 256;
 
+/// `#[serde(default)]`: a state file written before a field existed still loads (the new
+/// field starts empty), so adding memory never costs a restart its cooldowns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PoolMemory {
     /// Recommendations (after bounds) inside the longest stabilization window.
     pub recommendations: VecDeque<Recommendation>,
@@ -112,6 +116,7 @@ impl ScaleEvent {
 
 /// Money and worker-time spent, accrued each tick from the requested size and the price.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SpendLedger {
     pub worker_seconds: f64,
     pub money: f64,
@@ -144,6 +149,18 @@ mod tests {
         l.accrue(2, 1.0, Timestamp::from_secs(100));
         assert!((l.money - 1.0).abs() < 1e-9);
         assert_eq!(l.worker_seconds, 3600.0);
+    }
+
+    /// A pool's memory as an earlier version wrote it (no `spend`, no `hold_scale_down_until`,
+    /// no `recommendations`): it loads, and what it has is kept.
+    #[test]
+    fn memory_written_before_a_field_existed_still_loads() {
+        let old = r#"{"pools":{"etl":{"scale_events":[{"at":10000,"from":1,"to":3}],
+            "last_scale_up":10000,"last_scale_down":null}}}"#;
+        let m: Memory = serde_json::from_str(old).expect("forward compatible");
+        assert_eq!(m.pools["etl"].last_scale_up, Some(Timestamp::from_secs(10)));
+        assert_eq!(m.pools["etl"].scale_events.len(), 1);
+        assert_eq!(m.pools["etl"].spend, SpendLedger::default());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod decide;
 mod limits;
 pub mod memory;
 pub mod reason;
+pub mod rules;
 pub mod signal;
 pub mod world;
 
@@ -18,10 +19,11 @@ use serde::{Deserialize, Serialize};
 pub use decide::decide;
 pub use memory::{Memory, PoolMemory};
 pub use reason::{Direction, MissingAction, Reason};
+pub use rules::PoolRules;
 pub use signal::{Signal, SignalFault};
 pub use world::{PoolObservation, WorkerCounts, World};
 
-use crate::policy::{DrainMethod, Mode, OnDrainTimeout, Policy};
+use crate::policy::{DrainMethod, Mode, OnDrainTimeout};
 use crate::time::Timestamp;
 
 /// What one pool should be sized to, and why.
@@ -64,24 +66,24 @@ pub struct DrainPlan {
 }
 
 /// One tick for every pool: per-pool pipeline, then the global budget across pools.
-/// `world.pools` is aligned with `policies`; a missing observation counts as never polled.
+/// `world.pools` is aligned with `rules`; a missing observation counts as never polled.
 pub fn step(
-    policies: &[Policy],
+    rules: &[PoolRules],
     world: &World,
     memory: &mut Memory,
     now: Timestamp,
 ) -> Vec<Decision> {
     let empty = PoolObservation::default();
-    let mut decisions: Vec<Decision> = policies
+    let mut decisions: Vec<Decision> = rules
         .iter()
         .enumerate()
-        .map(|(i, policy)| {
+        .map(|(i, pool)| {
             let obs = world.pools.get(i).unwrap_or(&empty);
-            decide(policy, obs, memory.pool_mut(policy.name()), now)
+            decide(pool, obs, memory.pool_mut(&pool.name), now)
         })
         .collect();
     if let Some(budget) = world.global_budget_per_hour {
-        budget::apply(policies, &mut decisions, budget);
+        budget::apply(rules, &mut decisions, budget);
     }
     decisions
 }

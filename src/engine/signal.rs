@@ -34,8 +34,6 @@ pub enum SignalFault {
     Malformed,
     /// Body larger than the response size cap.
     Oversized,
-    /// The reading is older than the policy's `stale_after`.
-    Stale,
     /// Never polled yet (daemon start).
     NotPolled,
 }
@@ -50,7 +48,6 @@ impl SignalFault {
             SignalFault::Auth => "auth",
             SignalFault::Malformed => "malformed",
             SignalFault::Oversized => "oversized",
-            SignalFault::Stale => "stale",
             SignalFault::NotPolled => "not_polled",
         }
     }

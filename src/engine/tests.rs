@@ -6,7 +6,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::policy::{self, Policy};
+use crate::policy;
 
 const BASE: &str = r#"
 pool: p
@@ -18,9 +18,9 @@ workers:
 bounds: { min: 1, max: 100 }
 "#;
 
-fn policy(extra: &str) -> Policy {
+fn policy(extra: &str) -> PoolRules {
     let text = format!("{BASE}{extra}");
-    policy::load_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}"))
+    PoolRules::compile(&policy::load_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn at(secs: i64) -> Timestamp {
@@ -40,7 +40,7 @@ fn obs(demand: f64, current: u32, now: Timestamp) -> PoolObservation {
     }
 }
 
-fn one(p: &Policy, memory: &mut Memory, demand: f64, current: u32, now: Timestamp) -> Decision {
+fn one(p: &PoolRules, memory: &mut Memory, demand: f64, current: u32, now: Timestamp) -> Decision {
     let world = World {
         pools: vec![obs(demand, current, now)],
         global_budget_per_hour: None,
@@ -70,7 +70,7 @@ fn hpa_average_value_table() {
     ];
     for &(demand, per_worker, current, expected) in rows {
         let mut p = policy("tolerance: 0.1\n");
-        p.spec.signals[0].per_worker = per_worker;
+        p.per_worker[0] = per_worker;
         let d = one(&p, &mut Memory::default(), demand, current, at(0));
         assert_eq!(
             d.desired, expected,
@@ -240,42 +240,9 @@ fn missing_signal_holds_then_falls_back_but_never_scales_down() {
 }
 
 #[test]
-fn stale_reading_counts_as_missing() {
-    let p = policy("scale_down: { stabilization: 0s }\n");
-    let world = World {
-        pools: vec![PoolObservation {
-            signals: vec![Signal::Value {
-                demand: 0.0,
-                observed_at: at(0),
-            }],
-            workers: WorkerCounts {
-                requested: 10,
-                ready: 10,
-            },
-        }],
-        global_budget_per_hour: None,
-    };
-    let d = step(
-        std::slice::from_ref(&p),
-        &world,
-        &mut Memory::default(),
-        at(600),
-    )
-    .remove(0);
-    assert_eq!(d.desired, 10);
-    assert!(matches!(
-        d.reasons[0],
-        Reason::SignalMissing {
-            fault: SignalFault::Stale,
-            ..
-        }
-    ));
-}
-
-#[test]
 fn partial_signals_allow_scale_up_only() {
     let mut p = policy("scale_down: { stabilization: 0s }\n");
-    p.spec.signals.push(p.spec.signals[0].clone());
+    p.per_worker.push(p.per_worker[0]);
     let world = |demand: f64| World {
         pools: vec![PoolObservation {
             signals: vec![
@@ -355,6 +322,29 @@ fn pool_cost_cap() {
     assert!(labels(&d).contains(&"cost_cap"));
 }
 
+/// A shadow pool runs nothing: it is neither counted against the budget nor cut by it.
+#[test]
+fn the_global_budget_counts_only_pools_that_really_run() {
+    let real = policy("cost: { per_worker_hour: 1 }\n").named("real");
+    let mut shadow = policy("cost: { per_worker_hour: 1, priority: 99 }\n").named("shadow");
+    shadow.mode = crate::policy::Mode::Shadow;
+    let world = World {
+        pools: vec![obs(10.0, 1, at(0)), obs(10.0, 1, at(0))],
+        global_budget_per_hour: Some(4.0),
+    };
+    let ds = step(&[real, shadow], &world, &mut Memory::default(), at(0));
+    assert_eq!(ds[0].desired, 4, "the real pool gets the whole budget");
+    assert_eq!(
+        ds[1].desired, 5,
+        "the shadow pool is sized as if alone (rate limit only)"
+    );
+    assert!(
+        !ds[1].reasons.iter().any(|r| r.label().contains("budget")),
+        "{:?}",
+        ds[1].reasons
+    );
+}
+
 #[test]
 fn global_budget_by_priority_minimums_first() {
     let hi = policy("cost: { per_worker_hour: 1, priority: 10 }\n").named("hi");
@@ -424,14 +414,51 @@ fn reasons_serialise_to_json() {
     assert_eq!(json["desired"], 6);
 }
 
-impl Policy {
-    fn with_min(mut self, min: u32) -> Policy {
-        self.spec.bounds.min = min;
+impl PoolRules {
+    fn with_min(mut self, min: u32) -> PoolRules {
+        self.bounds.min = min;
         self
     }
-    fn named(mut self, name: &str) -> Policy {
-        self.spec.pool = name.into();
+    fn named(mut self, name: &str) -> PoolRules {
+        self.name = name.into();
         self
+    }
+}
+
+#[test]
+fn the_built_in_hpa_matches_the_policy_language_with_hpa_defaults() {
+    let text = "pool: h\n\
+         signals:\n  - spark: { master: \"http://spark:8080\", cores_per_waiting_app: 1 }\n    per_worker: 4\n\
+         workers: { kubernetes: { namespace: ns, deployment: h } }\n\
+         bounds: { min: 1, max: 10 }\n\
+         boot_time: 0s\n\
+         scale_down: { drain: { method: none } }\n";
+    let policy = policy::load_str(text, "<test>").expect("valid");
+    assert_eq!(PoolRules::compile(&policy), PoolRules::hpa("h", 4.0, 1, 10));
+}
+
+#[test]
+fn auto_drain_resolves_from_the_first_signal_as_the_daemon_drains() {
+    for (signal, method) in [
+        (
+            "spark: { master: \"http://s:8080\", cores_per_waiting_app: 1 }",
+            DrainMethod::Spark,
+        ),
+        (
+            "presto: { coordinator: \"http://p:8080\" }",
+            DrainMethod::Trino,
+        ),
+        (
+            "airflow_db: { connection: { env: DB } }",
+            DrainMethod::Celery,
+        ),
+    ] {
+        let text = format!(
+            "pool: p\nsignals:\n  - {signal}\n    per_worker: 4\n\
+             workers: {{ kubernetes: {{ namespace: ns, deployment: p }} }}\nbounds: {{ min: 1, max: 10 }}\n"
+        );
+        let policy = policy::load_str(&text, "<test>").expect("valid");
+        assert_eq!(PoolRules::compile(&policy).drain.method, method, "{signal}");
     }
 }
 
@@ -476,7 +503,7 @@ proptest! {
     fn bounds_always_hold(demand in 0.0f64..1e7, current in 0u32..500, min in 0u32..20, span in 1u32..100, t in -1000i64..1000, events in arb_memory_events()) {
         let p = policy("scale_to_zero: {}\n").with_min(min);
         let mut p = p;
-        p.spec.bounds.max = min + span;
+        p.bounds.max = min + span;
         let mut m = Memory::default();
         for (dt, a, b) in events { m.record_actuation("p", a, b, at(dt)); }
         let d = one(&p, &mut m, demand, current, at(t));

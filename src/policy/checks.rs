@@ -3,6 +3,7 @@
 
 use super::model::*;
 use super::schedule::Schedule;
+use super::source::{NotOneKind, SourceKind};
 
 /// The HPA's API limits for stabilization windows and rate-limit periods.
 const MAX_WINDOW_SECS: u64 = 3600;
@@ -10,7 +11,7 @@ const MAX_PERIOD_SECS: u64 = 1800;
 
 pub(super) type Problem = (String, String, Option<String>);
 
-fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
+pub(super) fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
     (field.into(), message.into(), None)
 }
 
@@ -125,12 +126,6 @@ pub(super) fn check_file(f: &PolicyFile) -> (Vec<Schedule>, Vec<Problem>) {
         }
     }
     let m = &f.on_missing_signal;
-    if m.stale_after.is_zero() {
-        out.push(problem(
-            "on_missing_signal.stale_after",
-            "must be longer than 0s",
-        ));
-    }
     if let Some(n) = m.then_workers
         && n > b.max
     {
@@ -152,21 +147,19 @@ pub(super) fn check_file(f: &PolicyFile) -> (Vec<Schedule>, Vec<Problem>) {
 }
 
 fn check_signal(path: &str, s: &SignalSpec, out: &mut Vec<Problem>) {
-    let kinds = [
-        s.trino.is_some(),
-        s.presto.is_some(),
-        s.airflow.is_some(),
-        s.airflow_db.is_some(),
-        s.spark.is_some(),
-    ];
-    match kinds.iter().filter(|k| **k).count() {
-        1 => {}
-        0 => out.push((
+    match s.source() {
+        Ok(source) => source.check(path, out),
+        Err(NotOneKind(0)) => out.push((
             path.to_string(),
             "names no engine".into(),
-            Some("add exactly one of `trino`, `presto`, `airflow`, `airflow_db`, `spark`".into()),
+            Some(format!(
+                "add exactly one of {}",
+                SourceKind::ALL
+                    .map(|k| format!("`{}`", k.name()))
+                    .join(", ")
+            )),
         )),
-        _ => out.push(problem(
+        Err(_) => out.push(problem(
             path,
             "names more than one engine; use one list entry per signal",
         )),
@@ -177,55 +170,28 @@ fn check_signal(path: &str, s: &SignalSpec, out: &mut Vec<Problem>) {
             "must be a number > 0",
         ));
     }
-    let http_checks = |field: &str, url: &str, http: &HttpOptions, out: &mut Vec<Problem>| {
-        check_url(&format!("{path}.{field}"), url, out);
-        if http.timeout.is_zero() {
-            out.push(problem(
-                format!("{path}.http.timeout"),
-                "must be longer than 0s",
-            ));
-        }
-        if http.max_body_bytes == 0 {
-            out.push(problem(
-                format!("{path}.http.max_body_bytes"),
-                "must be > 0",
-            ));
-        }
-    };
-    if let Some(t) = &s.trino {
-        http_checks("trino.coordinator", &t.coordinator, &t.http, out);
-        if t.user.is_empty() {
-            out.push(problem(format!("{path}.trino.user"), "must not be empty"));
-        }
+}
+
+/// Checks shared by the HTTP sources: `base` is the engine key's path, `field` its URL field.
+pub(super) fn check_http(
+    base: &str,
+    field: &str,
+    url: &str,
+    http: &HttpOptions,
+    out: &mut Vec<Problem>,
+) {
+    check_url(&format!("{base}.{field}"), url, out);
+    if http.timeout.is_zero() {
+        out.push(problem(
+            format!("{base}.http.timeout"),
+            "must be longer than 0s",
+        ));
     }
-    if let Some(p) = &s.presto {
-        http_checks("presto.coordinator", &p.coordinator, &p.http, out);
-    }
-    if let Some(a) = &s.airflow {
-        http_checks("airflow.api", &a.api, &a.http, out);
-    }
-    if let Some(d) = &s.airflow_db {
-        if d.timeout.is_zero() {
-            out.push(problem(
-                format!("{path}.airflow_db.timeout"),
-                "must be longer than 0s",
-            ));
-        }
-        if d.executor == AirflowExecutor::CeleryKubernetes && d.kubernetes_queue.is_empty() {
-            out.push(problem(
-                format!("{path}.airflow_db.kubernetes_queue"),
-                "must not be empty",
-            ));
-        }
-    }
-    if let Some(sp) = &s.spark {
-        http_checks("spark.master", &sp.master, &sp.http, out);
-        if sp.cores_per_waiting_app == 0 {
-            out.push(problem(
-                format!("{path}.spark.cores_per_waiting_app"),
-                "must be at least 1",
-            ));
-        }
+    if http.max_body_bytes == 0 {
+        out.push(problem(
+            format!("{base}.http.max_body_bytes"),
+            "must be > 0",
+        ));
     }
 }
 
@@ -314,20 +280,45 @@ fn check_step(dir: &str, s: &MaxStep, window: std::time::Duration, out: &mut Vec
     }
 }
 
+/// A drain method the daemon cannot carry out is refused here, so what validates is what
+/// runs (and what the simulator models).
 fn check_drain_method(f: &PolicyFile, out: &mut Vec<Problem>) {
-    let has = |pred: fn(&SignalSpec) -> bool| f.signals.iter().any(pred);
-    let field = "scale_down.drain.method";
-    match f.scale_down.drain.method {
-        DrainMethod::Trino if !has(|s| s.trino.is_some() || s.presto.is_some()) => {
-            out.push(problem(
-                field,
-                "`trino` drain needs a `trino` or `presto` signal (its coordinator is used)",
-            ))
-        }
-        DrainMethod::Spark if !has(|s| s.spark.is_some()) => out.push(problem(
-            field,
-            "`spark` drain needs a `spark` signal (its master is used)",
-        )),
-        _ => {}
+    let method = f.scale_down.drain.method;
+    if matches!(method, DrainMethod::Auto | DrainMethod::None) {
+        return;
+    }
+    let possible: Vec<DrainMethod> = f
+        .signals
+        .iter()
+        .filter_map(|s| s.source().ok())
+        .flat_map(|s| s.drains().iter().copied())
+        .collect();
+    if !possible.contains(&method) {
+        let name = |m: DrainMethod| {
+            serde_json::to_value(m)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        };
+        let mut allowed: Vec<String> = possible.into_iter().map(name).collect();
+        allowed.dedup();
+        allowed.push("none".into());
+        allowed.push("auto".into());
+        out.push((
+            "scale_down.drain.method".into(),
+            format!(
+                "`{}` drain needs a signal of kind {} (the drain goes through it)",
+                name(method),
+                SourceKind::that_drain(method)
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+            Some(format!(
+                "this pool's signals can drain with: {}",
+                allowed.join(", ")
+            )),
+        ));
     }
 }

@@ -7,6 +7,7 @@ pub mod errors;
 pub mod model;
 pub mod schedule;
 pub mod signals;
+pub mod source;
 pub mod validate;
 pub mod yaml;
 
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub use errors::{PolicyError, PolicyErrors};
 pub use model::*;
 pub use schedule::Schedule;
+pub use source::{DrainTarget, SourceKind, SourceSpec};
 
 /// A validated pool policy.
 #[derive(Debug, Clone)]

@@ -264,10 +264,6 @@ pub struct ScheduleSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MissingSignalRule {
-    /// A reading older than this counts as missing.
-    #[serde(default = "defaults::stale_after", with = "humantime_serde")]
-    #[schemars(with = "String")]
-    pub stale_after: Duration,
     /// Hold the current size this long while a signal is missing.
     #[serde(default = "defaults::hold_for", with = "humantime_serde")]
     #[schemars(with = "String")]
@@ -280,7 +276,6 @@ pub struct MissingSignalRule {
 impl Default for MissingSignalRule {
     fn default() -> Self {
         MissingSignalRule {
-            stale_after: defaults::stale_after(),
             hold_for: defaults::hold_for(),
             then_workers: None,
         }
@@ -343,9 +338,6 @@ pub mod defaults {
     }
     pub fn drain_timeout() -> Duration {
         Duration::from_secs(600)
-    }
-    pub fn stale_after() -> Duration {
-        Duration::from_secs(60)
     }
     pub fn hold_for() -> Duration {
         Duration::from_secs(300)

@@ -16,6 +16,16 @@ pub struct Schedule {
     pub min: u32,
 }
 
+/// Equal when written the same (the compiled cron compares by its pattern text).
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Schedule) -> bool {
+        self.cron.pattern.to_string() == other.cron.pattern.to_string()
+            && self.timezone == other.timezone
+            && self.duration == other.duration
+            && self.min == other.min
+    }
+}
+
 impl Schedule {
     /// Compiles a schedule; errors are (field, message).
     pub fn compile(

@@ -104,10 +104,11 @@ fn describe(path: &str, message: &str) -> (String, String, Option<String>) {
         } else {
             join(path, name)
         };
+        let hint = removed_field(name).map(str::to_string);
         return (
             field,
             format!("unknown field `{name}`"),
-            suggestion(name, &expected),
+            hint.or_else(|| suggestion(name, &expected)),
         );
     }
     if let Some(rest) = message.strip_prefix("unknown variant `") {
@@ -143,6 +144,17 @@ fn suggestion(name: &str, expected: &[String]) -> Option<String> {
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, e)| format!("did you mean `{e}`?"))
+}
+
+/// Fields earlier versions accepted, and what to do instead.
+fn removed_field(name: &str) -> Option<&'static str> {
+    match name {
+        "stale_after" => Some(
+            "`stale_after` was removed: every reading is taken in the tick that uses it, and a \
+             failed or timed-out poll already counts as missing; delete the line",
+        ),
+        _ => None,
+    }
 }
 
 fn join(path: &str, key: &str) -> String {

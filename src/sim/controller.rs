@@ -2,8 +2,8 @@
 //! test, and the HPA baseline as a built-in policy with HPA defaults), KEDA's 0↔1 logic in
 //! front of that HPA, or a static size.
 
-use crate::engine::{self, Memory, PoolObservation, Signal, WorkerCounts, World};
-use crate::policy::{self, DrainMethod, Mode, OnDrainTimeout, Policy};
+use crate::engine::{self, Memory, PoolObservation, PoolRules, Signal, WorkerCounts, World};
+use crate::policy::{DrainMethod, Mode, OnDrainTimeout, Policy};
 use crate::time::Timestamp;
 
 use super::pool::{Removal, ScaleDown, VictimOrder};
@@ -33,9 +33,9 @@ pub trait Controller {
     fn actuated(&mut self, from: u32, to: u32, now: Timestamp);
 }
 
-/// `engine::step` with one policy, exactly as the daemon calls it.
+/// `engine::step` with one pool's rules, exactly as the daemon calls it.
 pub struct EngineController {
-    policies: Vec<Policy>,
+    rules: Vec<PoolRules>,
     world: World,
     memory: Memory,
     period_ms: i64,
@@ -47,18 +47,17 @@ impl EngineController {
     /// first; busy ones per drain method — Trino/Spark drains are one-way (no new work,
     /// released when empty), Celery's is reversible (the worker keeps working and goes when
     /// idle); at the timeout `force` kills and `keep` keeps; `method: none` kills at once.
-    pub fn new(policy: Policy, period_ms: i64) -> EngineController {
-        let drain = &policy.spec.scale_down.drain;
+    /// The drain method is the one the daemon resolves (`PoolRules::drain`), so the
+    /// simulator models exactly the drains the daemon performs.
+    pub fn new(policy: &Policy, period_ms: i64) -> EngineController {
+        let rules = PoolRules::compile(policy);
+        let drain = rules.drain;
         let timeout_ms = drain.timeout.as_millis() as i64;
         let force = drain.on_timeout == OnDrainTimeout::Force;
-        let method = match drain.method {
-            DrainMethod::Auto => auto_method(&policy),
-            method => method,
-        };
-        let removal = match method {
-            DrainMethod::None => Removal::Kill,
+        let removal = match drain.method {
+            DrainMethod::None | DrainMethod::Auto => Removal::Kill,
             DrainMethod::Celery => Removal::WhenIdle { timeout_ms, force },
-            _ => Removal::Drain {
+            DrainMethod::Trino | DrainMethod::Spark => Removal::Drain {
                 timeout_ms: force.then_some(timeout_ms),
             },
         };
@@ -66,15 +65,15 @@ impl EngineController {
             order: VictimOrder::IdleFirst,
             removal,
         };
-        EngineController::with_scale_down(policy, period_ms, scale_down)
+        EngineController::with_scale_down(rules, period_ms, scale_down)
     }
 
     pub fn with_scale_down(
-        policy: Policy,
+        rules: PoolRules,
         period_ms: i64,
         scale_down: ScaleDown,
     ) -> EngineController {
-        let signals = policy.spec.signals.len();
+        let signals = rules.per_worker.len();
         let world = World {
             pools: vec![PoolObservation {
                 signals: vec![
@@ -89,7 +88,7 @@ impl EngineController {
             global_budget_per_hour: None,
         };
         EngineController {
-            policies: vec![policy],
+            rules: vec![rules],
             world,
             memory: Memory::default(),
             period_ms,
@@ -97,8 +96,8 @@ impl EngineController {
         }
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policies[0]
+    pub fn rules(&self) -> &PoolRules {
+        &self.rules[0]
     }
 }
 
@@ -108,7 +107,7 @@ impl Controller for EngineController {
     }
 
     fn initial_workers(&self) -> u32 {
-        self.policies[0].spec.bounds.min
+        self.rules[0].bounds.min
     }
 
     fn decide(
@@ -126,7 +125,7 @@ impl Controller for EngineController {
             };
         }
         observation.workers = workers;
-        let decision = engine::step(&self.policies, &self.world, &mut self.memory, now).pop()?;
+        let decision = engine::step(&self.rules, &self.world, &mut self.memory, now).pop()?;
         // Shadow policies are simulated as if enforced: that is what a dry run is for.
         if decision.mode == Mode::Paused || decision.desired == decision.current {
             return None;
@@ -145,41 +144,9 @@ impl Controller for EngineController {
     }
 
     fn actuated(&mut self, from: u32, to: u32, now: Timestamp) {
-        let name = self.policies[0].name().to_string();
-        self.memory.record_actuation(&name, from, to, now);
+        let name = &self.rules[0].name;
+        self.memory.record_actuation(name, from, to, now);
     }
-}
-
-/// `method: auto` picks from the first signal's engine.
-fn auto_method(policy: &Policy) -> DrainMethod {
-    match policy.spec.signals.first() {
-        Some(signal) if signal.trino.is_some() || signal.presto.is_some() => DrainMethod::Trino,
-        Some(signal) if signal.spark.is_some() => DrainMethod::Spark,
-        Some(signal) if signal.airflow.is_some() || signal.airflow_db.is_some() => {
-            DrainMethod::Celery
-        }
-        _ => DrainMethod::None,
-    }
-}
-
-/// Kubernetes HPA defaults (anchors §2) as a policy: AverageValue target = worker capacity,
-/// tolerance 0.1, up max(100 %, 4 pods)/15 s, down 100 %/15 s after a 300 s stabilization,
-/// minReplicas `min`. No boot-awareness (the HPA has none for external metrics).
-pub fn hpa_policy(name: &str, per_worker: f64, min: u32, max: u32) -> Policy {
-    let min = min.max(1);
-    let text = format!(
-        "pool: {name}\n\
-         signals:\n  - spark: {{ master: \"http://simulated:8080\", cores_per_waiting_app: 1 }}\n    per_worker: {per_worker}\n\
-         workers: {{ kubernetes: {{ namespace: simulated, deployment: {name} }} }}\n\
-         bounds: {{ min: {min}, max: {max} }}\n\
-         tolerance: 0.1\n\
-         boot_time: 0s\n\
-         scale_up: {{ stabilization: 0s, max_step: {{ workers: 4, percent: 100, period: 15s }} }}\n\
-         scale_down: {{ stabilization: 300s, max_step: {{ percent: 100, period: 15s }}, drain: {{ method: none }} }}\n",
-        max = max.max(min),
-    );
-    policy::load_str(&text, "<built-in hpa>")
-        .unwrap_or_else(|errors| panic!("built-in HPA policy is invalid: {errors}"))
 }
 
 /// HPA sync period.
@@ -213,7 +180,7 @@ pub const KEDA_COOLDOWN_MS: i64 = 30_000;
 impl KedaController {
     pub fn new(concurrency: f64, max: u32, scale_down: ScaleDown) -> KedaController {
         let hpa = EngineController::with_scale_down(
-            hpa_policy("keda-airflow-chart", 1.0, 1, max),
+            PoolRules::hpa("keda-airflow-chart", 1.0, 1, max),
             HPA_SYNC_MS,
             scale_down,
         );
@@ -306,7 +273,7 @@ mod tests {
     #[test]
     fn hpa_scales_up_at_most_max_100_percent_or_4_pods() {
         let mut hpa = EngineController::with_scale_down(
-            hpa_policy("h", 4.0, 1, 100),
+            PoolRules::hpa("h", 4.0, 1, 100),
             HPA_SYNC_MS,
             kubernetes_scale_down(1),
         );
@@ -320,7 +287,7 @@ mod tests {
     #[test]
     fn hpa_waits_out_the_down_window_and_ignores_small_changes() {
         let mut hpa = EngineController::with_scale_down(
-            hpa_policy("h", 4.0, 1, 100),
+            PoolRules::hpa("h", 4.0, 1, 100),
             HPA_SYNC_MS,
             kubernetes_scale_down(1),
         );

@@ -7,7 +7,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::controller::{
-    Controller, EngineController, HPA_SYNC_MS, KedaController, StaticController, hpa_policy,
+    Controller, EngineController, HPA_SYNC_MS, KedaController, StaticController,
     kubernetes_scale_down,
 };
 use super::metrics;
@@ -19,6 +19,7 @@ use super::run::{Actuation, replay};
 use super::scenario::{Baseline, LoadedScenario};
 use super::timeline::Timeline;
 use super::trace::{self, ReadOptions, TraceFormat, Workload, to_centi};
+use crate::engine::PoolRules;
 
 /// A finished experiment: the report plus each row's curves and actuations (for `--out` and
 /// golden timelines), in row order.
@@ -46,7 +47,7 @@ pub fn load_workload(loaded: &LoadedScenario) -> anyhow::Result<Workload> {
                 })?;
             let options = ReadOptions {
                 kappa: trace_spec.kappa.unwrap_or(1.0),
-                signal_index: trace_spec.signal.unwrap_or(0),
+                pool: trace_spec.pool.clone(),
             };
             trace::read_trace(&path, format, options)?
         }
@@ -60,9 +61,19 @@ pub fn load_workload(loaded: &LoadedScenario) -> anyhow::Result<Workload> {
 
 /// Runs the whole scenario. `progress`: draw bars (only ever on a terminal).
 pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment> {
-    let scenario = &loaded.scenario;
     let policies = loaded.load_policies()?;
-    let mut workload = load_workload(loaded)?;
+    let workload = load_workload(loaded)?;
+    run_on(loaded, policies, workload, progress)
+}
+
+/// [`run`] on policies and a workload the caller already has (a recording's pools).
+pub fn run_on(
+    loaded: &LoadedScenario,
+    policies: Vec<crate::policy::Policy>,
+    mut workload: Workload,
+    progress: bool,
+) -> anyhow::Result<Experiment> {
+    let scenario = &loaded.scenario;
     let pool_spec = &scenario.pool;
     let capacity = to_centi(pool_spec.worker_capacity).max(1);
     let config = PoolConfig {
@@ -96,7 +107,7 @@ pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment
         controllers.push((
             name,
             RowKind::Policy,
-            Box::new(EngineController::new(policy, tick_ms)),
+            Box::new(EngineController::new(&policy, tick_ms)),
         ));
     }
     let down = kubernetes_scale_down(grace_ms);
@@ -111,7 +122,7 @@ pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment
                 })
             }
             Baseline::Hpa => {
-                let policy = hpa_policy("hpa", per_worker, 1, max_workers);
+                let policy = PoolRules::hpa("hpa", per_worker, 1, max_workers);
                 Box::new(EngineController::with_scale_down(policy, HPA_SYNC_MS, down))
             }
             Baseline::KedaAirflowChart => {

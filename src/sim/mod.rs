@@ -2,6 +2,7 @@
 //!
 //! - [`trace`]      workloads: SWF, Alibaba 2017, recordings, seeded generators
 //! - [`recording`]  the JSONL recording format the daemon writes with `--record`
+//! - [`parity`]     `--check-decisions`: a recording's decisions replayed through the engine
 //! - [`timeline`]   step curves of one run (demand, supply, billed, queue)
 //! - [`oracle`]     offline optimum (layer decomposition with gap bridging)
 //! - [`controller`] what sizes the pool: the engine with a policy, HPA, KEDA, static
@@ -19,6 +20,7 @@ pub mod expect;
 pub mod experiment;
 pub mod metrics;
 pub mod oracle;
+pub mod parity;
 pub mod plot;
 pub mod pool;
 pub mod recording;

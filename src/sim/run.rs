@@ -121,9 +121,8 @@ pub fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::controller::{
-        EngineController, StaticController, hpa_policy, kubernetes_scale_down,
-    };
+    use crate::engine::PoolRules;
+    use crate::sim::controller::{EngineController, StaticController, kubernetes_scale_down};
     use crate::sim::pool::billing::Billing;
     use crate::sim::pool::workers::JobModel;
 
@@ -164,7 +163,7 @@ mod tests {
     fn engine_controller_scales_and_is_deterministic() {
         let jobs = jobs();
         let run = || {
-            let policy = hpa_policy("h", 4.0, 1, 20);
+            let policy = PoolRules::hpa("h", 4.0, 1, 20);
             let mut controller =
                 EngineController::with_scale_down(policy, 15_000, kubernetes_scale_down(600_000));
             replay(&jobs, config(), &mut controller, &ProgressBar::hidden())

@@ -82,9 +82,9 @@ pub struct TraceSpec {
     /// Alibaba: de-rating factor κ on task work (default 1).
     #[serde(default)]
     pub kappa: Option<f64>,
-    /// Recording: index of the signal that carries demand (default 0).
+    /// Recording: which pool to replay (default: the first).
     #[serde(default)]
-    pub signal: Option<usize>,
+    pub pool: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -127,6 +127,52 @@ impl AirflowDbSource {
     }
 }
 
+impl AirflowDbSource {
+    /// Running task instances per worker `hostname` (the Celery drain's busy-ness), from the
+    /// same `task_instance` table the demand query reads, restricted to the signal's queues.
+    pub async fn running_by_host(&self) -> Result<Vec<(String, i64)>, SourceError> {
+        let conn_str = secret::read(&self.spec.connection, TARGET)?;
+        let timeout = self.spec.timeout;
+        let query = async {
+            let (client, connection) = tokio_postgres::connect(&conn_str, NoTls)
+                .await
+                .map_err(db_error)?;
+            let driver = tokio::spawn(connection);
+            let rows = client
+                .query(running_by_host_query(&self.spec.queues).as_str(), &[])
+                .await;
+            drop(client);
+            driver.abort();
+            rows.map_err(db_error)?
+                .iter()
+                .map(|row| Ok((row.try_get::<_, String>(0)?, row.try_get::<_, i64>(1)?)))
+                .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+                .map_err(db_error)
+        };
+        tokio::time::timeout(timeout, query)
+            .await
+            .unwrap_or(Err(SourceError::Timeout {
+                target: TARGET.into(),
+                after: timeout,
+            }))
+    }
+}
+
+/// `hostname` is what the Celery worker reports for the task instance it runs (Airflow's
+/// `TaskInstance.hostname`, set when the task starts; the pod name on Kubernetes).
+pub fn running_by_host_query(queues: &[String]) -> String {
+    let queue_filter = if queues.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = queues.iter().map(|q| literal(q)).collect();
+        format!(" AND queue IN ({})", list.join(", "))
+    };
+    format!(
+        "SELECT hostname, COUNT(*) FROM task_instance WHERE state = 'running' \
+         AND hostname IS NOT NULL AND hostname <> ''{queue_filter} GROUP BY hostname"
+    )
+}
+
 const TARGET: &str = "airflow metadata DB";
 
 /// Login problems are `Auth`, a wrong schema or SQL error `Malformed`, the rest `Unreachable`.
@@ -239,6 +285,15 @@ mod tests {
             count_query(&w),
             format!("SELECT COUNT(*) FROM task_instance {w}")
         );
+    }
+
+    #[test]
+    fn running_by_host_counts_running_rows_per_hostname() {
+        assert_eq!(
+            running_by_host_query(&[]),
+            "SELECT hostname, COUNT(*) FROM task_instance WHERE state = 'running' AND hostname IS NOT NULL AND hostname <> '' GROUP BY hostname"
+        );
+        assert!(running_by_host_query(&["a'b".into()]).contains("AND queue IN ('a''b')"));
     }
 
     #[test]

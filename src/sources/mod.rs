@@ -19,7 +19,10 @@ use serde::Serialize;
 pub use error::SourceError;
 
 use crate::engine::Signal;
-use crate::policy::SignalSpec;
+use crate::policy::signals::{
+    AirflowDbSignal, AirflowSignal, PrestoSignal, SignalSpec, SparkSignal, TrinoSignal,
+};
+use crate::policy::source::SourceBuilder;
 use crate::time::Timestamp;
 
 /// One good poll: demand in the signal's units plus the raw numbers it came from (for
@@ -43,21 +46,35 @@ pub trait MetricSource: Send + Sync {
     fn name(&self) -> &str;
 }
 
-/// The source for one policy signal. Never fails: a signal with no engine key (rejected by
-/// validation anyway) or a broken client setup yields a source whose polls report the problem.
+/// The source for one policy signal. Never fails: a signal that names no single engine
+/// (rejected by validation anyway) or a broken client setup yields a source whose polls
+/// report the problem.
 pub fn build(spec: &SignalSpec) -> Box<dyn MetricSource> {
-    if let Some(s) = &spec.trino {
+    match spec.source() {
+        Ok(source) => source.build(&Builder, spec.per_worker),
+        Err(_) => Box::new(Unconfigured),
+    }
+}
+
+/// One constructor per signal kind (`policy::source` dispatches).
+struct Builder;
+
+impl SourceBuilder for Builder {
+    type Out = Box<dyn MetricSource>;
+    fn trino(&self, s: &TrinoSignal) -> Self::Out {
         Box::new(trino::TrinoSource::new(s))
-    } else if let Some(s) = &spec.presto {
+    }
+    fn presto(&self, s: &PrestoSignal) -> Self::Out {
         Box::new(presto::PrestoSource::new(s))
-    } else if let Some(s) = &spec.airflow {
+    }
+    fn airflow(&self, s: &AirflowSignal) -> Self::Out {
         Box::new(airflow::AirflowSource::new(s))
-    } else if let Some(s) = &spec.airflow_db {
-        Box::new(airflow_db::AirflowDbSource::new(s, spec.per_worker))
-    } else if let Some(s) = &spec.spark {
+    }
+    fn airflow_db(&self, s: &AirflowDbSignal, per_worker: f64) -> Self::Out {
+        Box::new(airflow_db::AirflowDbSource::new(s, per_worker))
+    }
+    fn spark(&self, s: &SparkSignal) -> Self::Out {
         Box::new(spark::SparkSource::new(s))
-    } else {
-        Box::new(Unconfigured)
     }
 }
 
@@ -68,7 +85,7 @@ impl MetricSource for Unconfigured {
     async fn poll(&self) -> Result<Reading, SourceError> {
         Err(SourceError::malformed(
             "signal",
-            "no engine key (trino, presto, airflow, airflow_db, spark) is set",
+            "the signal does not name exactly one engine",
         ))
     }
 

@@ -138,19 +138,19 @@ impl TraceFormat {
 }
 
 /// Reader options that only some formats use.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReadOptions {
     /// Alibaba: de-rating factor κ ∈ (0, 1] on the upper-bound work (traces-and-metrics §2.5).
     pub kappa: f64,
-    /// Recording: which signal of the recorded pool carries demand.
-    pub signal_index: usize,
+    /// Recording: which pool to read (default: the first).
+    pub pool: Option<String>,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
             kappa: 1.0,
-            signal_index: 0,
+            pool: None,
         }
     }
 }
@@ -172,11 +172,17 @@ pub fn read_trace(
         TraceFormat::Swf => swf::parse(&text, &name)?.into_workload(),
         TraceFormat::Alibaba2017 => alibaba::parse(&text, &name, options.kappa)?,
         TraceFormat::Recording => {
-            recording::workload_from_text(&text, &name, options.signal_index)?
+            recording::workload_from_text(&text, &name, options.pool.as_deref())?
         }
     };
     workload.sha256 = Some(sha256);
     Ok(workload)
+}
+
+/// A trace file's text (gunzipped when it is gzip), for readers that work on the whole file.
+pub fn read_text(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    decompress(&bytes).with_context(|| format!("decompressing {}", path.display()))
 }
 
 /// gzip is recognised by its magic bytes, not the file name.

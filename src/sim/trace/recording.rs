@@ -10,41 +10,97 @@
 
 use super::{CENTI, Job, Workload};
 use crate::engine::signal::Signal;
-use crate::sim::recording::{self, RecordLine};
+use crate::sim::recording::{self, RecordLine, RecordedPool, Recording};
 use crate::time::Timestamp;
 
-/// Reads the first pool of the recording (the first `tick` line's pool) and its signal
-/// `signal_index`.
-pub fn workload_from_text(text: &str, name: &str, signal_index: usize) -> anyhow::Result<Workload> {
-    let lines = recording::parse(text)?;
-    let mut pool: Option<String> = None;
+/// Reads pool `pool` of a recording (the first pool when `None`): see [`pool_workload`].
+pub fn workload_from_text(text: &str, name: &str, pool: Option<&str>) -> anyhow::Result<Workload> {
+    let rec = recording::parse(text, name)?;
+    for warning in &rec.warnings {
+        tracing::warn!("{warning}");
+    }
+    let pools = rec.pools();
+    let chosen = match pool {
+        Some(p) => pools.iter().find(|x| x.name == p).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{name}: no pool `{p}` in the recording (it has: {})",
+                pools
+                    .iter()
+                    .map(|x| x.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?,
+        None => pools
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("{name}: the recording names no pool"))?,
+    };
+    pool_workload(&rec, chosen, name)
+}
+
+/// The demand of one recorded pool as unit jobs, in units of its first signal: each tick's
+/// demand is the largest need over its fresh signals (`demand_i / per_worker_i`, in workers),
+/// converted back with the first signal's `per_worker`, so the replayed pool (one queue,
+/// `per_worker` of signal 0 per worker) needs as many workers as the daemon's pool did. A
+/// missing reading holds the last good value. Errors when the pool has no tick or never a
+/// reading.
+pub fn pool_workload(rec: &Recording, pool: &RecordedPool, name: &str) -> anyhow::Result<Workload> {
+    let per_worker: Vec<f64> = pool.signals.iter().map(|s| s.per_worker).collect();
+    let unit = per_worker
+        .first()
+        .copied()
+        .filter(|p| *p > 0.0)
+        .ok_or_else(|| {
+            anyhow::anyhow!("{name}: pool `{}` has no signal in the header", pool.name)
+        })?;
     let mut curve: Vec<(Timestamp, u64)> = Vec::new();
     let mut last_level = 0u64;
-    for line in &lines {
+    let mut readings = 0usize;
+    for (_, line) in &rec.lines {
         let RecordLine::Tick(tick) = line else {
             continue;
         };
-        let pool_name = pool.get_or_insert_with(|| tick.pool.clone());
-        if *pool_name != tick.pool {
+        if tick.pool != pool.name {
             continue;
         }
-        if let Some(Signal::Value { demand, .. }) = tick.signals.get(signal_index) {
-            last_level = if demand.is_finite() && *demand > 0.0 {
-                demand.ceil() as u64
-            } else {
-                0
-            };
+        let need = tick
+            .signals
+            .iter()
+            .zip(&per_worker)
+            .filter_map(|(s, per)| match s {
+                Signal::Value { demand, .. }
+                    if demand.is_finite() && *demand >= 0.0 && *per > 0.0 =>
+                {
+                    Some(demand / per)
+                }
+                _ => None,
+            })
+            .reduce(f64::max);
+        if let Some(workers) = need {
+            readings += 1;
+            last_level = (workers * unit - 1e-9).ceil().max(0.0) as u64;
         }
         curve.push((tick.at, last_level));
     }
-    let Some(pool) = pool else {
-        anyhow::bail!("{name}: the recording has no tick lines");
-    };
+    anyhow::ensure!(
+        !curve.is_empty(),
+        "{name}: pool `{}` has no tick lines",
+        pool.name
+    );
+    anyhow::ensure!(
+        readings > 0,
+        "{name}: pool `{}` has {} ticks but not one good reading (every signal was missing)",
+        pool.name,
+        curve.len()
+    );
     let jobs = jobs_from_levels(&curve);
+    let kinds: Vec<&str> = pool.signals.iter().map(|s| s.kind.as_str()).collect();
     let mut workload = Workload::new(
         jobs,
         format!(
-            "{name} (poolpilot recording, pool {pool}, signal {signal_index}, unit jobs from demand layers)"
+            "{name} (poolpilot recording, pool {}, signals {}, unit jobs from demand layers in units of signal 0)",
+            pool.name,
+            kinds.join("+")
         ),
     );
     workload.records = curve.len() as u64;
@@ -102,18 +158,52 @@ mod tests {
     }
 
     #[test]
-    fn reads_first_pool_and_holds_missing_values() {
-        let text = r#"{"record":"tick","at":0,"pool":"a","signals":[{"kind":"value","demand":1.5,"observed_at":0}],"workers":{"requested":1,"ready":1}}
-{"record":"tick","at":1000,"pool":"b","signals":[{"kind":"value","demand":9,"observed_at":0}],"workers":{"requested":1,"ready":1}}
-{"record":"tick","at":1000,"pool":"a","signals":[{"kind":"missing","since":900,"fault":"timeout"}],"workers":{"requested":1,"ready":1}}
-{"record":"tick","at":2000,"pool":"a","signals":[{"kind":"value","demand":0,"observed_at":2000}],"workers":{"requested":1,"ready":1}}
-"#;
-        let workload = workload_from_text(text, "r.jsonl", 0).unwrap();
+    fn reads_the_chosen_pool_across_signals_and_holds_missing_values() {
+        let pool = |name: &str| {
+            format!(
+                r#"{{"name":"{name}","mode":"enforce","price_per_worker_hour":1.0,"boot_time":"1m","signals":[{{"kind":"spark","per_worker":2.0}},{{"kind":"trino","per_worker":1.0}}],"policy":{{}}}}"#
+            )
+        };
+        let text = format!(
+            r#"{{"record":"header","format":"poolpilot-recording","version":2,"started_at":0,"pools":[{},{}]}}
+{{"record":"tick","at":0,"pool":"a","signals":[{{"kind":"value","demand":3,"observed_at":0}},{{"kind":"value","demand":1,"observed_at":0}}],"workers":{{"requested":1,"ready":1}}}}
+{{"record":"tick","at":0,"pool":"b","signals":[{{"kind":"value","demand":9,"observed_at":0}},{{"kind":"value","demand":0,"observed_at":0}}],"workers":{{"requested":1,"ready":1}}}}
+{{"record":"tick","at":1000,"pool":"a","signals":[{{"kind":"missing","since":900,"fault":"timeout"}},{{"kind":"missing","since":900,"fault":"timeout"}}],"workers":{{"requested":1,"ready":1}}}}
+{{"record":"tick","at":2000,"pool":"a","signals":[{{"kind":"value","demand":0,"observed_at":2000}},{{"kind":"value","demand":0,"observed_at":2000}}],"workers":{{"requested":1,"ready":1}}}}
+"#,
+            pool("a"),
+            pool("b")
+        );
+        let workload = workload_from_text(&text, "r.jsonl", Some("a")).unwrap();
         assert_eq!(
             workload.jobs.len(),
-            2,
-            "two levels (⌈1.5⌉) held through the missing tick"
+            3,
+            "max(3/2, 1/1) workers = 1.5 × 2 units = 3 levels"
         );
-        assert!(workload.jobs.iter().all(|job| job.runtime_ms == 2000));
+        assert!(
+            workload.jobs.iter().all(|job| job.runtime_ms == 2000),
+            "held through the missing tick"
+        );
+        let e = workload_from_text(&text, "r.jsonl", Some("zz"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no pool `zz` in the recording (it has: a, b)"),
+            "{e}"
+        );
+        let none = text.replace(
+            r#""kind":"value","demand":9"#,
+            r#""kind":"missing","since":0,"fault":"timeout""#,
+        );
+        let none = none.replace(
+            r#"{"kind":"value","demand":0,"observed_at":0}],"workers":{"requested":1,"ready":1}}
+{"record":"tick","at":1000"#,
+            r#"{"kind":"missing","since":0,"fault":"timeout"}],"workers":{"requested":1,"ready":1}}
+{"record":"tick","at":1000"#,
+        );
+        let e = workload_from_text(&none, "r.jsonl", Some("b"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not one good reading"), "{e}");
     }
 }

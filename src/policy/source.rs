@@ -1,0 +1,269 @@
+//! The closed set of signal kinds. Everything that differs between kinds — name, poll
+//! deadline, which drains it can carry out, what a drainer needs from it, its semantic checks
+//! and how its source is built — is decided here, in one `match` per question, so adding a
+//! kind is a change in this file (and the compiler then asks for the new [`SourceBuilder`]
+//! method). No other module looks at the engine keys of a [`SignalSpec`].
+
+use std::time::Duration;
+
+use super::model::{AirflowExecutor, DrainMethod};
+use super::signals::*;
+
+/// One signal's source: exactly one engine key of a [`SignalSpec`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SourceSpec<'a> {
+    Trino(&'a TrinoSignal),
+    Presto(&'a PrestoSignal),
+    Airflow(&'a AirflowSignal),
+    AirflowDb(&'a AirflowDbSignal),
+    Spark(&'a SparkSignal),
+}
+
+/// How many engine keys a signal names when it does not name exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotOneKind(pub usize);
+
+/// Builds a kind's I/O object; implemented by `sources` (metric sources). One method per
+/// kind, so a new kind cannot be forgotten there.
+pub trait SourceBuilder {
+    type Out;
+    fn trino(&self, s: &TrinoSignal) -> Self::Out;
+    fn presto(&self, s: &PrestoSignal) -> Self::Out;
+    fn airflow(&self, s: &AirflowSignal) -> Self::Out;
+    fn airflow_db(&self, s: &AirflowDbSignal, per_worker: f64) -> Self::Out;
+    fn spark(&self, s: &SparkSignal) -> Self::Out;
+}
+
+/// What a drainer needs from the signal it drains through (data only; `drain` builds it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DrainTarget<'a> {
+    /// Trino or Presto graceful shutdown through the coordinator's worker list.
+    Coordinator {
+        url: &'a str,
+        user: &'a str,
+        presto: bool,
+    },
+    /// Spark standalone decommission through the master.
+    SparkMaster { master: &'a str },
+    /// Celery idle-first, from the Airflow REST API's running task instances per host.
+    Airflow(&'a AirflowSignal),
+    /// Celery idle-first, from the metadata DB's running task instances per host.
+    AirflowDb(&'a AirflowDbSignal),
+}
+
+impl SignalSpec {
+    /// The signal's one source; `Err` when it names no or several engines (a validation error).
+    pub fn source(&self) -> Result<SourceSpec<'_>, NotOneKind> {
+        let all = [
+            self.trino.as_ref().map(SourceSpec::Trino),
+            self.presto.as_ref().map(SourceSpec::Presto),
+            self.airflow.as_ref().map(SourceSpec::Airflow),
+            self.airflow_db.as_ref().map(SourceSpec::AirflowDb),
+            self.spark.as_ref().map(SourceSpec::Spark),
+        ];
+        let mut set = all.into_iter().flatten();
+        match (set.next(), set.count()) {
+            (Some(one), 0) => Ok(one),
+            (None, _) => Err(NotOneKind(0)),
+            (Some(_), more) => Err(NotOneKind(1 + more)),
+        }
+    }
+
+    /// The kind's name, `unconfigured` for an invalid signal (metric label, log field).
+    pub fn kind_name(&self) -> &'static str {
+        self.source().map_or("unconfigured", |s| s.name())
+    }
+}
+
+/// A signal kind without its settings: the facts that do not depend on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Trino,
+    Presto,
+    Airflow,
+    AirflowDb,
+    Spark,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 5] = [
+        SourceKind::Trino,
+        SourceKind::Presto,
+        SourceKind::Airflow,
+        SourceKind::AirflowDb,
+        SourceKind::Spark,
+    ];
+
+    /// The engine key, as written in a policy file (also the metric label).
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Trino => "trino",
+            SourceKind::Presto => "presto",
+            SourceKind::Airflow => "airflow",
+            SourceKind::AirflowDb => "airflow_db",
+            SourceKind::Spark => "spark",
+        }
+    }
+
+    /// The drain methods this kind can carry out; the first is what `method: auto` picks.
+    pub fn drains(self) -> &'static [DrainMethod] {
+        match self {
+            SourceKind::Trino | SourceKind::Presto => &[DrainMethod::Trino],
+            SourceKind::Airflow | SourceKind::AirflowDb => &[DrainMethod::Celery],
+            SourceKind::Spark => &[DrainMethod::Spark],
+        }
+    }
+
+    /// Which kinds can carry out `method` (for validation hints).
+    pub fn that_drain(method: DrainMethod) -> Vec<&'static str> {
+        SourceKind::ALL
+            .into_iter()
+            .filter(|k| k.drains().contains(&method))
+            .map(SourceKind::name)
+            .collect()
+    }
+}
+
+impl<'a> SourceSpec<'a> {
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            SourceSpec::Trino(_) => SourceKind::Trino,
+            SourceSpec::Presto(_) => SourceKind::Presto,
+            SourceSpec::Airflow(_) => SourceKind::Airflow,
+            SourceSpec::AirflowDb(_) => SourceKind::AirflowDb,
+            SourceSpec::Spark(_) => SourceKind::Spark,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    pub fn drains(&self) -> &'static [DrainMethod] {
+        self.kind().drains()
+    }
+
+    /// The source's own timeout: the daemon bounds each poll by this plus a little slack.
+    pub fn poll_timeout(&self) -> Duration {
+        match self {
+            SourceSpec::Trino(s) => s.http.timeout,
+            SourceSpec::Presto(s) => s.http.timeout,
+            SourceSpec::Airflow(s) => s.http.timeout,
+            SourceSpec::AirflowDb(s) => s.timeout,
+            SourceSpec::Spark(s) => s.http.timeout,
+        }
+    }
+
+    /// What a drainer of this kind reads; `None` for kinds that cannot drain.
+    pub fn drain_target(&self) -> Option<DrainTarget<'a>> {
+        match *self {
+            SourceSpec::Trino(t) => Some(DrainTarget::Coordinator {
+                url: &t.coordinator,
+                user: &t.user,
+                presto: false,
+            }),
+            SourceSpec::Presto(p) => Some(DrainTarget::Coordinator {
+                url: &p.coordinator,
+                user: &p.user,
+                presto: true,
+            }),
+            SourceSpec::Airflow(a) => Some(DrainTarget::Airflow(a)),
+            SourceSpec::AirflowDb(d) => Some(DrainTarget::AirflowDb(d)),
+            SourceSpec::Spark(s) => Some(DrainTarget::SparkMaster { master: &s.master }),
+        }
+    }
+
+    /// Builds this kind's I/O object with `builder`.
+    pub fn build<B: SourceBuilder>(&self, builder: &B, per_worker: f64) -> B::Out {
+        match self {
+            SourceSpec::Trino(s) => builder.trino(s),
+            SourceSpec::Presto(s) => builder.presto(s),
+            SourceSpec::Airflow(s) => builder.airflow(s),
+            SourceSpec::AirflowDb(s) => builder.airflow_db(s, per_worker),
+            SourceSpec::Spark(s) => builder.spark(s),
+        }
+    }
+
+    /// The kind's own semantic checks; `path` is the signal's field path (`signals[0]`).
+    pub(super) fn check(&self, path: &str, out: &mut Vec<super::checks::Problem>) {
+        use super::checks::{check_http, problem};
+        match self {
+            SourceSpec::Trino(t) => {
+                check_http(
+                    &format!("{path}.trino"),
+                    "coordinator",
+                    &t.coordinator,
+                    &t.http,
+                    out,
+                );
+                if t.user.is_empty() {
+                    out.push(problem(format!("{path}.trino.user"), "must not be empty"));
+                }
+            }
+            SourceSpec::Presto(p) => check_http(
+                &format!("{path}.presto"),
+                "coordinator",
+                &p.coordinator,
+                &p.http,
+                out,
+            ),
+            SourceSpec::Airflow(a) => {
+                check_http(&format!("{path}.airflow"), "api", &a.api, &a.http, out)
+            }
+            SourceSpec::AirflowDb(d) => {
+                if d.timeout.is_zero() {
+                    out.push(problem(
+                        format!("{path}.airflow_db.timeout"),
+                        "must be longer than 0s",
+                    ));
+                }
+                if d.executor == AirflowExecutor::CeleryKubernetes && d.kubernetes_queue.is_empty()
+                {
+                    out.push(problem(
+                        format!("{path}.airflow_db.kubernetes_queue"),
+                        "must not be empty",
+                    ));
+                }
+            }
+            SourceSpec::Spark(sp) => {
+                check_http(
+                    &format!("{path}.spark"),
+                    "master",
+                    &sp.master,
+                    &sp.http,
+                    out,
+                );
+                if sp.cores_per_waiting_app == 0 {
+                    out.push(problem(
+                        format!("{path}.spark.cores_per_waiting_app"),
+                        "must be at least 1",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The drain method a policy's scale-downs really use: `auto` resolved to the first
+/// signal's default (`none` when that kind cannot drain). Validation guarantees that an
+/// explicit method is one some signal can carry out.
+pub fn resolve_drain(method: DrainMethod, signals: &[SignalSpec]) -> DrainMethod {
+    match method {
+        DrainMethod::Auto => signals
+            .first()
+            .and_then(|s| s.source().ok())
+            .and_then(|s| s.drains().first().copied())
+            .unwrap_or(DrainMethod::None),
+        explicit => explicit,
+    }
+}
+
+/// The signal a drain of `method` goes through: the first whose kind can carry it out.
+pub fn drain_target(method: DrainMethod, signals: &[SignalSpec]) -> Option<DrainTarget<'_>> {
+    let method = resolve_drain(method, signals);
+    signals
+        .iter()
+        .filter_map(|s| s.source().ok())
+        .find(|s| s.drains().contains(&method))
+        .and_then(|s| s.drain_target())
+}
