@@ -120,13 +120,24 @@ impl Harness {
     }
 
     async fn controller(&self, policies: Vec<Policy>, leader_election: bool) -> Controller {
+        self.controller_with(policies, leader_election, None, None)
+            .await
+    }
+
+    async fn controller_with(
+        &self,
+        policies: Vec<Policy>,
+        leader_election: bool,
+        recorder: Option<super::record::Recorder>,
+        global_budget_per_hour: Option<f64>,
+    ) -> Controller {
         let wiring = Arc::new(FakeWiring {
             source: self.source.clone(),
             actuator: self.actuator.clone(),
         });
         let cfg = ControllerConfig {
             dry_run: false,
-            global_budget_per_hour: None,
+            global_budget_per_hour,
             state_path: self.state_path(),
             tick: Duration::from_secs(5),
             leader_election,
@@ -136,7 +147,7 @@ impl Harness {
             wiring,
             self.clock.clone(),
             policies,
-            None,
+            recorder,
             self.board.clone(),
         )
         .await
@@ -489,4 +500,99 @@ fn policy_text_with_max(max: u32) -> String {
          workers:\n  aws_asg: {{ group: etl, region: us-east-1 }}\nbounds: {{ min: 1, max: {max} }}\n\
          scale_down: {{ stabilization: 0s, cooldown: 0s, drain: {{ method: none }} }}\n"
     )
+}
+
+/// What the daemon records, replayed through the engine, decides the same at every tick:
+/// an enforce pool and a shadow pool under a global budget, through scale-ups, cooldowns, a
+/// source outage, background scale-downs and a restart. A tampered decision is caught.
+#[tokio::test]
+async fn a_recording_replays_to_the_same_decisions() {
+    use crate::sim::{parity, recording};
+    let h = Harness::new(2).with_clean_state();
+    let path = h.dir.path().join("rec.jsonl");
+    let shadow_text = format!(
+        "{}cost: {{ per_worker_hour: 1 }}\n",
+        policy_text_with_max(10).replace("pool: etl", "pool: etl-shadow\nmode: shadow")
+    );
+    let policies = || {
+        let mut enforce = policy("enforce", "20s");
+        enforce.spec.cost = Some(crate::policy::CostSpec {
+            per_worker_hour: 1.0,
+            max_per_hour: None,
+            priority: 0,
+        });
+        vec![
+            enforce,
+            policy::load_str(&shadow_text, "shadow.yaml").unwrap(),
+        ]
+    };
+    let open = || Some(super::record::Recorder::open(&path).unwrap());
+    let mut c = h
+        .controller_with(policies(), false, open(), Some(7.0))
+        .await;
+    let script = [
+        (10, Some(10.0)),
+        (30, Some(20.0)),
+        (80, Some(20.0)),
+        (95, None),
+        (120, Some(1.0)),
+        (150, Some(1.0)),
+        (200, Some(1.0)),
+    ];
+    for (secs, demand) in script {
+        h.demand(demand);
+        h.tick(&mut c, secs, true).await;
+        tokio::time::sleep(Duration::from_millis(100)).await; // background drains finish
+    }
+    drop(c);
+    let mut c = h
+        .controller_with(policies(), false, open(), Some(7.0))
+        .await;
+    for secs in [260, 300, 340] {
+        h.tick(&mut c, secs, true).await;
+        tokio::time::sleep(Duration::from_millis(100)).await; // background drains finish
+    }
+    drop(c);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let rec = recording::parse(&text, "rec.jsonl").unwrap();
+    let report = parity::check(&rec, "rec.jsonl").unwrap();
+    assert_eq!(report.ticks, 10);
+    assert_eq!(report.pools.len(), 2);
+    assert!(
+        report.mismatches.is_empty(),
+        "{}",
+        report
+            .mismatches
+            .iter()
+            .map(|m| parity::describe(m, "rec.jsonl"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for pool in ["etl", "etl-shadow"] {
+        let moves: Vec<(u32, u32)> = rec
+            .lines
+            .iter()
+            .filter_map(|(_, l)| match l {
+                recording::RecordLine::Actuation(a) if a.pool == pool => Some((a.from, a.to)),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            moves.iter().any(|(f, t)| t > f),
+            "{pool} scaled up: {moves:?}"
+        );
+        assert!(
+            moves.iter().any(|(f, t)| t < f),
+            "{pool} scaled down: {moves:?}"
+        );
+    }
+    assert!(
+        text.contains("global_budget"),
+        "the budget bound the enforce pool"
+    );
+
+    let tampered = text.replacen("\"desired\":5", "\"desired\":6", 1);
+    assert_ne!(tampered, text);
+    let rec = recording::parse(&tampered, "t.jsonl").unwrap();
+    assert_eq!(parity::check(&rec, "t.jsonl").unwrap().mismatches.len(), 1);
 }
