@@ -37,7 +37,9 @@ fn replay(recording: &Path, policy: &Path) -> serde_json::Value {
         "simulate failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["pools"].as_array().map(Vec::len), Some(1), "{doc}");
+    doc["pools"][0]["report"].clone()
 }
 
 fn policy_row(report: &serde_json::Value) -> &serde_json::Value {
@@ -111,6 +113,24 @@ async fn recorded_traffic_replays_through_the_simulator_against_a_changed_policy
         .filter_map(|t| t["decision"]["desired"].as_u64())
         .max();
     assert_eq!(most_desired, Some(4));
+
+    // Every recorded decision, replayed through the engine, is the same.
+    let check = Command::new(env!("CARGO_BIN_EXE_poolpilot"))
+        .args([
+            "simulate",
+            "--trace-format",
+            "recording",
+            "--check-decisions",
+            "--trace",
+        ])
+        .arg(&recording)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && out.contains(", 1 pools, 0 mismatches"),
+        "{out}"
+    );
 
     // Replayed against the same policy, the simulator does what the daemon did.
     let same = dir.path().join("same.yaml");

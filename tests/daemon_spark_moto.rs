@@ -6,7 +6,10 @@
 //!    extra actuation) and the spend it had accrued;
 //! 3. once the short apps finish, scales down after stabilization by decommissioning and
 //!    terminating the idle workers, never the one running the long app, which completes;
-//! 4. exits 0 on SIGTERM.
+//! 4. exits 0 on SIGTERM;
+//! 5. decision parity: a second pool in shadow mode rides along, everything goes to `--record`,
+//!    and `poolpilot simulate --check-decisions` replays the recording through the engine with
+//!    0 mismatches (both pools, across the `kill -9`); the replay shows both pools' prices.
 //!
 //! The instance agent in tests/spark_moto_support plays EC2: instances boot Spark workers on their
 //! (loopback) private IPs, terminated ones take their worker with them.
@@ -37,6 +40,19 @@ fn policy(master_web: &str, group: &str, endpoint: &str) -> String {
          scale_down: {{ stabilization: 15s, cooldown: 0s, drain: {{ method: spark, timeout: 3m, on_timeout: keep }} }}\n\
          cost: {{ per_worker_hour: 3600 }}\n\
          on_missing_signal: {{ hold_for: 10m }}\n"
+    )
+}
+
+/// The same group, in shadow mode, with other rules: decided on its would-be pool, never written.
+fn shadow_policy(master_web: &str, group: &str, endpoint: &str) -> String {
+    format!(
+        "pool: spark-shadow\nmode: shadow\n\
+         signals:\n  - spark: {{ master: \"{master_web}\", cores_per_waiting_app: 2, http: {{ timeout: 2s }} }}\n    per_worker: 1\n\
+         workers:\n  aws_asg: {{ group: {group}, region: us-east-1, endpoint_url: \"{endpoint}\" }}\n\
+         bounds: {{ min: 1, max: 6 }}\nboot_time: 30s\n\
+         scale_up: {{ cooldown: 5s }}\n\
+         scale_down: {{ stabilization: 10s, drain: {{ method: spark }} }}\n\
+         cost: {{ per_worker_hour: 1.5 }}\n"
     )
 }
 
@@ -154,6 +170,13 @@ async fn spark_on_an_asg_scales_up_survives_kill9_and_drains_only_idle_workers()
         policy(&master.web, &group, &endpoint),
     )
     .unwrap();
+    std::fs::write(
+        policies.join("shadow.yaml"),
+        shadow_policy(&master.web, &group, &endpoint),
+    )
+    .unwrap();
+    let recording = dir.path().join("traffic.jsonl");
+    let record_args = ["--record", recording.to_str().unwrap()];
     let validate = std::process::Command::new(env!("CARGO_BIN_EXE_poolpilot"))
         .arg("validate")
         .arg(&policies)
@@ -165,7 +188,8 @@ async fn spark_on_an_asg_scales_up_survives_kill9_and_drains_only_idle_workers()
         policies.display(),
         dir.path().join("state/state.json").display()
     );
-    let start_daemon = || Daemon::start_with_env(dir.path(), "daemon", &settings, &[], &AWS_ENV);
+    let start_daemon =
+        || Daemon::start_with_env(dir.path(), "daemon", &settings, &record_args, &AWS_ENV);
 
     // 1. Demand 1 core in use: the group stays at 1.
     let mut daemon = start_daemon();
@@ -323,10 +347,55 @@ async fn spark_on_an_asg_scales_up_survives_kill9_and_drains_only_idle_workers()
     assert_eq!(desired.iter().max(), Some(&3), "{desired:?}");
 
     // 6. SIGTERM: clean exit.
+    let status = daemon.status().await;
+    let shadow = &status["pools"][1];
+    assert_eq!(shadow["actuation"], "shadow", "{status}");
+    assert!(shadow["shadow"]["would_be_workers"].is_u64(), "{status}");
     let exit = daemon.stop().await;
     assert!(exit.success(), "exit {exit:?}");
+
+    // 7. Decision parity: every recorded decision of both pools, replayed, is the same.
+    let simulate = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_poolpilot"))
+            .args(["simulate", "--no-progress", "--trace"])
+            .arg(&recording)
+            .args(["--trace-format", "recording"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let check = simulate(&["--check-decisions"]);
+    let out = String::from_utf8_lossy(&check.stdout).into_owned();
+    let parity = out.lines().next().unwrap_or("").to_string();
+    assert!(
+        check.status.success() && parity.ends_with(", 2 pools, 0 mismatches"),
+        "{parity}\n{out}\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let ticks: usize = parity
+        .trim_start_matches("decision parity: ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(ticks >= 100, "{parity}");
+    let replay = simulate(&[]);
+    let text = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert!(
+        text.contains("== pool spark-moto (enforce): 1 units/worker, boot 5s, 3600/worker-hour")
+            && text.contains(
+                "== pool spark-shadow (shadow): 1 units/worker, boot 30s, 1.5/worker-hour"
+            ),
+        "{text}"
+    );
     drop(agent);
     spark_moto_support::delete_group(&endpoint, &group).await;
+    eprintln!("daemon_spark_moto: {parity}");
     eprintln!(
         "daemon_spark_moto: desired {timeline:?} (from the long app's start), cooldown step {waited:?}, short apps done at {shorts_done:?}, scaled down {down_after:?} \
          into the {LONG_APP_SECS}s long app, whole test {:?}",
