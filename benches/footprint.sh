@@ -31,9 +31,10 @@ trap cleanup EXIT
 BIN=${POOLPILOT_BIN:-${CARGO_TARGET_DIR:-target}/dist/poolpilot}
 [[ -n ${POOLPILOT_BIN:-} ]] || cargo build --profile dist --bin poolpilot >&2
 bash tests/peers/moto.sh install >&2
+source tests/peers/lib.sh # pick_port: a free port below the ephemeral range (see lib.sh)
 # Its own moto on its own port: a test run's moto (port 5000) is left alone.
-MOTO_ENV=${POOLPILOT_CACHE:-$HOME/.cache/poolpilot}/venv-moto
-MOTO_PORT=$((20000 + RANDOM % 20000))
+MOTO_ENV=$PEERS_CACHE/venv-moto
+MOTO_PORT=$(pick_port)
 "$MOTO_ENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >/dev/null 2>&1 & PIDS+=($!)
 export POOLPILOT_TEST_AWS_ENDPOINT=http://127.0.0.1:$MOTO_PORT
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
@@ -64,7 +65,7 @@ master_json() { # waiting apps
 mkdir -p "$WORK/www/json" "$WORK/probe/json" "$WORK/policies"
 master_json 3 >"$WORK/www/json/index.html"
 master_json 0 >"$WORK/probe/json/index.html"
-WWW_PORT=$((20000 + RANDOM % 20000)); PROBE_PORT=$((WWW_PORT + 1)); HTTP_PORT=$((WWW_PORT + 2))
+WWW_PORT=$(pick_port); PROBE_PORT=$(pick_port); HTTP_PORT=$(pick_port)
 # python's http.server, but with a listen backlog for 20 concurrent polls (its default of 5
 # drops SYNs, and the kernel's 1 s SYN retry would then be measured as poolpilot's latency).
 serve() { # dir port

@@ -3,16 +3,16 @@
 //! (throttling, ScalingActivityInProgress, ResourceContention, validation, access denied, a failing
 //! EC2 DescribeInstances).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use asg_fake::{AsgFake, Reply};
 use aws_sdk_autoscaling::Client;
-use common::moto::{GroupShape, asg_client as client_for, ec2_client as ec2_client_for};
 use poolpilot::actuators::aws_asg::{AsgConnection, AwsAsgActuator, RetryPolicy};
 use poolpilot::actuators::{Actuator, ActuatorError, Member};
 use poolpilot::policy::model::AwsAsgTarget;
+use support::moto::{GroupShape, asg_client as client_for, ec2_client as ec2_client_for};
 
 const FAST_RETRY: RetryPolicy = RetryPolicy {
     min_delay: Duration::from_millis(1),
@@ -25,7 +25,7 @@ const FAST_RETRY: RetryPolicy = RetryPolicy {
 /// A fresh group of `desired` instances in moto; returns the setup client and the actuator,
 /// built the way the daemon builds it (policy target, standard credential chain from env).
 async fn moto_group(name: &str, desired: i32) -> Option<(Client, AwsAsgActuator)> {
-    let endpoint = common::peer("POOLPILOT_TEST_AWS_ENDPOINT")?;
+    let endpoint = support::peer("POOLPILOT_TEST_AWS_ENDPOINT")?;
     let client = client_for(&endpoint);
     let _ = client
         .delete_auto_scaling_group()
@@ -174,7 +174,7 @@ async fn moto_protected_victims_and_out_of_bounds_targets_are_refused_before_wri
 /// launch template, the common production set-up).
 #[tokio::test]
 async fn moto_members_carry_the_private_ip_that_ec2_reports() {
-    let Some(endpoint) = common::peer("POOLPILOT_TEST_AWS_ENDPOINT") else {
+    let Some(endpoint) = support::peer("POOLPILOT_TEST_AWS_ENDPOINT") else {
         return;
     };
     let ec2 = ec2_client_for(&endpoint);
@@ -185,7 +185,7 @@ async fn moto_members_carry_the_private_ip_that_ec2_reports() {
         desired: 3,
         subnet: None,
     };
-    common::moto::template_group(&endpoint, name, shape).await;
+    support::moto::template_group(&endpoint, name, shape).await;
     let target = AwsAsgTarget {
         group: name.into(),
         region: "us-east-1".into(),
@@ -237,7 +237,7 @@ async fn moto_concurrent_reads_of_one_connection_each_get_their_own_group() {
     let Some((_, _)) = moto_group("pp-batch-b", 2).await else {
         return;
     };
-    let endpoint = common::peer("POOLPILOT_TEST_AWS_ENDPOINT").unwrap();
+    let endpoint = support::peer("POOLPILOT_TEST_AWS_ENDPOINT").unwrap();
     let connection = AsgConnection::load("us-east-1", Some(&endpoint)).await;
     let (a, b, missing) = (
         connection.actuator("pp-batch-a"),

@@ -1,7 +1,7 @@
 //! The Kubernetes actuator against a real kube-apiserver v1.20.2 + controller-manager
 //! (tests/peers/kube.sh). Each test works in its own namespace.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use serde_json::json;
 const RESTRICTED_USER: &str = "poolpilot-restricted";
 
 fn kubeconfig_path() -> Option<String> {
-    common::peer("POOLPILOT_TEST_KUBECONFIG")
+    support::peer("POOLPILOT_TEST_KUBECONFIG")
 }
 
 async fn admin_client(path: &str) -> Client {
@@ -324,8 +324,8 @@ async fn rbac_errors_name_the_missing_verb_and_resource() {
     let Some(path) = kubeconfig_path() else {
         return;
     };
-    let admin_token = common::peer("POOLPILOT_TEST_KUBE_ADMIN_TOKEN").unwrap();
-    let restricted_token = common::peer("POOLPILOT_TEST_KUBE_RESTRICTED_TOKEN").unwrap();
+    let admin_token = support::peer("POOLPILOT_TEST_KUBE_ADMIN_TOKEN").unwrap();
+    let restricted_token = support::peer("POOLPILOT_TEST_KUBE_RESTRICTED_TOKEN").unwrap();
     let client = admin_client(&path).await;
     let ns = namespace(&client, "pp-rbac").await;
     create_deployment(&client, &ns, "celery-worker", 2).await;

@@ -7,16 +7,17 @@
 //! The source is a Spark master `/json/` served by the test (the platform is the real peer
 //! here; tests/daemon_spark_moto.rs uses the real Spark master).
 
-mod common;
-mod daemon_support;
+mod support;
 
 use std::time::Duration;
 
-use daemon_support::{Daemon, KubeScene, kube_policy, metric, replicas, wait_until};
+use support::daemon::{Daemon, metric};
+use support::kube::{KubeScene, kube_policy, replicas};
+use support::wait_until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_drives_a_real_deployment_through_a_day() {
-    let Some(kubeconfig) = common::peer("POOLPILOT_TEST_KUBECONFIG") else {
+    let Some(kubeconfig) = support::peer("POOLPILOT_TEST_KUBECONFIG") else {
         return;
     };
     let scene = KubeScene::start(kubeconfig, "pp-daemon", 4, "20s").await;

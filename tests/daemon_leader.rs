@@ -2,12 +2,13 @@
 //! actuates while the other computes (and remembers the leader's changes); `kill -9` of the
 //! leader makes the other take over and actuate; the two never lead at the same time.
 
-mod common;
-mod daemon_support;
+mod support;
 
 use std::time::Duration;
 
-use daemon_support::{Daemon, KubeScene, replicas, wait_until};
+use support::daemon::Daemon;
+use support::kube::{KubeScene, replicas};
+use support::wait_until;
 
 async fn leader_flags(a: &Daemon, b: &Daemon) -> (bool, bool) {
     let flag = |v: serde_json::Value| v["leader"].as_bool().unwrap_or(false);
@@ -16,7 +17,7 @@ async fn leader_flags(a: &Daemon, b: &Daemon) -> (bool, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_actuates_and_a_follower_takes_over_warm() {
-    let Some(kubeconfig) = common::peer("POOLPILOT_TEST_KUBECONFIG") else {
+    let Some(kubeconfig) = support::peer("POOLPILOT_TEST_KUBECONFIG") else {
         return;
     };
     let scene = KubeScene::start(kubeconfig, "pp-leader", 8, "2s").await;

@@ -2,12 +2,13 @@
 //! its query API returns `poolpilot_pool_desired_workers` for every pool: the exposition
 //! format, names and labels are what a real scraper accepts.
 
-mod common;
-mod daemon_support;
+mod support;
 
 use std::time::Duration;
 
-use daemon_support::{Daemon, FakeSparkMaster, wait_until};
+use support::daemon::Daemon;
+use support::spark::FakeSparkMaster;
+use support::wait_until;
 
 fn policy(pool: &str, master: &str, max: u32) -> String {
     // The actuator cannot be set up (no kubeconfig there): the pool is held, yet decided and
@@ -21,10 +22,10 @@ fn policy(pool: &str, master: &str, max: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_desired_workers_for_every_pool() {
-    let Some(prometheus) = common::peer("PROMETHEUS_URL") else {
+    let Some(prometheus) = support::peer("PROMETHEUS_URL") else {
         return;
     };
-    let Some(sd_dir) = common::peer("PROMETHEUS_FILE_SD_DIR") else {
+    let Some(sd_dir) = support::peer("PROMETHEUS_FILE_SD_DIR") else {
         return;
     };
     let master = FakeSparkMaster::start().await;

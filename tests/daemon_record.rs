@@ -4,14 +4,15 @@
 //! against the same policy (and agrees with what the daemon did) and against a changed one (a
 //! lower maximum: fewer workers, longer waits).
 
-mod common;
-mod daemon_support;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use daemon_support::{Daemon, KubeScene, replicas, wait_until};
+use support::daemon::Daemon;
+use support::kube::{KubeScene, replicas};
+use support::wait_until;
 
 /// Runs `poolpilot simulate` on the recording with `policy` and returns its JSON report.
 fn replay(recording: &Path, policy: &Path) -> serde_json::Value {
@@ -53,7 +54,7 @@ fn policy_row(report: &serde_json::Value) -> &serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_traffic_replays_through_the_simulator_against_a_changed_policy() {
-    let Some(kubeconfig) = common::peer("POOLPILOT_TEST_KUBECONFIG") else {
+    let Some(kubeconfig) = support::peer("POOLPILOT_TEST_KUBECONFIG") else {
         return;
     };
     let scene = KubeScene::start(kubeconfig, "pp-record", 6, "0s").await;

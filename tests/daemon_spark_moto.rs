@@ -11,19 +11,20 @@
 //!    and `poolpilot simulate --check-decisions` replays the recording through the engine with
 //!    0 mismatches (both pools, across the `kill -9`); the replay shows both pools' prices.
 //!
-//! The instance agent in tests/spark_moto_support plays EC2: instances boot Spark workers on their
+//! The instance agent in tests/support/agent.rs plays EC2: instances boot Spark workers on their
 //! (loopback) private IPs, terminated ones take their worker with them.
 
-mod common;
-mod daemon_support;
-mod spark_moto_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use daemon_support::{Daemon, wait_until};
 use poolpilot::time::Timestamp;
-use spark_moto_support::{InstanceAgent, SparkMaster, loopback_group, master_json, submit_sleepy};
+use support::agent::InstanceAgent;
+use support::daemon::Daemon;
+use support::moto::loopback_group;
+use support::spark::{SparkMaster, master_json, submit_sleepy};
+use support::wait_until;
 
 const SCALE_UP_COOLDOWN_SECS: u64 = 20;
 /// Long enough to outlive the short apps, the stabilization window and the drains.
@@ -113,7 +114,7 @@ async fn spark_on_an_asg_scales_up_survives_kill9_and_drains_only_idle_workers()
         "SPARK_SLEEPY_APP",
         "SPARK_PYTHON",
     ]
-    .map(common::peer);
+    .map(support::peer);
     let [
         Some(endpoint),
         Some(spark_home),
@@ -394,7 +395,7 @@ async fn spark_on_an_asg_scales_up_survives_kill9_and_drains_only_idle_workers()
         "{text}"
     );
     drop(agent);
-    spark_moto_support::delete_group(&endpoint, &group).await;
+    support::moto::delete_group(&endpoint, &group).await;
     eprintln!("daemon_spark_moto: {parity}");
     eprintln!(
         "daemon_spark_moto: desired {timeline:?} (from the long app's start), cooldown step {waited:?}, short apps done at {shorts_done:?}, scaled down {down_after:?} \

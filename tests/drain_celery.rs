@@ -5,7 +5,7 @@
 //! the drainer never picks it while idle workers exist, that its drain times out while it works,
 //! and that it counts as drained only once its tasks have finished. Takes about 30-40 s.
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -173,9 +173,9 @@ where
 #[tokio::test]
 async fn busy_celery_worker_is_kept_until_its_tasks_finish() {
     let (Some(url), Some(user), Some(password)) = (
-        common::peer("AIRFLOW_API_URL"),
-        common::peer("AIRFLOW_API_USER"),
-        common::peer("AIRFLOW_API_PASSWORD"),
+        support::peer("AIRFLOW_API_URL"),
+        support::peer("AIRFLOW_API_USER"),
+        support::peer("AIRFLOW_API_PASSWORD"),
     ) else {
         return;
     };

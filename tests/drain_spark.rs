@@ -3,7 +3,7 @@
 //! tests), runs an app with an executor on it, decommissions it through the master and waits
 //! until its executors are gone.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -14,24 +14,10 @@ use poolpilot::time::Timestamp;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
+use support::spark::worker_state;
+
 const HOST: &str = "127.0.0.9";
 const WEBUI_PORT: u16 = 8089;
-
-async fn master_worker_state(http: &reqwest::Client, master: &str, host: &str) -> Option<String> {
-    let state: serde_json::Value = http
-        .get(format!("{master}/json/"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    state["workers"]
-        .as_array()?
-        .iter()
-        .filter(|w| w["host"] == host && w["state"] != "DEAD")
-        .find_map(|w| w["state"].as_str().map(str::to_owned))
-}
 
 async fn executors_on_worker(http: &reqwest::Client) -> usize {
     let url = format!("http://{HOST}:{WEBUI_PORT}/json/");
@@ -46,19 +32,14 @@ async fn executors_on_worker(http: &reqwest::Client) -> usize {
     }
 }
 
-/// Polls `check` every 250 ms for up to `secs` seconds.
-async fn wait_until<F, Fut>(what: &str, secs: u64, mut check: F)
+/// Polls `check` until it is true; fails the test after `secs` seconds.
+async fn wait_for<F, Fut>(what: &str, secs: u64, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..secs * 4 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("{what} did not happen within {secs}s");
+    let done = support::wait_until(Duration::from_secs(secs), check).await;
+    assert!(done, "{what} did not happen within {secs}s");
 }
 
 fn start_worker(spark_home: &str, master_url: &str, dir: &std::path::Path) -> Child {
@@ -86,20 +67,20 @@ fn start_worker(spark_home: &str, master_url: &str, dir: &std::path::Path) -> Ch
 
 #[tokio::test]
 async fn a_decommissioned_worker_is_drained_once_its_executors_are_gone() {
-    let Some(master) = common::peer("SPARK_MASTER_WEB") else {
+    let Some(master) = support::peer("SPARK_MASTER_WEB") else {
         return;
     };
-    let master_url = common::peer("SPARK_MASTER_URL").unwrap();
-    let spark_home = common::peer("SPARK_HOME").unwrap();
-    let submit = common::peer("SPARK_SUBMIT").unwrap();
-    let app = common::peer("SPARK_SLEEPY_APP").unwrap();
-    let python = common::peer("SPARK_PYTHON").unwrap();
+    let master_url = support::peer("SPARK_MASTER_URL").unwrap();
+    let spark_home = support::peer("SPARK_HOME").unwrap();
+    let submit = support::peer("SPARK_SUBMIT").unwrap();
+    let app = support::peer("SPARK_SLEEPY_APP").unwrap();
+    let python = support::peer("SPARK_PYTHON").unwrap();
     let http = reqwest::Client::new();
     let dir = tempfile::tempdir().unwrap();
 
     let mut worker = start_worker(&spark_home, &master_url, dir.path());
-    wait_until("our worker registering", 90, || async {
-        master_worker_state(&http, &master, HOST).await.as_deref() == Some("ALIVE")
+    wait_for("our worker registering", 90, || async {
+        worker_state(&http, &master, HOST).await == "ALIVE"
     })
     .await;
 
@@ -135,7 +116,7 @@ async fn a_decommissioned_worker_is_drained_once_its_executors_are_gone() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    wait_until("an executor on our worker", 120, || async {
+    wait_for("an executor on our worker", 120, || async {
         executors_on_worker(&http).await > 0
     })
     .await;
@@ -153,10 +134,7 @@ async fn a_decommissioned_worker_is_drained_once_its_executors_are_gone() {
     .await;
     let took = Timestamp::now().since(started);
     assert_eq!(outcome, DrainOutcome::Drained, "after {took:?}");
-    assert_eq!(
-        master_worker_state(&http, &master, HOST).await.as_deref(),
-        Some("DECOMMISSIONED")
-    );
+    assert_eq!(worker_state(&http, &master, HOST).await, "DECOMMISSIONED");
     assert_eq!(executors_on_worker(&http).await, 0);
     eprintln!("spark drain with a running executor took {took:?}");
 

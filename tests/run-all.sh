@@ -5,6 +5,7 @@
 #   POOLPILOT_PEERS="spark airflow"  only these peers (default: all of them)
 #   POOLPILOT_SKIP_PEERS=1           start no peer; peer tests then say so and pass vacuously
 #                                    (never set in CI: with CI=true a missing peer fails)
+#   bash tests/run-all.sh --test X    arguments go to `cargo test` (only the chosen targets then)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,4 +29,11 @@ if [[ ${POOLPILOT_SKIP_PEERS:-0} != 1 ]]; then
   done
 fi
 
-cargo test --all-targets --no-fail-fast "$@"
+# Every target, unless the arguments choose some (`--test daemon_kube`: cargo would ignore the
+# choice next to --all-targets).
+all_targets=--all-targets
+for a in "$@"; do
+  [[ $a == -- ]] && break
+  case $a in --lib | --bins | --bin | --bin=* | --test | --test=* | --tests | --bench | --bench=* | --benches | --examples | --example | --example=* | --doc) all_targets= ;; esac
+done
+cargo test $all_targets --no-fail-fast "$@"

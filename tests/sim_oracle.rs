@@ -1,19 +1,19 @@
 //! The offline oracle reproduces the reference values of traces-and-metrics §5.3 on the real
 //! traces (within 0.5 %): OPT(B) in worker-hours for the fluid zero-wait demand of all usable jobs.
 
-mod sim_common;
+mod support;
 
 use poolpilot::sim::oracle;
 use poolpilot::sim::trace::{CENTI, ReadOptions, TraceFormat, read_trace};
 
 fn check(file: &str, capacity: u64, expected: &[(i64, f64, Option<u64>)]) {
-    let Some(path) = sim_common::trace(file) else {
+    let Some(path) = support::sim::trace(file) else {
         return;
     };
     let workload = read_trace(&path, TraceFormat::Swf, ReadOptions::default()).unwrap();
     for &(boot_s, worker_hours, launches) in expected {
         let result = oracle::solve(&workload.jobs, capacity * CENTI, boot_s * 1000);
-        let error = sim_common::relative_error(result.worker_hours(), worker_hours);
+        let error = support::sim::relative_error(result.worker_hours(), worker_hours);
         println!(
             "{file} C={capacity} B={boot_s}s: {:.1} wh (reference {worker_hours}), launches {}",
             result.worker_hours(),
@@ -26,7 +26,7 @@ fn check(file: &str, capacity: u64, expected: &[(i64, f64, Option<u64>)]) {
             error * 100.0
         );
         if let Some(launches) = launches {
-            let error = sim_common::relative_error(result.launches as f64, launches as f64);
+            let error = support::sim::relative_error(result.launches as f64, launches as f64);
             assert!(
                 error < 0.005,
                 "{file} B={boot_s}: {} launches vs {launches}",

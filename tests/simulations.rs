@@ -5,7 +5,7 @@
 //! Trace scenarios need `../shared/traces` beside the clone (CI has it; CI=true makes a
 //! missing trace a failure).
 
-mod sim_common;
+mod support;
 
 use std::path::PathBuf;
 
@@ -25,7 +25,7 @@ fn run_scenario(file: &str) {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let Some(found) = sim_common::trace(&name) else {
+        let Some(found) = support::sim::trace(&name) else {
             return;
         };
         assert_eq!(

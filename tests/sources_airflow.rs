@@ -3,7 +3,7 @@
 //! poolpilot's REST and metadata-DB numbers must equal what the server reports itself — its
 //! REST pool JSON and SQL run directly on its database, including the Helm chart's KEDA query.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -27,11 +27,13 @@ struct Peer {
 
 fn peer() -> Option<Peer> {
     Some(Peer {
-        api: common::peer("AIRFLOW_API_URL")?,
-        db: common::peer("AIRFLOW_DB_URL")?,
-        pool: common::peer("AIRFLOW_TEST_POOL")?,
-        slots: common::peer("AIRFLOW_TEST_POOL_SLOTS")?.parse().unwrap(),
-        concurrency: common::peer("AIRFLOW_WORKER_CONCURRENCY")?.parse().unwrap(),
+        api: support::peer("AIRFLOW_API_URL")?,
+        db: support::peer("AIRFLOW_DB_URL")?,
+        pool: support::peer("AIRFLOW_TEST_POOL")?,
+        slots: support::peer("AIRFLOW_TEST_POOL_SLOTS")?.parse().unwrap(),
+        concurrency: support::peer("AIRFLOW_WORKER_CONCURRENCY")?
+            .parse()
+            .unwrap(),
     })
 }
 

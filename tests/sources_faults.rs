@@ -2,17 +2,15 @@
 //! and the engine, given that `Signal::Missing`, does not shrink the pool (now, and after
 //! `hold_for` has run out). The database source's cells are at the end.
 
-mod common;
-#[path = "common/faulty_http.rs"]
-mod faulty_http;
+mod support;
 
 use std::time::Duration;
 
-use faulty_http::{Behavior, FaultyServer, refused_base};
 use poolpilot::engine::{self, PoolMemory, PoolObservation, Signal, SignalFault, WorkerCounts};
 use poolpilot::policy::{self, Policy, SignalSpec};
 use poolpilot::sources::{self, MetricSource};
 use poolpilot::time::Timestamp;
+use support::faulty_http::{Behavior, FaultyServer, refused_base};
 
 const TIMEOUT_MS: u64 = 600;
 const CAP: u64 = 4096;
@@ -329,7 +327,7 @@ async fn database_source_faults_without_a_database() {
 
 #[tokio::test]
 async fn database_source_faults_against_real_postgres() {
-    let Some(url) = common::peer("AIRFLOW_DB_URL") else {
+    let Some(url) = support::peer("AIRFLOW_DB_URL") else {
         return;
     };
     // Trust auth accepts any password, but not an unknown role: SQLSTATE 28000.

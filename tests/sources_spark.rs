@@ -2,7 +2,7 @@
 //! demand (apps wanting more cores than the 4 that exist, a cluster-mode driver that fits on no
 //! worker), and poolpilot's numbers must equal what the master's own `/json/` says.
 
-mod common;
+mod support;
 
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -151,7 +151,7 @@ fn submit(args: &[String], log: &str) -> Child {
 
 #[tokio::test]
 async fn idle_master_numbers_equal_the_masters_json() {
-    let Some(master) = common::peer("SPARK_MASTER_WEB") else {
+    let Some(master) = support::peer("SPARK_MASTER_WEB") else {
         return;
     };
     let (reading, truth) = consistent_poll(&master).await;
@@ -161,12 +161,12 @@ async fn idle_master_numbers_equal_the_masters_json() {
 
 #[tokio::test]
 async fn waiting_apps_and_a_submitted_driver_are_demand() {
-    let Some(master) = common::peer("SPARK_MASTER_WEB") else {
+    let Some(master) = support::peer("SPARK_MASTER_WEB") else {
         return;
     };
-    let spark_url = common::peer("SPARK_MASTER_URL").unwrap();
-    let rest = common::peer("SPARK_MASTER_REST").unwrap();
-    let app = common::peer("SPARK_SLEEPY_APP").unwrap();
+    let spark_url = support::peer("SPARK_MASTER_URL").unwrap();
+    let rest = support::peer("SPARK_MASTER_REST").unwrap();
+    let app = support::peer("SPARK_SLEEPY_APP").unwrap();
     let client_app =
         |name: &str, cores_max: &str, ui_port: &str, secs: &str, parts: &str| -> Vec<String> {
             let mut a = vec![

@@ -1,13 +1,12 @@
 //! Trino and PrestoDB sources against the coordinator fixture (no real server is installable
 //! here): every endpoint, both dialects, auth modes, 403, 503 and old field sets.
 
-#[path = "common/trino_fixture.rs"]
-mod trino_fixture;
+mod support;
 
 use poolpilot::engine::SignalFault;
 use poolpilot::policy::{self, SignalSpec};
 use poolpilot::sources::{self, Reading, SourceError};
-use trino_fixture::{Dialect, TrinoFixture};
+use support::trino_fixture::{Dialect, TrinoFixture};
 
 const MIX: &[(&str, bool)] = &[
     ("QUEUED", false),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real Airflow 3 (PyPI, pinned by tests/peers/airflow-constraints.txt) with CeleryExecutor, a
-# throwaway PostgreSQL 15 cluster (55432) and Redis (56379), on loopback. No Celery worker is
+# throwaway PostgreSQL 15 cluster (15432) and Redis (16379), on loopback. No Celery worker is
 # started, so tasks stay `queued` (the Helm chart's KEDA situation): demand without capacity.
 #
 # - api-server http://127.0.0.1:8090 (simple auth manager, user admin / password admin-pw)
@@ -21,9 +21,11 @@ AF_DIR=$PEERS_CACHE/airflow
 PGBIN=/usr/lib/postgresql/15/bin
 # initdb runs as `postgres`, which cannot enter /root: keep the cluster in a world-traversable dir.
 PG_DIR=${POOLPILOT_PG_DIR:-/var/tmp/poolpilot-pg}
-PG_PORT=55432
-REDIS_PORT=56379
-API=http://127.0.0.1:8090
+# Fixed ports below the ephemeral port range (see lib.sh).
+PG_PORT=15432
+REDIS_PORT=16379
+API_PORT=8090
+API=http://127.0.0.1:$API_PORT
 POOL=autoscale_pool
 POOL_SLOTS=4
 
@@ -34,7 +36,7 @@ af_env() {
   export AIRFLOW__CORE__DAGS_FOLDER=$AIRFLOW_HOME/dags
   export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
   export AIRFLOW__API__HOST=127.0.0.1
-  export AIRFLOW__API__PORT=8090
+  export AIRFLOW__API__PORT=$API_PORT
   export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=$API/execution/
   export AIRFLOW__API_AUTH__JWT_SECRET=ci-not-secret-jwt-key-0123456789abcdef
   export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin
@@ -114,8 +116,9 @@ start_postgres() {
     runuser -u postgres -- "$PGBIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --no-instructions >&2
   fi
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w start \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >&2
-  wait_for "postgres" 30 "$PGBIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT"
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >&2 ||
+    peer_failed "airflow (postgres)" "$PG_DIR/server.log" "$PG_PORT"
+  wait_for "postgres" 30 "$PGBIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT" || peer_failed "airflow (postgres)" "$PG_DIR/server.log" "$PG_PORT"
   pg -c "DROP DATABASE IF EXISTS airflow WITH (FORCE);"
   pg -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='airflow') THEN CREATE USER airflow PASSWORD 'airflow'; END IF; END \$\$;"
   pg -c "CREATE DATABASE airflow OWNER airflow;"
@@ -135,14 +138,15 @@ dags_visible() {
 start() {
   stop # a leftover from an interrupted run would hold the ports
   af_env
+  need_ports airflow "$PG_PORT" "$REDIS_PORT" "$API_PORT"
   mkdir -p "$PG_DIR" "$AF_DIR/redis"
   start_bg airflow-redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$AF_DIR/redis"
-  wait_for "redis" 20 redis-cli -p "$REDIS_PORT" ping
+  wait_for "redis" 20 redis-cli -p "$REDIS_PORT" ping || peer_failed "airflow (redis)" "$PEERS_RUN/airflow-redis.log" "$REDIS_PORT"
   start_postgres
   airflow db migrate >"$PEERS_RUN/airflow-migrate.log" 2>&1 || { log "airflow db migrate failed"; tail -20 "$PEERS_RUN/airflow-migrate.log" >&2; return 1; }
   local c
   for c in api-server scheduler dag-processor; do start_bg "airflow-$c" airflow "$c"; done
-  wait_http "$API/api/v2/monitor/health" 120
+  wait_http "$API/api/v2/monitor/health" 120 || peer_failed "airflow (api-server)" "$PEERS_RUN/airflow-api-server.log" "$API_PORT"
   wait_for "airflow DAGs parsed" 120 dags_visible
   local t; t=$(token)
   curl -sf --max-time 10 -X POST "$API/api/v2/pools" -H "Authorization: Bearer $t" -H 'Content-Type: application/json' \

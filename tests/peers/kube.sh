@@ -6,7 +6,8 @@
 # unless a test plays kubelet through the API.
 #
 #   kube.sh install   build the two binaries into $PEERS_CACHE/kube/bin (skipped when cached, ~4 min cold)
-#   kube.sh start     etcd :52379, apiserver https://127.0.0.1:56443 (RBAC, static tokens), controller-manager
+#   kube.sh start     etcd :12379 (peer :12380), apiserver https://127.0.0.1:17443 (RBAC, static
+#                     tokens), controller-manager
 #   kube.sh stop
 #
 # Exports: POOLPILOT_TEST_KUBECONFIG (admin kubeconfig), POOLPILOT_TEST_KUBE_SERVER,
@@ -18,9 +19,10 @@ KUBE_DIR="$PEERS_CACHE/kube"
 KUBE_BIN="$KUBE_DIR/bin"
 KUBE_RUN="$PEERS_RUN/kube"
 SRC_VERSION="1.20.5+really1.20.2"
-ETCD_PORT=52379
-ETCD_PEER_PORT=52380
-API_PORT=56443
+# Below the ephemeral port range (see lib.sh); 17443, not 16443, which microk8s' apiserver uses.
+ETCD_PORT=12379
+ETCD_PEER_PORT=12380
+API_PORT=17443
 ADMIN_TOKEN="poolpilot-test-admin-token"
 RESTRICTED_TOKEN="poolpilot-test-restricted-token"
 
@@ -114,6 +116,7 @@ apiserver_ready() {
 start() {
   [[ -x $KUBE_BIN/kube-apiserver ]] || { log "kube not installed; run: $0 install"; return 1; }
   stop_all_quietly
+  need_ports kube "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT"
   write_config
   # Fresh state every start: tests create their own namespaces and must not see a previous run's.
   rm -rf "$KUBE_RUN/etcd" "$KUBE_RUN/certs"
@@ -121,24 +124,22 @@ start() {
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster "poolpilot=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync
-  wait_http "http://127.0.0.1:$ETCD_PORT/health" 30
+  wait_http "http://127.0.0.1:$ETCD_PORT/health" 30 || peer_failed "kube (etcd)" "$PEERS_RUN/kube-etcd.log" "$ETCD_PORT" "$ETCD_PEER_PORT"
   start_bg kube-apiserver "$KUBE_BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
     --cert-dir="$KUBE_RUN/certs" --insecure-port=0 --token-auth-file="$KUBE_RUN/tokens.csv" \
     --authorization-mode=RBAC --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$KUBE_RUN/sa.pub" --service-account-signing-key-file="$KUBE_RUN/sa.key" \
     --service-cluster-ip-range=10.96.0.0/24 --enable-admission-plugins=NamespaceLifecycle,ServiceAccount
-  wait_for "kube-apiserver" 90 apiserver_ready
+  wait_for "kube-apiserver" 90 apiserver_ready || peer_failed "kube (kube-apiserver)" "$PEERS_RUN/kube-apiserver.log" "$API_PORT"
   # nodelifecycle is off: tests register fake nodes without heartbeats, which would go NotReady.
   start_bg kube-controller-manager "$KUBE_BIN/kube-controller-manager" --kubeconfig="$KUBE_RUN/kubeconfig" \
     --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 --port=0 \
     --controllers='*,-nodelifecycle' --service-account-private-key-file="$KUBE_RUN/sa.key"
   # Ready once its serviceaccount controller has created the default namespace's account.
   wait_for "kube-controller-manager" 60 curl -skf --max-time 2 -H "Authorization: Bearer $ADMIN_TOKEN" \
-    "https://127.0.0.1:$API_PORT/api/v1/namespaces/default/serviceaccounts/default" || {
-    log "see $PEERS_RUN/kube-controller-manager.log"
-    return 1
-  }
+    "https://127.0.0.1:$API_PORT/api/v1/namespaces/default/serviceaccounts/default" ||
+    peer_failed "kube (kube-controller-manager)" "$PEERS_RUN/kube-controller-manager.log"
   echo "export POOLPILOT_TEST_KUBECONFIG=$KUBE_RUN/kubeconfig"
   echo "export POOLPILOT_TEST_KUBE_SERVER=https://127.0.0.1:$API_PORT"
   echo "export POOLPILOT_TEST_KUBE_ADMIN_TOKEN=$ADMIN_TOKEN"

@@ -14,6 +14,79 @@ mkdir -p "$PEERS_CACHE" "$PEERS_RUN"
 
 log() { printf '[peers] %s\n' "$*" >&2; }
 
+# Ports. Linux picks the local port of every outgoing connection from
+# /proc/sys/net/ipv4/ip_local_port_range (`32768 60999` by default, and on the machines CI runs
+# on), so a peer listening on a fixed port inside that range fails at random with "address
+# already in use" whenever some connection happens to hold it. Every peer therefore listens on a
+# fixed port below 32768 (tests/peer_ports.rs fails if a port in tests/peers/*.sh or
+# benches/*.sh lies in 32768-60999), and `start` checks its ports with `need_ports` first.
+
+# port_users PORT : the sockets on local port PORT other than TIME-WAIT, one `ss` line each
+# (with the owning process when `ss -p` may show it); nothing when the port is free or `ss` is
+# missing.
+port_users() {
+  command -v ss >/dev/null || return 0
+  ss -Htanp "sport = :$1" 2>/dev/null | awk '$1 != "TIME-WAIT"' || true
+}
+
+# port_free PORT [ADDR] : whether a server could bind ADDR:PORT now (ADDR: 127.0.0.1), checked
+# by binding it as servers do (SO_REUSEADDR, so TIME-WAIT leftovers do not count).
+port_free() {
+  python3 - "$1" "${2:-127.0.0.1}" <<'PY' 2>/dev/null
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[2], int(sys.argv[1])))
+PY
+}
+
+# need_ports PEER [ADDR:]PORT... : fail, naming PEER, the port and whatever holds it, unless every
+# PORT is free on ADDR (127.0.0.1 when not given); warn about a port inside this machine's
+# ephemeral range.
+need_ports() {
+  local peer=$1 spec addr port low high held=0; shift
+  read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || { low=1 high=0; }
+  for spec in "$@"; do
+    port=${spec##*:} addr=127.0.0.1
+    [[ $spec == *:* ]] && addr=${spec%:*}
+    if ((port >= low && port <= high)); then
+      log "$peer: WARNING: port $port lies in this machine's ephemeral port range $low-$high: any outgoing connection may hold it"
+    fi
+    if ! port_free "$port" "$addr"; then
+      log "$peer: port $port ($addr) is in use by: $(port_users "$port" | tr -s ' ' | paste -sd ';' -)"
+      held=1
+    fi
+  done
+  ((held == 0)) || { log "$peer: not started: free the port(s) above or stop what holds them"; return 1; }
+}
+
+# pick_port [LOW [HIGH]] : a port in LOW..HIGH (default 20000..32000, below the ephemeral range)
+# that is free on 127.0.0.1 now, for a process started with a port chosen at run time.
+pick_port() {
+  local low=${1:-20000} high=${2:-32000} port i
+  for ((i = 0; i < 50; i++)); do
+    port=$((low + RANDOM % (high - low + 1)))
+    port_free "$port" && { echo "$port"; return 0; }
+  done
+  log "no free port in $low-$high after 50 tries"
+  return 1
+}
+
+# peer_failed PEER LOGFILE PORT... : report that PEER did not start: what holds each PORT now and
+# the end of LOGFILE. Returns 1, so `wait_... || peer_failed ...` fails the start.
+peer_failed() {
+  local peer=$1 logfile=$2 port users; shift 2
+  for port in "$@"; do
+    users=$(port_users "$port" | tr -s ' ' | paste -sd ';' -)
+    log "$peer: failed to start; port $port: ${users:-nothing listens there}"
+  done
+  if [[ -f $logfile ]]; then
+    log "$peer: last lines of $logfile:"
+    tail -15 "$logfile" | sed 's/^/    /' >&2
+  fi
+  return 1
+}
+
 # start_bg NAME CMD... : start CMD in its own session (so its whole group can be stopped), record the PID.
 start_bg() {
   local name=$1; shift

@@ -33,8 +33,9 @@ start() {
   local env="$PEERS_CACHE/venv-moto"
   [[ -x $env/bin/moto_server ]] || { log "moto not installed; run: $0 install"; return 1; }
   stop_pid moto 5
+  need_ports moto "$PORT"
   start_bg moto "$env/bin/moto_server" -H 127.0.0.1 -p "$PORT"
-  wait_http "http://127.0.0.1:$PORT/moto-api/" 60
+  wait_http "http://127.0.0.1:$PORT/moto-api/" 60 || peer_failed moto "$PEERS_RUN/moto.log" "$PORT"
   echo "export POOLPILOT_TEST_AWS_ENDPOINT=http://127.0.0.1:$PORT"
   echo "export AWS_ACCESS_KEY_ID=testing"
   echo "export AWS_SECRET_ACCESS_KEY=testing"

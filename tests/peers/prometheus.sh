@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real Prometheus (Debian `prometheus` package) on 127.0.0.1:59090, scraping every second
+# Real Prometheus (Debian `prometheus` package) on 127.0.0.1:19090, scraping every second
 # whatever targets the tests drop into its file-service-discovery directory, so a test can
 # point it at a daemon listening on a port chosen at run time.
 #
@@ -11,7 +11,7 @@
 # [{"targets": ["127.0.0.1:PORT"], "labels": {...}}]; picked up within ~1 s).
 source "$(dirname "$0")/lib.sh"
 
-PORT=59090
+PORT=19090 # below the ephemeral port range: see lib.sh
 PROM_RUN="$PEERS_RUN/prometheus"
 
 install() {
@@ -21,6 +21,7 @@ install() {
 start() {
   command -v prometheus >/dev/null || { log "prometheus not installed; run: $0 install"; return 1; }
   stop_pid prometheus 10
+  need_ports prometheus "$PORT"
   rm -rf "$PROM_RUN" && mkdir -p "$PROM_RUN/targets" "$PROM_RUN/data"
   cat >"$PROM_RUN/prometheus.yml" <<EOF2
 global:
@@ -35,7 +36,7 @@ scrape_configs:
 EOF2
   start_bg prometheus prometheus --config.file="$PROM_RUN/prometheus.yml" --storage.tsdb.path="$PROM_RUN/data" \
     --web.listen-address="127.0.0.1:$PORT" --storage.tsdb.retention.time=1h
-  wait_http "http://127.0.0.1:$PORT/-/ready" 60
+  wait_http "http://127.0.0.1:$PORT/-/ready" 60 || peer_failed prometheus "$PEERS_RUN/prometheus.log" "$PORT"
   echo "export PROMETHEUS_URL=http://127.0.0.1:$PORT"
   echo "export PROMETHEUS_FILE_SD_DIR=$PROM_RUN/targets"
 }

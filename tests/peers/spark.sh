@@ -45,13 +45,16 @@ alive_workers_at_least() {
 
 start() {
   stop # a leftover from an interrupted run would hold the ports
+  local i ports=(7077 8080 6066)
+  for i in "${!WORKER_HOSTS[@]}"; do ports+=("${WORKER_HOSTS[$i]}:${WORKER_UI_PORTS[$i]}"); done
+  need_ports spark "${ports[@]}"
   local home; home=$(spark_home)
   SPARK_LOCAL_IP=127.0.0.1 \
   SPARK_MASTER_OPTS="-Dspark.decommission.enabled=true -Dspark.master.ui.decommission.allow.mode=LOCAL -Dspark.master.rest.enabled=true -Dspark.master.rest.host=127.0.0.1 -Dspark.master.rest.port=6066" \
     start_bg spark-master "$home/bin/spark-class" org.apache.spark.deploy.master.Master \
       --host 127.0.0.1 --port 7077 --webui-port 8080
-  wait_for "spark master" 90 sh -c 'curl -sf --max-time 2 http://127.0.0.1:8080/json/ | grep -q "\"status\" : \"ALIVE\""'
-  local i
+  wait_for "spark master" 90 sh -c 'curl -sf --max-time 2 http://127.0.0.1:8080/json/ | grep -q "\"status\" : \"ALIVE\""' ||
+    peer_failed "spark (master)" "$PEERS_RUN/spark-master.log" 7077 8080 6066
   for i in "${!WORKER_HOSTS[@]}"; do
     local host=${WORKER_HOSTS[$i]} n=$((i + 1))
     mkdir -p "$SPARK_DIR/work-$n"
@@ -61,7 +64,8 @@ start() {
         --host "$host" --cores "$WORKER_CORES" --memory 2g --webui-port "${WORKER_UI_PORTS[$i]}" \
         spark://127.0.0.1:7077
   done
-  wait_for "spark workers" 120 alive_workers_at_least "${#WORKER_HOSTS[@]}"
+  wait_for "spark workers" 120 alive_workers_at_least "${#WORKER_HOSTS[@]}" ||
+    peer_failed "spark (workers)" "$PEERS_RUN/spark-worker-1.log" "${WORKER_UI_PORTS[@]}"
   cat <<EOF
 export SPARK_MASTER_WEB=http://127.0.0.1:8080
 export SPARK_MASTER_URL=spark://127.0.0.1:7077

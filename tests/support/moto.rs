@@ -1,5 +1,6 @@
 //! moto (tests/peers/moto.sh) set-up shared by the AWS tests: SDK clients with dummy
-//! credentials and the SDK's retries off, and groups built from a launch template.
+//! credentials and the SDK's retries off, groups built from a launch template, and groups in a
+//! loopback subnet, so that instance private IPs are bindable on this machine.
 
 use aws_sdk_autoscaling::config::retry::RetryConfig;
 use aws_sdk_autoscaling::config::{BehaviorVersion, Credentials, Region};
@@ -81,4 +82,52 @@ pub async fn template_group(endpoint: &str, name: &str, shape: GroupShape<'_>) {
         None => group.availability_zones("us-east-1a"),
     };
     group.send().await.unwrap();
+}
+
+/// A group `name` (min 1, max `max`, desired 1) in a fresh VPC 127.0.0.0/16, subnet
+/// 127.0.`octet`.0/24: moto hands out private IPs from the subnet, so they are bindable here.
+pub async fn loopback_group(endpoint: &str, name: &str, octet: u8, max: i32) {
+    let ec2 = ec2_client(endpoint);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("127.0.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block(format!("127.0.{octet}.0/24"))
+        .availability_zone("us-east-1a")
+        .send()
+        .await
+        .unwrap();
+    let subnet_id = subnet
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .unwrap()
+        .to_owned();
+    let shape = GroupShape {
+        min: 1,
+        max,
+        desired: 1,
+        subnet: Some(&subnet_id),
+    };
+    template_group(endpoint, name, shape).await;
+}
+
+/// Best-effort removal of the group and its launch template (moto outlives the test).
+pub async fn delete_group(endpoint: &str, name: &str) {
+    let _ = asg_client(endpoint)
+        .delete_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .force_delete(true)
+        .send()
+        .await;
+    let _ = ec2_client(endpoint)
+        .delete_launch_template()
+        .launch_template_name(name)
+        .send()
+        .await;
 }

@@ -1,12 +1,9 @@
-//! A small Spark-on-EC2 world for tests/daemon_spark_moto.rs: a real Spark master of the test's
-//! own, a moto Auto Scaling group whose instances get loopback private IPs (VPC 127.0.0.0/16,
-//! all of 127.0.0.0/8 is local on Linux), and an "instance agent" that plays EC2 user-data: each
-//! InService instance boots a real Spark worker bound to its private IP, and a terminated
-//! instance's worker dies with it. Every process started here is killed on drop, by its handle.
-#![allow(dead_code)]
-
-pub mod moto;
-pub mod spark;
+//! A small Spark-on-EC2 world for tests/daemon_spark_moto.rs: an "instance agent" that plays EC2
+//! user-data for a moto Auto Scaling group whose instances get loopback private IPs
+//! ([`super::moto::loopback_group`]: VPC 127.0.0.0/16, all of 127.0.0.0/8 is local on Linux):
+//! each InService instance boots a real Spark worker bound to its private IP for the test's own
+//! [`SparkMaster`], and a terminated instance's worker dies with it. Every process started here
+//! is killed on drop, by its handle.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,10 +13,9 @@ use std::time::Duration;
 
 use poolpilot::time::Timestamp;
 
-use crate::common::moto::{asg_client, ec2_client};
-pub use moto::{delete_group, loopback_group};
-use spark::{Proc, free_port, spark_class, worker_state};
-pub use spark::{SparkMaster, master_json, submit_sleepy};
+use super::free_port;
+use super::moto::{asg_client, ec2_client};
+use super::spark::{Proc, SparkMaster, master_json, spark_class, worker_state};
 
 /// What the agent saw, for the test's assertions.
 #[derive(Debug, Default, Clone)]

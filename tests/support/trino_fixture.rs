@@ -1,6 +1,5 @@
 //! A Trino / PrestoDB coordinator fixture (axum) faithful to engine-apis.md §1.7, for the
-//! tests: no Trino or Presto server is installable here. Include with
-//! `#[path = "common/trino_fixture.rs"] mod trino_fixture;`.
+//! tests: no Trino or Presto server is installable here.
 //!
 //! Serves, per dialect: `GET /v1/query[?state=]` (AUTHENTICATED_USER: 401 without the user
 //! header; Trino refuses Basic with a password), Trino `GET /ui/api/stats` (401
@@ -8,7 +7,6 @@
 //! fixed user) and `POST /ui/login`, Trino `GET /metrics`, Presto `GET /v1/cluster` (11 fields,
 //! an "old Presto" mode without `runningTasks`/`adjustedQueueSize`, a 503 "no resource manager"
 //! mode), `GET /v1/info` and `GET /v1/info/state`. Every body carries unknown fields.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 

@@ -1,5 +1,4 @@
-//! Helpers shared by the simulator's integration tests.
-#![allow(dead_code)]
+//! The simulator tests' side: the shared public traces and a relative error.
 
 use std::path::PathBuf;
 

@@ -1,8 +1,6 @@
 //! A raw-TCP HTTP server that misbehaves on purpose (for the source fault matrix): wrong
 //! statuses, broken or huge bodies, no answer at all, or a body that trickles in. Raw TCP so
-//! that nothing (framework buffering, automatic headers) softens the fault. Include with
-//! `#[path = "common/faulty_http.rs"] mod faulty_http;`.
-#![allow(dead_code)]
+//! that nothing (framework buffering, automatic headers) softens the fault.
 
 use std::time::Duration;
 

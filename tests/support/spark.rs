@@ -1,9 +1,66 @@
-//! Spark processes for the test: its own master, workers (started by the instance agent) and
-//! `spark-submit` drivers, each killed on drop by its handle.
+//! Spark for the tests: a fake master `/json/` whose demand the test sets (for tests whose real
+//! peer is the platform, not the engine), and real Spark processes of a test's own: a master,
+//! workers (started by the instance agent) and `spark-submit` drivers, each killed on drop by
+//! its handle.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use super::free_port;
+
+/// What the fake master answers: `down` = HTTP 503 (the source is down).
+#[derive(Clone, Default)]
+pub struct MasterState {
+    pub waiting_apps: u32,
+    pub cores_used: u32,
+    pub down: bool,
+}
+
+/// A Spark master `/json/` (the exact field set of Spark 4.3, see tests/fixtures/spark) whose
+/// demand the test controls, for tests whose real peer is the platform, not the engine.
+pub struct FakeSparkMaster {
+    pub url: String,
+    pub state: Arc<Mutex<MasterState>>,
+}
+
+impl FakeSparkMaster {
+    pub async fn start() -> FakeSparkMaster {
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        let state = Arc::new(Mutex::new(MasterState::default()));
+        let shared = state.clone();
+        let app = axum::Router::new().route(
+            "/json/",
+            axum::routing::get(move || {
+                let s = shared.lock().unwrap().clone();
+                async move {
+                    if s.down {
+                        return (StatusCode::SERVICE_UNAVAILABLE, "down".to_string()).into_response();
+                    }
+                    let apps: Vec<String> = (0..s.waiting_apps)
+                        .map(|i| format!(r#"{{"id":"app-{i}","name":"a{i}","cores":0,"state":"WAITING"}}"#))
+                        .collect();
+                    let body = format!(
+                        r#"{{"url":"spark://127.0.0.1:7077","workers":[],"aliveworkers":1,"cores":4,"coresused":{},"memory":2048,"memoryused":0,"activeapps":[{}],"completedapps":[],"activedrivers":[],"completeddrivers":[],"status":"ALIVE"}}"#,
+                        s.cores_used,
+                        apps.join(",")
+                    );
+                    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeSparkMaster { url, state }
+    }
+
+    pub fn set(&self, f: impl FnOnce(&mut MasterState)) {
+        f(&mut self.state.lock().unwrap());
+    }
+}
 
 /// A child process killed (SIGKILL, like a terminated machine) and reaped on drop.
 pub struct Proc(pub Child);
@@ -35,8 +92,6 @@ pub fn spark_class(
         .expect("spark-class starts");
     Proc(child)
 }
-
-pub use crate::daemon_support::free_port;
 
 pub async fn master_json(http: &reqwest::Client, web: &str) -> Option<serde_json::Value> {
     http.get(format!("{web}/json/"))
