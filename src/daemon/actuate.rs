@@ -9,66 +9,20 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
+use super::actuation::{Actuation, DrainTask};
 use super::controller::Controller;
 use super::state::{Pending, PendingKind};
 use super::status::ActuationView;
 use crate::actuators::{Actuator, ActuatorError, DryRun};
-use crate::drain::{self, ScaleDownReport};
+use crate::drain;
 use crate::engine::{Decision, DrainPlan};
-use crate::policy::{DrainMethod, Mode, OnDrainTimeout};
+use crate::policy::{DrainMethod, OnDrainTimeout};
 use crate::telemetry::names;
 use crate::time::Timestamp;
 
 /// Upper bound on one scale-up call (the actuators retry inside it).
 pub const ACTUATION_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A scale-down under way.
-pub struct DrainTask {
-    pub from: u32,
-    pub to: u32,
-    pub since: Timestamp,
-    /// `true` = the pool needs the capacity again: stop draining where still possible.
-    pub abort: watch::Sender<bool>,
-    pub aborting: bool,
-    pub handle: JoinHandle<(Result<ScaleDownReport, ActuatorError>, Timestamp)>,
-}
-
-/// How a pool's change is applied this tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Actuation {
-    Actuate,
-    /// `mode: shadow`: decide and record, never actuate.
-    Shadow,
-    /// `--dry-run`.
-    DryRun,
-    /// Leader election is on and another instance holds the lease.
-    Follower,
-    Paused,
-}
-
-impl Actuation {
-    pub fn of(mode: Mode, dry_run: bool, leader: bool) -> Actuation {
-        match mode {
-            Mode::Paused => Actuation::Paused,
-            Mode::Shadow => Actuation::Shadow,
-            Mode::Enforce if dry_run => Actuation::DryRun,
-            Mode::Enforce if !leader => Actuation::Follower,
-            Mode::Enforce => Actuation::Actuate,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Actuation::Actuate => "actuate",
-            Actuation::Shadow => "shadow",
-            Actuation::DryRun => "dry_run",
-            Actuation::Follower => "follower",
-            Actuation::Paused => "paused",
-        }
-    }
-}
 
 impl Controller {
     pub(super) async fn actuate(&mut self, decisions: &[Decision], now: Timestamp, leader: bool) {

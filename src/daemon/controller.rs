@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::actuate::{Actuation, DrainTask};
+use super::actuation::{Actuation, DrainTask};
 use super::observe::observe;
 use super::pools::{self, PoolRuntime, Wiring};
 use super::record::Recorder;
@@ -37,9 +37,6 @@ impl Clock for WallClock {
         Timestamp::now()
     }
 }
-
-/// Upper bound on one actuator status read.
-pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct ControllerConfig {
     pub dry_run: bool,

@@ -4,6 +4,8 @@
 //!   the narrow I/O traits ([`pools::Wiring`], [`controller::Clock`]) so tests use fakes
 //! - `observe`: all sources and statuses polled concurrently, each bounded
 //! - [`actuate`]: scale-ups, background drains for scale-downs, shadow/dry-run/follower paths
+//! - [`actuation`]: how a decision is carried out (actuate/shadow/dry-run/follower/paused) and
+//!   the scale-downs under way
 //! - [`report`]: operator log lines, metrics, the `/status` document, the recording
 //! - [`pools`]: per-pool runtime and the production wiring (sources, actuators, drainers)
 //! - [`state`]: the atomically written state file with write-ahead actuation entries
@@ -14,10 +16,11 @@
 //! - [`http`] + [`status`]: `/metrics`, `/healthz`, `/readyz`, `/status`
 
 pub mod actuate;
+pub mod actuation;
 pub mod controller;
 pub mod http;
 pub mod leader;
-mod observe;
+pub mod observe;
 pub mod pools;
 pub mod record;
 pub mod reload;

@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::controller::STATUS_TIMEOUT;
 use super::pools::PoolRuntime;
 use crate::engine::{PoolObservation, Signal, WorkerCounts};
 use crate::sources::{self, SourceError};
 use crate::telemetry::names;
 use crate::time::Timestamp;
+
+/// Upper bound on one actuator status read.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Polls every signal and reads the status of one pool, concurrently, each bounded.
 pub(super) async fn observe(pool: &mut PoolRuntime, now: Timestamp) -> PoolObservation {

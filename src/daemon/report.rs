@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::actuate::Actuation;
+use super::actuation::Actuation;
 use super::controller::Controller;
 use super::shadow::{self, ShadowPool};
 use super::status::{
