@@ -29,7 +29,7 @@ impl Controller {
         let mut ups = Vec::new();
         let mut downs = Vec::new();
         for (i, d) in decisions.iter().enumerate() {
-            if let Some(task) = self.drains.get_mut(&d.pool) {
+            if let Some(task) = self.loops.of(&d.pool).drain_mut() {
                 if d.desired >= task.from && !task.aborting {
                     task.aborting = true;
                     let _ = task.abort.send(true);
@@ -38,7 +38,7 @@ impl Controller {
                 continue;
             }
             if d.desired == d.current {
-                self.last_would.remove(&d.pool);
+                self.loops.of(&d.pool).forget_would();
                 continue;
             }
             if self.pools[i].status.is_none() {
@@ -130,7 +130,7 @@ impl Controller {
     fn note_actuation(&mut self, pool: &str, view: ActuationView) {
         metrics::counter!(names::ACTUATIONS_TOTAL, "pool" => pool.to_owned(), "outcome" => view.outcome.clone())
             .increment(1);
-        self.last_actuation.insert(pool.to_owned(), view);
+        self.loops.of(pool).note_actuation(view);
     }
 
     fn start_drain(&mut self, i: usize, d: &Decision, now: Timestamp) {
@@ -155,31 +155,19 @@ impl Controller {
                 drain::scale_down(&*actuator, &*drainer, &plan, target, poll, abort_rx).await;
             (report, clock.now())
         });
-        self.drains.insert(
-            d.pool.clone(),
-            DrainTask {
-                from: d.current,
-                to: target,
-                since: now,
-                abort,
-                aborting: false,
-                handle,
-            },
-        );
+        self.loops.of(&d.pool).start_drain(DrainTask {
+            from: d.current,
+            to: target,
+            since: now,
+            abort,
+            aborting: false,
+            handle,
+        });
     }
 
     /// Harvests finished scale-downs: records what was removed, reports what was kept.
     pub(super) async fn collect_drains(&mut self, now: Timestamp) {
-        let finished: Vec<String> = self
-            .drains
-            .iter()
-            .filter(|(_, t)| t.handle.is_finished())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for pool in finished {
-            let Some(task) = self.drains.remove(&pool) else {
-                continue;
-            };
+        for (pool, task) in self.loops.take_finished_drains() {
             let (outcome, to, error) = match task.handle.await {
                 Ok((Ok(report), at)) => {
                     self.pending
@@ -234,7 +222,7 @@ impl Controller {
             shadow.resize(d.desired, now);
             self.remember_actuation(&d.pool, d.current, d.desired, now);
         }
-        if self.last_would.get(&d.pool) == Some(&(d.current, d.desired)) {
+        if !self.loops.of(&d.pool).would_changed(d.current, d.desired) {
             return;
         }
         let pool = &self.pools[i];
@@ -250,8 +238,6 @@ impl Controller {
             _ => Vec::new(),
         };
         let _ = DryRun::new(actuator).scale_to(d.desired, &victims).await;
-        self.last_would
-            .insert(d.pool.clone(), (d.current, d.desired));
         let view = ActuationView {
             at: now,
             from: d.current,

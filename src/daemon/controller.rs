@@ -5,20 +5,21 @@
 //! write-ahead entries → `engine::step` → actuate → logs, metrics, `/status`, recording →
 //! persist.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::actuation::{Actuation, DrainTask};
+use super::actuation::Actuation;
 use super::observe::observe;
+use super::pool_loop::PoolLoops;
 use super::pools::{self, PoolRuntime, Wiring};
 use super::record::Recorder;
 use super::shadow::ShadowPool;
 use super::state::{self, Loaded, Pending, PendingKind, PersistedState};
-use super::status::{ActuationView, DaemonStatus};
+use super::status::DaemonStatus;
 use crate::engine::{self, Memory, PoolRules, WorkerCounts, World};
 use crate::policy::Policy;
 use crate::telemetry::names;
@@ -58,14 +59,8 @@ pub struct Controller {
     pub(super) shadows: BTreeMap<String, ShadowPool>,
     /// Write-ahead entries: actuations whose outcome is not in `memory` yet.
     pub(super) pending: Vec<Pending>,
-    pub(super) drains: HashMap<String, DrainTask>,
-    /// Last (current, desired) sent through `DryRun`, so a held shadow decision logs once.
-    pub(super) last_would: HashMap<String, (u32, u32)>,
-    /// Requested size seen last tick, to notice changes made by someone else (the leader).
-    pub(super) last_seen: HashMap<String, u32>,
-    pub(super) last_actuation: HashMap<String, ActuationView>,
-    /// Last logged (desired, reason labels) per pool: one log line per change of decision.
-    pub(super) last_logged: HashMap<String, (u32, Vec<&'static str>)>,
+    /// Per pool: the scale-down under way, and what was last seen, sent, shown and logged.
+    pub(super) loops: PoolLoops,
     pub(super) recorder: Option<Recorder>,
     pub(super) board: Arc<RwLock<DaemonStatus>>,
     pub(super) ticks: u64,
@@ -126,11 +121,7 @@ impl Controller {
             memory,
             shadows,
             pending,
-            drains: HashMap::new(),
-            last_would: HashMap::new(),
-            last_seen: HashMap::new(),
-            last_actuation: HashMap::new(),
-            last_logged: HashMap::new(),
+            loops: PoolLoops::default(),
             recorder,
             board,
             ticks: 0,
@@ -158,7 +149,7 @@ impl Controller {
         let names: Vec<&str> = policies.iter().map(Policy::name).collect();
         self.memory.retain_pools(&names);
         self.pending
-            .retain(|p| names.contains(&p.pool.as_str()) || self.drains.contains_key(&p.pool));
+            .retain(|p| names.contains(&p.pool.as_str()) || self.loops.draining(&p.pool));
         let rules: Vec<PoolRules> = policies.iter().map(PoolRules::compile).collect();
         let dry_run = self.cfg.dry_run;
         self.shadows.retain(|name, _| {
@@ -202,7 +193,7 @@ impl Controller {
         }
         for pool in &self.pools {
             if let Some(s) = &pool.status {
-                self.last_seen.insert(pool.name().to_string(), s.desired);
+                self.loops.of(pool.name()).seen(s.desired);
             }
         }
         let real = self.substitute_shadows(&mut observations, now);
@@ -226,7 +217,7 @@ impl Controller {
     fn reconcile(&mut self, now: Timestamp) {
         let mut keep = Vec::new();
         for p in std::mem::take(&mut self.pending) {
-            if self.drains.contains_key(&p.pool) {
+            if self.loops.draining(&p.pool) {
                 keep.push(p); // a live drain: its task reports the outcome
                 continue;
             }
@@ -266,8 +257,10 @@ impl Controller {
     fn infer_external_changes(&mut self, now: Timestamp) {
         let mut changes = Vec::new();
         for pool in &self.pools {
-            let (Some(status), Some(&before)) = (&pool.status, self.last_seen.get(pool.name()))
-            else {
+            let (Some(status), Some(before)) = (
+                &pool.status,
+                self.loops.get(pool.name()).and_then(|l| l.last_seen()),
+            ) else {
                 continue;
             };
             if status.desired != before {
@@ -348,12 +341,12 @@ impl Controller {
 
     /// SIGTERM: ask drains to stop where they still can, wait up to `grace` for them, persist.
     pub async fn shutdown(&mut self, grace: Duration) {
-        for task in self.drains.values_mut() {
+        for task in self.loops.drains_mut() {
             let _ = task.abort.send(true);
         }
         let deadline = tokio::time::sleep(grace);
         tokio::pin!(deadline);
-        while self.drains.values().any(|t| !t.handle.is_finished()) {
+        while self.loops.drains().any(|t| !t.handle.is_finished()) {
             tokio::select! {
                 _ = &mut deadline => break,
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
@@ -361,7 +354,7 @@ impl Controller {
         }
         let now = self.clock.now();
         self.collect_drains(now).await;
-        for (pool, task) in self.drains.drain() {
+        for (pool, task) in self.loops.take_all_drains() {
             task.handle.abort();
             tracing::warn!(%pool, "drain still under way at shutdown; it stays in the state file and is checked at the next start");
         }

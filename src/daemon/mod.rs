@@ -7,6 +7,7 @@
 //! - [`actuation`]: how a decision is carried out (actuate/shadow/dry-run/follower/paused) and
 //!   the scale-downs under way
 //! - [`report`]: operator log lines, metrics, the `/status` document, the recording
+//! - [`pool_loop`]: what the loop keeps per pool between ticks (drain under way, last seen/sent/logged)
 //! - [`pools`]: per-pool runtime and the production wiring (sources, actuators, drainers)
 //! - [`state`]: the atomically written state file with write-ahead actuation entries
 //! - [`reload`]: policy reload on SIGHUP and on content change (ConfigMap symlink swaps too)
@@ -21,6 +22,7 @@ pub mod controller;
 pub mod http;
 pub mod leader;
 pub mod observe;
+pub mod pool_loop;
 pub mod pools;
 pub mod record;
 pub mod reload;

@@ -1,8 +1,6 @@
 //! After each tick: one log line per non-trivial decision (written for an operator), the
 //! metrics, the `/status` document and the recording.
 
-use std::collections::HashMap;
-
 use super::actuation::Actuation;
 use super::controller::Controller;
 use super::shadow::{self, ShadowPool};
@@ -29,12 +27,15 @@ impl Controller {
             let policy = &pool.policy;
             let rules = &self.rules[i];
             let actuation = Actuation::of(d.mode, self.cfg.dry_run, leader);
-            let held_because = pool.status_error.clone().or_else(|| {
-                self.drains
-                    .get(&d.pool)
-                    .map(|_| "a scale-down (drain) is under way".into())
-            });
-            log_decision(&mut self.last_logged, d, actuation, held_because.as_deref());
+            let draining = self.loops.draining(&d.pool);
+            let held_because = pool
+                .status_error
+                .clone()
+                .or_else(|| draining.then(|| "a scale-down (drain) is under way".into()));
+            let labels: Vec<&'static str> = d.reasons.iter().map(|r| r.label()).collect();
+            if self.loops.of(&d.pool).log_changed(d.desired, labels) {
+                log_decision(d, actuation, held_because.as_deref());
+            }
 
             let price = policy.price_per_worker_hour();
             let known = pool.status.as_ref();
@@ -68,13 +69,11 @@ impl Controller {
                 .increment(1);
             let memory = self.memory.pools.get(&d.pool).cloned().unwrap_or_default();
             metrics::gauge!(names::POOL_SPEND_TOTAL, &pl).set(memory.spend.money);
-            metrics::gauge!(names::POOL_DRAINS_IN_FLIGHT, &pl).set(
-                if self.drains.contains_key(&d.pool) {
-                    1.0
-                } else {
-                    0.0
-                },
-            );
+            metrics::gauge!(names::POOL_DRAINS_IN_FLIGHT, &pl).set(if draining {
+                1.0
+            } else {
+                0.0
+            });
 
             let signals = pool
                 .signals
@@ -139,12 +138,18 @@ impl Controller {
                     max_per_hour: policy.spec.cost.as_ref().and_then(|c| c.max_per_hour),
                 },
                 shadow,
-                last_actuation: self.last_actuation.get(&d.pool).cloned(),
-                drain_in_flight: self.drains.get(&d.pool).map(|t| DrainView {
-                    from: t.from,
-                    to: t.to,
-                    since: t.since,
-                    aborting: t.aborting,
+                last_actuation: self
+                    .loops
+                    .get(&d.pool)
+                    .and_then(|l| l.last_actuation())
+                    .cloned(),
+                drain_in_flight: self.loops.get(&d.pool).and_then(|l| l.drain()).map(|t| {
+                    DrainView {
+                        from: t.from,
+                        to: t.to,
+                        since: t.since,
+                        aborting: t.aborting,
+                    }
                 }),
             });
         }
@@ -203,23 +208,11 @@ fn shadow_view(
 
 /// Logs a decision when it differs from the pool's last logged one (size or reason chain), so a
 /// steady pool stays quiet and every change is explained once.
-fn log_decision(
-    last_logged: &mut HashMap<String, (u32, Vec<&'static str>)>,
-    d: &Decision,
-    actuation: Actuation,
-    held_because: Option<&str>,
-) {
-    let labels: Vec<&'static str> = d.reasons.iter().map(|r| r.label()).collect();
-    let key = (d.desired, labels);
-    if last_logged.get(&d.pool) == Some(&key) {
-        return;
-    }
+fn log_decision(d: &Decision, actuation: Actuation, held_because: Option<&str>) {
     let trivial = d.desired == d.current
-        && key
-            .1
+        && d.reasons
             .iter()
-            .all(|l| *l == "raw" || *l == "within_tolerance");
-    last_logged.insert(d.pool.clone(), key);
+            .all(|r| matches!(r.label(), "raw" | "within_tolerance"));
     if trivial {
         return;
     }
