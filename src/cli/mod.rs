@@ -43,7 +43,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate(args) => validate::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Schema => schema::run(),
-        Command::Simulate(args) => simulate::run(args),
+        Command::Simulate(args) => match simulate::recording_of(&args) {
+            Some(recording) => simulate_recording::run(&args, recording),
+            None => simulate::run(args),
+        },
         Command::Run(args) => run::run(args),
         Command::Probe(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()

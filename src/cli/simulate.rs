@@ -82,15 +82,16 @@ pub struct SimulateArgs {
 }
 
 /// Runs the command; the exit code is 1 only for failed `--check` expectations.
-pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
+/// The recording to replay when the command names one (`--trace` of format recording, and no
+/// scenario): the CLI hands that to `simulate_recording`.
+pub fn recording_of(args: &SimulateArgs) -> Option<&Path> {
     let scenario_given = args.scenario.is_some() || args.scenario_option.is_some();
-    if let Some(trace) = &args.trace
-        && !scenario_given
-        && args.trace_format.or_else(|| TraceFormat::from_path(trace))
-            == Some(TraceFormat::Recording)
-    {
-        return super::simulate_recording::run(&args, trace);
-    }
+    let trace = args.trace.as_deref()?;
+    let format = args.trace_format.or_else(|| TraceFormat::from_path(trace));
+    (!scenario_given && format == Some(TraceFormat::Recording)).then_some(trace)
+}
+
+pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(
         !args.check_decisions && args.pool.is_none(),
         "--check-decisions and --pool need a recording: --trace FILE --trace-format recording"

@@ -2,18 +2,13 @@
 //! attach the line and column from the YAML document.
 
 use super::model::*;
+use super::problem::{Problem, check_url, problem};
 use super::schedule::Schedule;
 use super::source::{NotOneKind, SourceKind};
 
 /// The HPA's API limits for stabilization windows and rate-limit periods.
 const MAX_WINDOW_SECS: u64 = 3600;
 const MAX_PERIOD_SECS: u64 = 1800;
-
-pub(super) type Problem = (String, String, Option<String>);
-
-pub(super) fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
-    (field.into(), message.into(), None)
-}
 
 /// Semantic checks of one file; returns compiled schedules and every problem found.
 pub(super) fn check_file(f: &PolicyFile) -> (Vec<Schedule>, Vec<Problem>) {
@@ -169,48 +164,6 @@ fn check_signal(path: &str, s: &SignalSpec, out: &mut Vec<Problem>) {
             format!("{path}.per_worker"),
             "must be a number > 0",
         ));
-    }
-}
-
-/// Checks shared by the HTTP sources: `base` is the engine key's path, `field` its URL field.
-pub(super) fn check_http(
-    base: &str,
-    field: &str,
-    url: &str,
-    http: &HttpOptions,
-    out: &mut Vec<Problem>,
-) {
-    check_url(&format!("{base}.{field}"), url, out);
-    if http.timeout.is_zero() {
-        out.push(problem(
-            format!("{base}.http.timeout"),
-            "must be longer than 0s",
-        ));
-    }
-    if http.max_body_bytes == 0 {
-        out.push(problem(
-            format!("{base}.http.max_body_bytes"),
-            "must be > 0",
-        ));
-    }
-}
-
-fn check_url(field: &str, url: &str, out: &mut Vec<Problem>) {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-            if !u.username().is_empty() || u.password().is_some() {
-                out.push((
-                    field.to_string(),
-                    "credentials inside the URL are inline secrets".into(),
-                    Some("use `http.auth` with `{ env: VAR }` or `{ file: /path }`".into()),
-                ));
-            }
-        }
-        _ => out.push((
-            field.to_string(),
-            format!("`{url}` is not an http(s) URL"),
-            Some("e.g. `http://trino:8080`".into()),
-        )),
     }
 }
 

@@ -5,6 +5,7 @@
 mod checks;
 pub mod errors;
 pub mod model;
+mod problem;
 pub mod schedule;
 pub mod signals;
 pub mod source;

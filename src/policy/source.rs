@@ -185,8 +185,8 @@ impl<'a> SourceSpec<'a> {
     }
 
     /// The kind's own semantic checks; `path` is the signal's field path (`signals[0]`).
-    pub(super) fn check(&self, path: &str, out: &mut Vec<super::checks::Problem>) {
-        use super::checks::{check_http, problem};
+    pub(super) fn check(&self, path: &str, out: &mut Vec<super::problem::Problem>) {
+        use super::problem::{check_http, problem};
         match self {
             SourceSpec::Trino(t) => {
                 check_http(
