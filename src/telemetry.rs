@@ -13,9 +13,9 @@ pub mod names {
     pub const SIGNAL_DEMAND: &str = "poolpilot_signal_demand";
     pub const ACTUATIONS_TOTAL: &str = "poolpilot_actuations_total";
     pub const ACTUATION_SECONDS: &str = "poolpilot_actuation_duration_seconds";
-    /// Counter; labels `engine`, `outcome` (`drained`|`timed_out`|`abandoned`|`failed`).
+    /// Counter; labels `method`, `outcome` (`drained`|`timed_out`|`abandoned`|`failed`).
     pub const DRAINS_TOTAL: &str = "poolpilot_drains_total";
-    /// Histogram, seconds; labels `engine`, `outcome`.
+    /// Histogram, seconds; labels `method`, `outcome`.
     pub const DRAIN_DURATION_SECONDS: &str = "poolpilot_drain_duration_seconds";
     /// Histogram, seconds; labels `platform`, `op` (`status`|`scale_to`), `outcome`.
     pub const ACTUATOR_CALL_DURATION_SECONDS: &str = "poolpilot_actuator_call_duration_seconds";

@@ -149,7 +149,7 @@ impl Controller {
         let poll = (self.cfg.tick / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
         let target = d.desired;
         let (abort, abort_rx) = watch::channel(false);
-        tracing::info!(pool = %d.pool, from = d.current, to = target, engine = drainer.engine(), timeout = %humantime::format_duration(plan.timeout), because = %d.reasons.last().map(ToString::to_string).unwrap_or_default(), "scaling the pool down: draining the chosen workers first");
+        tracing::info!(pool = %d.pool, from = d.current, to = target, method = drainer.method(), timeout = %humantime::format_duration(plan.timeout), because = %d.reasons.last().map(ToString::to_string).unwrap_or_default(), "scaling the pool down: draining the chosen workers first");
         let handle = tokio::spawn(async move {
             let report =
                 drain::scale_down(&*actuator, &*drainer, &plan, target, poll, abort_rx).await;

@@ -78,11 +78,11 @@ pub(super) async fn observe(pool: &mut PoolRuntime, now: Timestamp) -> PoolObser
 
     let mut signals = Vec::with_capacity(polls.len());
     for (index, (signal, (result, took))) in pool.signals.iter_mut().zip(polls).enumerate() {
-        let engine = signal.spec.kind_name();
+        let kind_name = signal.spec.kind_name();
         let labels = [
             ("pool", name.clone()),
             ("signal", index.to_string()),
-            ("source", engine.to_string()),
+            ("source", kind_name.to_string()),
         ];
         metrics::histogram!(names::SOURCE_POLL_SECONDS, &labels).record(took.as_secs_f64());
         let (value, since) = sources::to_signal(&result, now, signal.missing_since);
@@ -95,9 +95,9 @@ pub(super) async fn observe(pool: &mut PoolRuntime, now: Timestamp) -> PoolObser
             }
             Err(e) => {
                 let kind = e.fault().label();
-                metrics::counter!(names::SOURCE_ERRORS_TOTAL, "pool" => name.clone(), "source" => engine, "kind" => kind).increment(1);
+                metrics::counter!(names::SOURCE_ERRORS_TOTAL, "pool" => name.clone(), "source" => kind_name, "kind" => kind).increment(1);
                 if signal.last_error.is_none() {
-                    tracing::warn!(pool = %name, signal = index, source = engine, kind, error = %e, "signal lost; the policy's missing-signal rule applies (no scale-down on missing data)");
+                    tracing::warn!(pool = %name, signal = index, source = kind_name, kind, error = %e, "signal lost; the policy's missing-signal rule applies (no scale-down on missing data)");
                 }
                 signal.last_error = Some(e.to_string());
             }

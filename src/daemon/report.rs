@@ -83,7 +83,7 @@ impl Controller {
                 .map(|(index, (rt, signal))| {
                     let mut v = SignalView {
                         index,
-                        engine: rt.spec.kind_name(),
+                        kind: rt.spec.kind_name(),
                         source: rt.source.name().to_string(),
                         ..SignalView::default()
                     };

@@ -82,7 +82,8 @@ pub struct ReasonView {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SignalView {
     pub index: usize,
-    pub engine: &'static str,
+    /// The signal kind (`trino`, `spark`, …).
+    pub kind: &'static str,
     pub source: String,
     /// `fresh` or `missing`.
     pub state: &'static str,

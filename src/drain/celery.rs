@@ -174,7 +174,7 @@ fn running_on(member: &Member, by_host: &HashMap<String, u32>) -> u32 {
 
 #[async_trait]
 impl<R: RunningTasks> Drainer for CeleryDrainer<R> {
-    fn engine(&self) -> &'static str {
+    fn method(&self) -> &'static str {
         "celery"
     }
 

@@ -129,8 +129,8 @@ pub(crate) fn host_of(address: &str) -> &str {
 /// One engine's way of emptying a worker.
 #[async_trait]
 pub trait Drainer: Send + Sync {
-    /// Engine name for logs and metric labels.
-    fn engine(&self) -> &'static str;
+    /// The drain method (`trino`, `spark`, `celery`, `none`) for logs and the `method` label.
+    fn method(&self) -> &'static str;
 
     /// `true` when [`Drainer::begin`] cannot be undone (the worker will leave whatever happens),
     /// so a drain is only abandonable before it.
@@ -155,7 +155,7 @@ pub struct NoDrain;
 
 #[async_trait]
 impl Drainer for NoDrain {
-    fn engine(&self) -> &'static str {
+    fn method(&self) -> &'static str {
         "none"
     }
     fn one_way(&self) -> bool {
@@ -201,7 +201,7 @@ pub async fn choose_victims_or_platform_order(
     match choose_victims(drainer, members, count).await {
         Ok(victims) => victims,
         Err(e) => {
-            tracing::warn!(engine = drainer.engine(), error = %e, "could not rank workers; using the platform's order");
+            tracing::warn!(method = drainer.method(), error = %e, "could not rank workers; using the platform's order");
             choose_victims(&NoDrain, members, count)
                 .await
                 .unwrap_or_default()
@@ -234,7 +234,7 @@ pub async fn drain_member(
     let started = Timestamp::now();
     let outcome = run_drain(drainer, member, timeout, poll, &mut abort).await;
     let elapsed = Timestamp::now().since(started);
-    let labels = [("engine", drainer.engine()), ("outcome", outcome.label())];
+    let labels = [("method", drainer.method()), ("outcome", outcome.label())];
     metrics::counter!(names::DRAINS_TOTAL, &labels).increment(1);
     metrics::histogram!(names::DRAIN_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
     let reason = match &outcome {
@@ -246,7 +246,7 @@ pub async fn drain_member(
         DrainOutcome::Drained => "no work left".to_owned(),
     };
     tracing::info!(
-        engine = drainer.engine(),
+        method = drainer.method(),
         member = %member.id,
         outcome = outcome.label(),
         elapsed_ms = elapsed.as_millis() as u64,

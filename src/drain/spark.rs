@@ -87,7 +87,7 @@ impl SparkDrainer {
 
 #[async_trait]
 impl Drainer for SparkDrainer {
-    fn engine(&self) -> &'static str {
+    fn method(&self) -> &'static str {
         "spark"
     }
 

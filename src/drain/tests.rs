@@ -39,7 +39,7 @@ impl ScriptedDrainer {
 
 #[async_trait]
 impl Drainer for ScriptedDrainer {
-    fn engine(&self) -> &'static str {
+    fn method(&self) -> &'static str {
         "scripted"
     }
     fn one_way(&self) -> bool {

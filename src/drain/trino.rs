@@ -110,7 +110,7 @@ impl TrinoDrainer {
 
 #[async_trait]
 impl Drainer for TrinoDrainer {
-    fn engine(&self) -> &'static str {
+    fn method(&self) -> &'static str {
         match self.flavor {
             Flavor::Trino => "trino",
             Flavor::Presto => "presto",
