@@ -11,6 +11,7 @@ use poolpilot::sim::controller::EngineController;
 use poolpilot::sim::pool::PoolConfig;
 use poolpilot::sim::pool::billing::Billing;
 use poolpilot::sim::pool::workers::JobModel;
+use poolpilot::sim::removal::Engine;
 use poolpilot::sim::run::replay;
 use poolpilot::sim::trace::{CENTI, ReadOptions, TraceFormat, read_trace};
 
@@ -29,6 +30,7 @@ fn kth_one_policy(c: &mut Criterion) {
         boot_ms: 60_000,
         model: JobModel::Slot,
         billing: Billing::default(),
+        kill: Engine::Spark.kill(),
     };
     let mut group = c.benchmark_group("replay");
     group.sample_size(10);

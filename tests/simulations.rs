@@ -36,7 +36,7 @@ fn run_scenario(file: &str) {
         );
     }
     let experiment = experiment::run(&loaded, false).unwrap_or_else(|e| panic!("{file}: {e:#}"));
-    println!("{}", experiment.report.table());
+    println!("{}", experiment.report.table(true));
     let failures = expect::failures(&loaded.scenario, &experiment.report);
     assert!(failures.is_empty(), "{file}:\n  {}", failures.join("\n  "));
     if loaded.scenario.golden {

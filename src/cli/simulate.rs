@@ -9,6 +9,7 @@ use crate::sim::expect;
 use crate::sim::experiment;
 use crate::sim::plot;
 use crate::sim::pool::workers::JobModel;
+use crate::sim::removal::Engine;
 use crate::sim::scenario::{
     self, Baseline, LoadedScenario, PoolSpec, Scenario, TraceSpec, WorkloadSpec,
 };
@@ -36,6 +37,13 @@ pub struct SimulateArgs {
     pub policies: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
+    /// Table: every column (waits, elasticity), not only the ones that fit 120 columns.
+    #[arg(long)]
+    pub wide: bool,
+    /// The engine the workers run, which decides how baselines remove them (default: the
+    /// scenario's; `generic` without a scenario).
+    #[arg(long, value_enum)]
+    pub engine: Option<Engine>,
     /// Also write timeline.csv, plot.svg and report.json here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -99,7 +107,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
     let loaded = scenario_for(&args)?;
     let experiment = experiment::run(&loaded, !args.no_progress)?;
     match args.format {
-        OutputFormat::Table => print!("{}", experiment.report.table()),
+        OutputFormat::Table => print!("{}", experiment.report.table(args.wide)),
         OutputFormat::Json => println!(
             "{}",
             serde_json::to_string_pretty(&experiment.report.to_json())?
@@ -164,6 +172,9 @@ pub fn scenario_for(args: &SimulateArgs) -> anyhow::Result<LoadedScenario> {
         loaded.embedded_policies.clear();
     }
     let pool = &mut s.pool;
+    if let Some(engine) = args.engine {
+        pool.engine = engine;
+    }
     if let Some(capacity) = args.worker_capacity {
         anyhow::ensure!(capacity > 0.0, "--worker-capacity must be > 0");
         pool.worker_capacity = capacity;
@@ -203,6 +214,7 @@ pub(super) fn from_trace(trace: &Path, args: &SimulateArgs) -> LoadedScenario {
             max_jobs: None,
         },
         pool: PoolSpec {
+            engine: Engine::Generic,
             worker_capacity: 1.0,
             job_model: JobModel::Slot,
             boot_time: Duration::from_secs(60),
@@ -212,14 +224,10 @@ pub(super) fn from_trace(trace: &Path, args: &SimulateArgs) -> LoadedScenario {
         },
         tick: Duration::from_secs(10),
         policies: Vec::new(),
-        baselines: args.baselines.clone().unwrap_or_else(|| {
-            vec![
-                Baseline::Oracle,
-                Baseline::StaticPeak,
-                Baseline::Hpa,
-                Baseline::KedaAirflowChart,
-            ]
-        }),
+        baselines: args
+            .baselines
+            .clone()
+            .unwrap_or_else(scenario::all_baselines),
         baseline_settings: Default::default(),
         expect: Default::default(),
         expect_beats: Default::default(),
@@ -284,6 +292,8 @@ mod tests {
             "100",
             "--job-model",
             "gang",
+            "--engine",
+            "spark",
         ]);
         let s = scenario_for(&args).unwrap().scenario;
         assert_eq!(s.pool.worker_capacity, 8.0);
@@ -293,6 +303,16 @@ mod tests {
         assert_eq!(s.baselines, vec![Baseline::Oracle, Baseline::Hpa]);
         assert_eq!(s.workload.max_jobs, Some(100));
         assert_eq!(s.pool.job_model, JobModel::Gang);
+        assert_eq!(s.pool.engine, Engine::Spark);
+        let args = parse(&["--baselines", "hpa,hpa+idle-first,keda+idle-first"]);
+        assert_eq!(
+            scenario_for(&args).unwrap().scenario.baselines,
+            vec![
+                Baseline::Hpa,
+                Baseline::HpaIdleFirst,
+                Baseline::KedaIdleFirst
+            ]
+        );
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub fn run(args: &SimulateArgs, path: &Path) -> anyhow::Result<i32> {
         OutputFormat::Table => {
             for (_, heading, report) in &reports {
                 println!("{heading}");
-                print!("{}", report.table());
+                print!("{}", report.table(args.wide));
                 println!();
             }
         }

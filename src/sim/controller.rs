@@ -99,6 +99,11 @@ impl EngineController {
     pub fn rules(&self) -> &PoolRules {
         &self.rules[0]
     }
+
+    /// How this controller's removed workers go (for the report's `removal` column).
+    pub fn scale_down(&self) -> ScaleDown {
+        self.scale_down
+    }
 }
 
 impl Controller for EngineController {

@@ -8,13 +8,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::controller::{
     Controller, EngineController, HPA_SYNC_MS, KedaController, StaticController,
-    kubernetes_scale_down,
 };
 use super::metrics;
 use super::oracle;
 use super::pool::PoolConfig;
 use super::pool::workers::JobModel;
-use super::report::{CONVENTIONS, Header, Report, Row, RowInputs, RowKind};
+use super::removal;
+use super::report::{CONVENTIONS, Header, Report, Row, RowInputs, RowKind, attribution};
 use super::run::{Actuation, replay};
 use super::scenario::{Baseline, LoadedScenario};
 use super::timeline::Timeline;
@@ -81,7 +81,9 @@ pub fn run_on(
         boot_ms: pool_spec.boot_time.as_millis() as i64,
         model: pool_spec.job_model,
         billing: pool_spec.billing,
+        kill: pool_spec.engine.kill(),
     };
+    let engine = pool_spec.engine;
     let max_workers = match pool_spec
         .max_workers
         .or_else(|| policies.iter().map(|p| p.spec.bounds.max).max())
@@ -98,42 +100,60 @@ pub fn run_on(
     let price = pool_spec.price_per_worker_hour;
     let solved = oracle::solve(&workload.jobs, capacity, config.boot_ms);
     let oracle_hours = solved.worker_hours();
-    let grace_ms = scenario.baseline_settings.termination_grace.as_millis() as i64;
     let per_worker = pool_spec.worker_capacity;
+    let stock = engine.stock(scenario.baseline_settings.termination_grace);
+    let idle_first = engine.idle_first();
+    let describe = |down| removal::describe(down, engine.kill());
 
-    let mut controllers: Vec<(String, RowKind, Box<dyn Controller>)> = Vec::new();
+    let mut controllers: Vec<Entry> = Vec::new();
     for policy in policies {
         let name = unique_name(policy.name(), &controllers);
-        controllers.push((
-            name,
-            RowKind::Policy,
-            Box::new(EngineController::new(&policy, tick_ms)),
-        ));
+        let controller = EngineController::new(&policy, tick_ms);
+        let text = describe(controller.scale_down());
+        controllers.push((name, RowKind::Policy, Box::new(controller), text));
     }
-    let down = kubernetes_scale_down(grace_ms);
+    let concurrency = scenario
+        .baseline_settings
+        .keda_concurrency
+        .unwrap_or(per_worker);
+    let hpa = |down| {
+        let policy = PoolRules::hpa("hpa", per_worker, 1, max_workers);
+        Box::new(EngineController::with_scale_down(policy, HPA_SYNC_MS, down))
+    };
     for baseline in &scenario.baselines {
-        let controller: Box<dyn Controller> = match baseline {
+        let (controller, text): (Box<dyn Controller>, String) = match baseline {
             Baseline::Oracle => continue,
             Baseline::StaticPeak => {
                 let peak = peak_workers(&solved.timeline).min(max_workers);
-                Box::new(StaticController {
+                let controller = StaticController {
                     workers: peak,
                     period_ms: tick_ms,
-                })
+                };
+                (Box::new(controller), "never removes".into())
             }
-            Baseline::Hpa => {
-                let policy = PoolRules::hpa("hpa", per_worker, 1, max_workers);
-                Box::new(EngineController::with_scale_down(policy, HPA_SYNC_MS, down))
-            }
-            Baseline::KedaAirflowChart => {
-                let concurrency = scenario
-                    .baseline_settings
-                    .keda_concurrency
-                    .unwrap_or(per_worker);
-                Box::new(KedaController::new(concurrency, max_workers, down))
-            }
+            Baseline::Hpa => (hpa(stock), describe(stock)),
+            Baseline::HpaIdleFirst => (hpa(idle_first), describe(idle_first)),
+            Baseline::KedaAirflowChart => (
+                Box::new(KedaController::new(concurrency, max_workers, stock)),
+                describe(stock),
+            ),
+            Baseline::KedaIdleFirst => (
+                Box::new(KedaController::new(concurrency, max_workers, idle_first)),
+                describe(idle_first),
+            ),
         };
-        controllers.push((baseline.name().to_string(), RowKind::Baseline, controller));
+        let text = match baseline {
+            Baseline::Hpa | Baseline::KedaAirflowChart => {
+                format!("{} stock: {text}", engine.name())
+            }
+            _ => text,
+        };
+        controllers.push((
+            baseline.name().to_string(),
+            RowKind::Baseline,
+            controller,
+            text,
+        ));
     }
 
     let span_s = match (workload.jobs.first(), workload.jobs.last()) {
@@ -144,7 +164,7 @@ pub fn run_on(
     let mut rows = Vec::new();
     let mut timelines = Vec::new();
     let mut actuations = Vec::new();
-    for (name, kind, mut controller) in controllers {
+    for (name, kind, mut controller, removal) in controllers {
         let bar = if show {
             bar(span_s, &name)
         } else {
@@ -167,21 +187,42 @@ pub fn run_on(
             launches: result.totals.ledger.launches,
             unfinished: result.totals.unfinished,
             restarts: result.totals.restarts,
+            work_lost_worker_hours: result.totals.work_lost_worker_hours,
+            removal,
         };
         rows.push(inputs.finish());
         timelines.push(result.timeline);
         actuations.push(result.actuations);
     }
     if scenario.baselines.contains(&Baseline::Oracle) {
-        rows.push(oracle_row(
-            &workload,
-            &solved,
+        let bound = OracleBound {
+            workload: &workload,
             price,
-            pool_spec.worker_capacity,
+            capacity: pool_spec.worker_capacity,
             tick_ms,
-        ));
+            oracle_hours,
+        };
+        rows.push(
+            bound.row(
+                "oracle",
+                &solved,
+                "none: fluid lower bound OPT(B), zero wait; no max, no packing, no billing minimum"
+                    .into(),
+            ),
+        );
         timelines.push(solved.timeline.clone());
         actuations.push(Vec::new());
+        if let Some(capped) =
+            oracle::solve_capped(&workload.jobs, capacity, config.boot_ms, max_workers)
+        {
+            let text = format!(
+                "none: fluid bound within max {max_workers} workers (work above it deferred); \
+                 waits not modelled, no packing, no billing minimum"
+            );
+            rows.push(bound.row("oracle-capped", &capped, text));
+            timelines.push(capped.timeline);
+            actuations.push(Vec::new());
+        }
     }
     let header = Header {
         scenario: loaded.name.clone(),
@@ -191,6 +232,7 @@ pub fn run_on(
         records: workload.records,
         dropped_records: workload.dropped,
         capped_jobs: capped,
+        engine: engine.name().to_string(),
         worker_capacity: pool_spec.worker_capacity,
         boot_time_s: pool_spec.boot_time.as_secs_f64(),
         max_workers,
@@ -201,13 +243,20 @@ pub fn run_on(
         conventions: CONVENTIONS,
     };
     Ok(Experiment {
-        report: Report { header, rows },
+        report: Report {
+            header,
+            attribution: attribution(&rows),
+            rows,
+        },
         timelines,
         actuations,
     })
 }
 
-fn unique_name(name: &str, taken: &[(String, RowKind, Box<dyn Controller>)]) -> String {
+/// A row to replay: name, kind, what sizes it, how it removes workers (text).
+type Entry = (String, RowKind, Box<dyn Controller>, String);
+
+fn unique_name(name: &str, taken: &[Entry]) -> String {
     let mut candidate = name.to_string();
     let mut n = 2;
     while taken.iter().any(|(existing, ..)| *existing == candidate) {
@@ -227,49 +276,58 @@ fn peak_workers(timeline: &Timeline) -> u32 {
         .max(1)
 }
 
-/// The oracle's row: zero wait by construction, x(t) as supply.
-fn oracle_row(
-    workload: &Workload,
-    solved: &oracle::OracleResult,
+/// What an oracle row needs besides its solution.
+struct OracleBound<'a> {
+    workload: &'a Workload,
     price: f64,
     capacity: f64,
     tick_ms: i64,
-) -> Row {
-    let outcomes: Vec<_> = workload
-        .jobs
-        .iter()
-        .map(|job| super::pool::JobOutcome {
-            wait_ms: 0,
-            runtime_ms: job.runtime_ms,
-        })
-        .collect();
-    let samples = &solved.timeline.samples;
-    let ups = samples
-        .windows(2)
-        .filter(|w| w[1].billed_workers > w[0].billed_workers)
-        .count();
-    let downs = samples
-        .windows(2)
-        .filter(|w| w[1].billed_workers < w[0].billed_workers)
-        .count();
-    let hours = solved.worker_hours();
-    RowInputs {
-        name: "oracle".into(),
-        kind: RowKind::Oracle,
-        accounted_hours: hours,
-        charged_hours: hours,
-        price_per_worker_hour: price,
-        oracle_hours: hours,
-        jobs: metrics::job_stats(&outcomes),
-        pool: metrics::pool_stats(&solved.timeline, capacity),
-        elasticity: metrics::elasticity(&solved.timeline, tick_ms),
-        scale_ups: ups,
-        scale_downs: downs,
-        launches: solved.launches,
-        unfinished: 0,
-        restarts: 0,
+    /// OPT(B), the denominator of every row's `cost_vs_oracle`.
+    oracle_hours: f64,
+}
+
+impl OracleBound<'_> {
+    /// A bound's row: zero wait by construction, x(t) as supply.
+    fn row(&self, name: &str, solved: &oracle::OracleResult, removal: String) -> Row {
+        let outcomes: Vec<_> = self
+            .workload
+            .jobs
+            .iter()
+            .map(|job| super::pool::JobOutcome {
+                wait_ms: 0,
+                runtime_ms: job.runtime_ms,
+            })
+            .collect();
+        let samples = &solved.timeline.samples;
+        let ups = samples
+            .windows(2)
+            .filter(|w| w[1].billed_workers > w[0].billed_workers)
+            .count();
+        let downs = samples
+            .windows(2)
+            .filter(|w| w[1].billed_workers < w[0].billed_workers)
+            .count();
+        let hours = solved.worker_hours();
+        RowInputs {
+            name: name.into(),
+            kind: RowKind::Oracle,
+            accounted_hours: hours,
+            charged_hours: hours,
+            price_per_worker_hour: self.price,
+            oracle_hours: self.oracle_hours,
+            jobs: metrics::job_stats(&outcomes),
+            pool: metrics::pool_stats(&solved.timeline, self.capacity),
+            elasticity: metrics::elasticity(&solved.timeline, self.tick_ms),
+            scale_ups: ups,
+            scale_downs: downs,
+            launches: solved.launches,
+            unfinished: 0,
+            restarts: 0,
+            work_lost_worker_hours: 0.0,
+            removal,
+        }
+        .finish()
     }
-    .finish()
 }
 
 fn bar(span_s: u64, name: &str) -> ProgressBar {

@@ -14,6 +14,7 @@
 //! - [`expect`]     `expect:` checks and golden actuation timelines
 //! - [`plot`]       `--out`: CSV timeline, SVG plot, JSON report
 //! - [`pool`]       the virtual pool: boot, FIFO placement per job model, drains, billing
+//! - [`removal`]    per-engine removal models: victim order, SIGTERM, what a kill loses
 
 pub mod controller;
 pub mod expect;
@@ -24,6 +25,7 @@ pub mod parity;
 pub mod plot;
 pub mod pool;
 pub mod recording;
+pub mod removal;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -54,7 +54,69 @@ pub fn zero_wait_demand(jobs: &[Job]) -> Vec<(i64, Centi)> {
 
 /// Solves OPT(B) for workers of `capacity` centi-units and boot delay `boot_ms`.
 pub fn solve(jobs: &[Job], capacity: Centi, boot_ms: i64) -> OracleResult {
-    let demand = zero_wait_demand(jobs);
+    solve_curve(&zero_wait_demand(jobs), capacity, boot_ms)
+}
+
+/// The same bound for a pool of at most `max_workers`: the zero-wait demand above
+/// `max_workers · C` is deferred (a fluid FIFO backlog served at the cap as soon as there is
+/// room), then the same layer decomposition. `None` when the cap never binds (the figure is
+/// OPT(B) itself). Still fluid: no packing, no billing minimum.
+pub fn solve_capped(
+    jobs: &[Job],
+    capacity: Centi,
+    boot_ms: i64,
+    max_workers: u32,
+) -> Option<OracleResult> {
+    let cap = capacity.max(1) * u64::from(max_workers.max(1));
+    let curve = capped_demand(&zero_wait_demand(jobs), cap)?;
+    Some(solve_curve(&curve, capacity, boot_ms))
+}
+
+/// Served-demand change-points when at most `cap` units run at once; `None` if never capped.
+pub fn capped_demand(demand: &[(i64, Centi)], cap: Centi) -> Option<Vec<(i64, Centi)>> {
+    if demand.iter().all(|&(_, units)| units <= cap) || cap == 0 {
+        return None;
+    }
+    let mut out: Vec<(i64, Centi)> = Vec::with_capacity(demand.len() + 8);
+    let mut push = |at: i64, units: Centi| match out.last_mut() {
+        Some(last) if last.0 == at => last.1 = units,
+        Some(last) if last.1 == units => {}
+        _ => out.push((at, units)),
+    };
+    let mut backlog: u128 = 0; // centi-unit-ms of deferred work
+    for (i, &(at, units)) in demand.iter().enumerate() {
+        let until = demand.get(i + 1).map(|&(next, _)| next);
+        if units >= cap
+            || backlog > 0
+                && units < cap
+                && until.is_some_and(|u| backlog >= (cap - units) as u128 * (u - at) as u128)
+        {
+            // At the cap for the whole segment.
+            push(at, cap);
+            if let Some(u) = until {
+                let span = (u - at) as u128;
+                if units >= cap {
+                    backlog += (units - cap) as u128 * span;
+                } else {
+                    backlog -= (cap - units) as u128 * span;
+                }
+            }
+        } else if backlog > 0 {
+            // The backlog clears inside this segment (or after the last change-point).
+            let clear = backlog.div_ceil((cap - units) as u128) as i64;
+            push(at, cap);
+            push(at + clear, units);
+            backlog = 0;
+        } else {
+            push(at, units);
+        }
+    }
+    Some(out)
+}
+
+/// OPT(B) over a demand curve of (time, units) change-points.
+pub fn solve_curve(demand: &[(i64, Centi)], capacity: Centi, boot_ms: i64) -> OracleResult {
+    let demand = demand.to_vec();
     let workers = |units: Centi| units.div_ceil(capacity.max(1)) as usize;
     let mut off_since: Vec<Option<i64>> = Vec::new(); // index k-1 for level k; None = never on
     let mut events: Vec<(i64, Event)> = Vec::new();
@@ -152,6 +214,31 @@ mod tests {
             width: width * 100,
             runtime_ms: runtime_s * 1000,
         }
+    }
+
+    #[test]
+    fn the_capped_bound_defers_work_above_the_cap() {
+        // 8 units for 100 s on C = 4 with at most 1 worker: 400 units over the cap are
+        // deferred and served at 4 units from 100 s to 200 s.
+        let jobs = [job(0, 8, 100)];
+        assert!(
+            solve_capped(&jobs, 400, 0, 2).is_none(),
+            "the cap never binds"
+        );
+        let curve = capped_demand(&zero_wait_demand(&jobs), 400).unwrap();
+        assert_eq!(curve, vec![(0, 400), (200_000, 0)]);
+        let capped = solve_capped(&jobs, 400, 0, 1).unwrap();
+        assert_eq!(capped.busy_worker_ms, 200_000);
+        assert_eq!(
+            solve(&jobs, 400, 0).busy_worker_ms,
+            200_000,
+            "same work, fluid"
+        );
+        // 6 units for 100 s, then 2 units for 200 s, cap 4: the 200 unit·s deferred clear at
+        // (4 − 2) units from 100 s, so by 200 s.
+        let jobs = [job(0, 6, 100), job(100, 2, 200)];
+        let curve = capped_demand(&zero_wait_demand(&jobs), 400).unwrap();
+        assert_eq!(curve, vec![(0, 400), (200_000, 200), (300_000, 0)]);
     }
 
     #[test]

@@ -43,6 +43,12 @@ pub struct Row {
     pub timeshare_over: f64,
     pub instability: f64,
     pub jitter: f64,
+    /// How this row removes workers (`sim::removal::describe`), or what the bound assumes.
+    pub removal: String,
+    /// Times a running job was stopped by a removal and had to run (some of) its work again.
+    pub jobs_restarted: u64,
+    /// Work thrown away by those kills, in worker-hours.
+    pub work_lost_worker_hours: f64,
     // Beyond the contract.
     pub charged_worker_hours: f64,
     pub bounded_slowdown_p95: f64,
@@ -56,7 +62,6 @@ pub struct Row {
     pub launches: u64,
     pub jobs: usize,
     pub unfinished_jobs: usize,
-    pub restarted_jobs: u64,
 }
 
 /// The measured parts of a row; `finish` adds the ratios.
@@ -75,6 +80,8 @@ pub struct RowInputs {
     pub launches: u64,
     pub unfinished: usize,
     pub restarts: u64,
+    pub work_lost_worker_hours: f64,
+    pub removal: String,
 }
 
 impl RowInputs {
@@ -107,6 +114,9 @@ impl RowInputs {
             timeshare_over: e.timeshare_over,
             instability: e.instability,
             jitter: e.jitter,
+            removal: self.removal,
+            jobs_restarted: self.restarts,
+            work_lost_worker_hours: self.work_lost_worker_hours,
             charged_worker_hours: self.charged_hours,
             bounded_slowdown_p95: jobs.bounded_slowdown_p95,
             instability_k: e.instability_k,
@@ -119,7 +129,6 @@ impl RowInputs {
             launches: self.launches,
             jobs: jobs.jobs,
             unfinished_jobs: self.unfinished,
-            restarted_jobs: self.restarts,
         }
     }
 }
@@ -134,6 +143,8 @@ pub struct Header {
     pub records: u64,
     pub dropped_records: u64,
     pub capped_jobs: u64,
+    /// The engine the workers run (`pool.engine`): its removal model is the stock baselines'.
+    pub engine: String,
     pub worker_capacity: f64,
     pub boot_time_s: f64,
     pub max_workers: u32,
@@ -146,28 +157,169 @@ pub struct Header {
 
 pub const CONVENTIONS: &str = "d(t)=ceil((queued+running units)/C) endogenous; s(t)=ready workers (draining included); \
 eps=1 worker; theta/tau/utilisation exact over step segments; instability on the tick grid; \
-cost billed from launch request; oracle = fluid zero-wait OPT(B), per-second billing";
+cost billed from launch request; oracle = fluid zero-wait OPT(B): no max, no packing, no billing minimum";
+
+/// Where a policy's cost difference with a baseline comes from: the baseline's stock row vs
+/// the same sizing with poolpilot's removal (`…+idle-first`) is what removal is worth; that
+/// row vs the policy is what sizing is worth. Percentages of the stock baseline's cost; they
+/// add up to `cost_change_pct`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attribution {
+    pub policy: String,
+    pub baseline: String,
+    pub idle_first: String,
+    pub cost_change_pct: f64,
+    pub removal_pct: f64,
+    pub sizing_pct: f64,
+    pub wait_p95_s: f64,
+    pub baseline_wait_p95_s: f64,
+    pub idle_first_wait_p95_s: f64,
+}
+
+/// (stock baseline, same sizing with poolpilot's removal).
+pub const PAIRS: &[(&str, &str)] = &[
+    ("hpa", "hpa+idle-first"),
+    ("keda-airflow-chart", "keda+idle-first"),
+];
+
+impl Attribution {
+    /// One line: `vs hpa: −31 % cost, of which removal −29 %, sizing −2 %; p95 wait …`, prefixed
+    /// with the policy's name when `named` (several policies in one report).
+    pub fn line(&self, named: bool) -> String {
+        let prefix = if named {
+            format!("{} ", self.policy)
+        } else {
+            String::new()
+        };
+        format!(
+            "{prefix}vs {}: {} cost, of which removal {}, sizing {}; p95 wait {:.0} s vs {:.0} s (+idle-first {:.0} s)",
+            self.baseline,
+            percent(self.cost_change_pct),
+            percent(self.removal_pct),
+            percent(self.sizing_pct),
+            self.wait_p95_s,
+            self.baseline_wait_p95_s,
+            self.idle_first_wait_p95_s,
+        )
+    }
+}
+
+fn percent(value: f64) -> String {
+    let sign = if value < 0.0 { "−" } else { "+" };
+    if value.abs() >= 10.0 {
+        format!("{sign}{:.0} %", value.abs())
+    } else {
+        format!("{sign}{:.1} %", value.abs())
+    }
+}
+
+/// Every policy row against every (baseline, +idle-first) pair present.
+pub fn attribution(rows: &[Row]) -> Vec<Attribution> {
+    let find = |name: &str| rows.iter().find(|r| r.name == name);
+    let mut out = Vec::new();
+    for policy in rows.iter().filter(|r| r.kind == RowKind::Policy) {
+        for (stock, idle) in PAIRS {
+            let (Some(stock), Some(idle)) = (find(stock), find(idle)) else {
+                continue;
+            };
+            if stock.cost <= 0.0 {
+                continue;
+            }
+            let pct = |value: f64| value / stock.cost * 100.0;
+            out.push(Attribution {
+                policy: policy.name.clone(),
+                baseline: stock.name.clone(),
+                idle_first: idle.name.clone(),
+                cost_change_pct: pct(policy.cost - stock.cost),
+                removal_pct: pct(idle.cost - stock.cost),
+                sizing_pct: pct(policy.cost - idle.cost),
+                wait_p95_s: policy.wait_p95_s,
+                baseline_wait_p95_s: stock.wait_p95_s,
+                idle_first_wait_p95_s: idle.wait_p95_s,
+            });
+        }
+    }
+    out
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub header: Header,
     pub rows: Vec<Row>,
+    pub attribution: Vec<Attribution>,
 }
+
+/// One column: heading, whether it is in the default (narrow) table, and its cell.
+type Column = (&'static str, bool, fn(&Row) -> String);
+
+const COLUMNS: &[Column] = &[
+    ("row", true, |r| r.name.clone()),
+    ("kind", false, |r| format!("{:?}", r.kind).to_lowercase()),
+    ("worker-h", true, |r| format!("{:.1}", r.worker_hours)),
+    ("cost", true, |r| format!("{:.2}", r.cost)),
+    ("x opt", true, |r| format!("{:.3}", r.cost_vs_oracle)),
+    ("wait mean", false, |r| format!("{:.1}", r.wait_mean_s)),
+    ("p50", true, |r| format!("{:.0}", r.wait_p50_s)),
+    ("p95", true, |r| format!("{:.0}", r.wait_p95_s)),
+    ("p99", true, |r| format!("{:.0}", r.wait_p99_s)),
+    ("max", false, |r| format!("{:.0}", r.wait_max_s)),
+    ("bsld", false, |r| format!("{:.2}", r.bounded_slowdown_mean)),
+    (">60s%", false, |r| {
+        format!("{:.2}", r.jobs_waiting_over_60s_pct)
+    }),
+    (">300s%", true, |r| {
+        format!("{:.2}", r.jobs_waiting_over_300s_pct)
+    }),
+    ("util%", true, |r| format!("{:.1}", r.utilization * 100.0)),
+    ("ups", false, |r| r.scale_up_events.to_string()),
+    ("downs", false, |r| r.scale_down_events.to_string()),
+    ("thetaU%", false, |r| format!("{:.1}", r.accuracy_under)),
+    ("thetaO%", false, |r| format!("{:.1}", r.accuracy_over)),
+    ("tauU%", false, |r| format!("{:.1}", r.timeshare_under)),
+    ("tauO%", false, |r| format!("{:.1}", r.timeshare_over)),
+    ("instab%", false, |r| format!("{:.1}", r.instability)),
+    ("jitter/min", false, |r| format!("{:.3}", r.jitter)),
+    ("restarts", true, |r| r.jobs_restarted.to_string()),
+    ("lost w-h", true, |r| {
+        format!("{:.1}", r.work_lost_worker_hours)
+    }),
+];
+
+/// One line per column group.
+const LEGEND: &[(bool, &str)] = &[
+    (
+        true,
+        "cost: worker-h accounted (boot included); cost = charged worker-h x price; x opt = charged / OPT(B)",
+    ),
+    (
+        true,
+        "wait (s): p50/p95/p99 queue wait (a rerun job's wait runs to the start that finished); >300s% jobs waiting > 5 min",
+    ),
+    (true, "pool: util% = running units / ready capacity"),
+    (
+        true,
+        "kills: restarts = jobs stopped by a removal that ran (part of) their work again; lost w-h = work thrown away",
+    ),
+    (
+        false,
+        "elasticity (SPEC RG): thetaU/O% under/over-provisioning accuracy, tauU/O% time share, instab% sign mismatch",
+    ),
+];
 
 impl Report {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
 
-    /// The terminal table.
-    pub fn table(&self) -> String {
+    /// The terminal table: ≤ 120 columns; `wide` adds every elasticity and wait column.
+    pub fn table(&self, wide: bool) -> String {
         let h = &self.header;
         let mut out = String::new();
         let _ = writeln!(out, "scenario {}: {}", h.scenario, h.workload);
         let _ = writeln!(
             out,
-            "{} jobs ({} records, {} dropped by the filter, {} capped to the pool); C = {} units/worker, boot {} s, \
-             max {} workers, {} model, billing {} at {}/worker-h, tick {} s",
+            "{} jobs ({} records, {} dropped by the filter, {} capped to the pool); C = {} units/worker, boot {} s,\n\
+             max {} workers, {} model, {} engine, billing {} at {}/worker-h, tick {} s",
             h.jobs,
             h.records,
             h.dropped_records,
@@ -176,6 +328,7 @@ impl Report {
             h.boot_time_s,
             h.max_workers,
             h.job_model,
+            h.engine,
             h.billing,
             h.price_per_worker_hour,
             h.tick_s
@@ -183,59 +336,16 @@ impl Report {
         if let Some(sha) = &h.trace_sha256 {
             let _ = writeln!(out, "trace sha256 {sha}");
         }
-        let _ = writeln!(out, "conventions: {CONVENTIONS}\n");
-        let headings = [
-            "row",
-            "kind",
-            "worker-h",
-            "cost",
-            "x opt",
-            "wait mean",
-            "p50",
-            "p95",
-            "p99",
-            "max",
-            "bsld",
-            ">60s%",
-            ">300s%",
-            "util%",
-            "ups",
-            "downs",
-            "thetaU%",
-            "thetaO%",
-            "tauU%",
-            "tauO%",
-            "instab%",
-            "jitter/min",
-        ];
-        let mut lines: Vec<Vec<String>> = vec![headings.iter().map(|s| s.to_string()).collect()];
-        for row in &self.rows {
-            lines.push(vec![
-                row.name.clone(),
-                format!("{:?}", row.kind).to_lowercase(),
-                format!("{:.1}", row.worker_hours),
-                format!("{:.2}", row.cost),
-                format!("{:.3}", row.cost_vs_oracle),
-                format!("{:.1}", row.wait_mean_s),
-                format!("{:.0}", row.wait_p50_s),
-                format!("{:.0}", row.wait_p95_s),
-                format!("{:.0}", row.wait_p99_s),
-                format!("{:.0}", row.wait_max_s),
-                format!("{:.2}", row.bounded_slowdown_mean),
-                format!("{:.2}", row.jobs_waiting_over_60s_pct),
-                format!("{:.2}", row.jobs_waiting_over_300s_pct),
-                format!("{:.1}", row.utilization * 100.0),
-                row.scale_up_events.to_string(),
-                row.scale_down_events.to_string(),
-                format!("{:.1}", row.accuracy_under),
-                format!("{:.1}", row.accuracy_over),
-                format!("{:.1}", row.timeshare_under),
-                format!("{:.1}", row.timeshare_over),
-                format!("{:.1}", row.instability),
-                format!("{:.3}", row.jitter),
-            ]);
+        if wide {
+            let _ = writeln!(out, "conventions: {CONVENTIONS}");
         }
-        let widths: Vec<usize> = (0..headings.len())
+        let _ = writeln!(out);
+        let columns: Vec<&Column> = COLUMNS.iter().filter(|c| wide || c.1).collect();
+        let mut lines: Vec<Vec<String>> = vec![columns.iter().map(|c| c.0.to_string()).collect()];
+        for row in &self.rows {
+            lines.push(columns.iter().map(|c| (c.2)(row)).collect());
+        }
+        let widths: Vec<usize> = (0..columns.len())
             .map(|c| {
                 lines
                     .iter()
@@ -249,7 +359,7 @@ impl Report {
                 .iter()
                 .enumerate()
                 .map(|(c, cell)| {
-                    if c < 2 {
+                    if columns[c].0 == "row" || columns[c].0 == "kind" {
                         format!("{cell:<w$}", w = widths[c])
                     } else {
                         format!("{cell:>w$}", w = widths[c])
@@ -257,6 +367,33 @@ impl Report {
                 })
                 .collect();
             let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+        }
+        let _ = writeln!(out);
+        for (in_narrow, text) in LEGEND {
+            if wide || *in_narrow {
+                let _ = writeln!(out, "{text}");
+            }
+        }
+        let name_width = self
+            .rows
+            .iter()
+            .map(|r| r.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(out, "removal:");
+        for row in &self.rows {
+            let _ = writeln!(out, "  {:<name_width$}  {}", row.name, row.removal);
+        }
+        if !self.attribution.is_empty() {
+            let _ = writeln!(out);
+            let policies = self
+                .rows
+                .iter()
+                .filter(|r| r.kind == RowKind::Policy)
+                .count();
+            for attribution in &self.attribution {
+                let _ = writeln!(out, "{}", attribution.line(policies > 1));
+            }
         }
         for row in self.rows.iter().filter(|r| r.unfinished_jobs > 0) {
             let _ = writeln!(

@@ -142,6 +142,7 @@ mod tests {
             boot_ms: 60_000,
             model: JobModel::Slot,
             billing: Billing::default(),
+            kill: Default::default(),
         }
     }
 

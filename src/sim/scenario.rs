@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pool::billing::Billing;
 use super::pool::workers::JobModel;
+use super::removal::Engine;
 use super::trace::TraceFormat;
 use super::trace::generate::GeneratorSpec;
 use crate::policy;
@@ -49,12 +50,15 @@ fn default_tick() -> Duration {
     Duration::from_secs(10)
 }
 
-fn all_baselines() -> Vec<Baseline> {
+/// Every baseline, in report order.
+pub fn all_baselines() -> Vec<Baseline> {
     vec![
-        Baseline::Oracle,
-        Baseline::StaticPeak,
         Baseline::Hpa,
+        Baseline::HpaIdleFirst,
         Baseline::KedaAirflowChart,
+        Baseline::KedaIdleFirst,
+        Baseline::StaticPeak,
+        Baseline::Oracle,
     ]
 }
 
@@ -90,6 +94,9 @@ pub struct TraceSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSpec {
+    /// The engine the workers run: decides how the baselines remove them and what a killed
+    /// worker's work loses (`sim::removal`).
+    pub engine: Engine,
     /// Demand units one worker carries (cores, task slots, queries).
     pub worker_capacity: f64,
     #[serde(default)]
@@ -124,8 +131,18 @@ pub struct PoolSpec {
 pub enum Baseline {
     Oracle,
     StaticPeak,
+    /// HPA sizing, the engine's stock removal.
     Hpa,
+    /// HPA sizing, poolpilot's removal (idle first, drained, nothing killed).
+    #[serde(rename = "hpa+idle-first")]
+    #[value(name = "hpa+idle-first")]
+    HpaIdleFirst,
+    /// KEDA + Airflow chart sizing, the engine's stock removal.
     KedaAirflowChart,
+    /// KEDA + Airflow chart sizing, poolpilot's removal.
+    #[serde(rename = "keda+idle-first")]
+    #[value(name = "keda+idle-first")]
+    KedaIdleFirst,
 }
 
 impl Baseline {
@@ -134,7 +151,9 @@ impl Baseline {
             Baseline::Oracle => "oracle",
             Baseline::StaticPeak => "static-peak",
             Baseline::Hpa => "hpa",
+            Baseline::HpaIdleFirst => "hpa+idle-first",
             Baseline::KedaAirflowChart => "keda-airflow-chart",
+            Baseline::KedaIdleFirst => "keda+idle-first",
         }
     }
 }
@@ -142,23 +161,20 @@ impl Baseline {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineSettings {
-    /// How long Kubernetes lets a removed pod finish before killing it (the Airflow chart sets
-    /// 600 s for Celery workers). Applies to `hpa` and `keda-airflow-chart`.
-    #[serde(default = "default_grace", with = "humantime_serde")]
-    pub termination_grace: Duration,
+    /// How long Kubernetes lets a removed pod finish before killing it, for engines whose
+    /// workers keep running after SIGTERM (`celery`: default 600 s, the Airflow chart's;
+    /// `generic`: 30 s, the pod spec default). Applies to `hpa` and `keda-airflow-chart`.
+    #[serde(default, with = "humantime_serde")]
+    pub termination_grace: Option<Duration>,
     /// KEDA query divisor (`worker_concurrency`); default: the worker capacity.
     #[serde(default)]
     pub keda_concurrency: Option<f64>,
 }
 
-fn default_grace() -> Duration {
-    Duration::from_secs(600)
-}
-
 impl Default for BaselineSettings {
     fn default() -> Self {
         BaselineSettings {
-            termination_grace: default_grace(),
+            termination_grace: None,
             keda_concurrency: None,
         }
     }
@@ -300,20 +316,18 @@ mod tests {
     const MINIMAL: &str = "\
 workload:
   trace: { path: ../x.swf }
-pool: { worker_capacity: 4, boot_time: 60s }
+pool: { engine: generic, worker_capacity: 4, boot_time: 60s }
 ";
 
     #[test]
     fn minimal_scenario_gets_defaults() {
         let scenario = parse(MINIMAL, "m.yaml").unwrap();
         assert_eq!(scenario.tick, Duration::from_secs(10));
-        assert_eq!(scenario.baselines.len(), 4);
+        assert_eq!(scenario.baselines.len(), 6);
+        assert_eq!(scenario.pool.engine, Engine::Generic);
         assert_eq!(scenario.pool.job_model, JobModel::Slot);
         assert_eq!(scenario.pool.billing, Billing::default());
-        assert_eq!(
-            scenario.baseline_settings.termination_grace,
-            Duration::from_secs(600)
-        );
+        assert_eq!(scenario.baseline_settings.termination_grace, None);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! becoming ready and drain deadlines are processed at their exact millisecond. Jobs start
 //! strictly FIFO (no backfilling) into free capacity of ready workers. Scale-down picks
 //! victims in the controller's order and drains or kills busy ones; killed work is requeued at
-//! the head of the queue and restarts from scratch.
+//! the head of the queue and restarts from scratch, or (Spark/YARN) keeps its finished tasks
+//! ([`KillEffect`]; the engines' facts are in `sim::removal`).
 
 pub mod billing;
 pub mod workers;
@@ -27,6 +28,20 @@ pub struct PoolConfig {
     pub boot_ms: i64,
     pub model: JobModel,
     pub billing: Billing,
+    /// What a killed worker's work loses (the engine's, `sim::removal::Engine::kill`).
+    pub kill: KillEffect,
+}
+
+/// What killing a worker does to the jobs running on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KillEffect {
+    /// The whole job fails and runs again from zero (Celery task, Trino query).
+    #[default]
+    Restart,
+    /// Spark/YARN: only the killed worker's in-flight tasks are lost (tasks `task_ms` long,
+    /// back to back from the job's start); finished work is kept and the job resumes at the
+    /// head of the queue with what is left. Its wait stays that of its first start.
+    KeepFinishedTasks { task_ms: i64 },
 }
 
 /// Which workers go first on scale-down.
@@ -36,6 +51,9 @@ pub enum VictimOrder {
     IdleFirst,
     /// Kubernetes ReplicaSet default (no deletion cost set): not-ready, then newest, busy or not.
     Newest,
+    /// EC2 Auto Scaling default termination policy in one zone with one launch template: the
+    /// instance closest to its next billing hour, booting or ready, busy or not (ties: newest).
+    ClosestToNextHour,
 }
 
 /// What happens to a busy victim.
@@ -89,6 +107,12 @@ pub struct Pool<'a> {
     generation: Vec<u32>,
     outcomes: Vec<Option<JobOutcome>>,
     started_at: Vec<i64>,
+    /// Work kept from killed runs (centi-unit-ms), for `KillEffect::KeepFinishedTasks`.
+    kept: Vec<u128>,
+    /// Wait at a job's first start, kept across resumptions.
+    first_wait: Vec<Option<i64>>,
+    /// Work thrown away by kills, in centi-unit-ms.
+    lost: u128,
     workers: Vec<Worker>,
     active: Vec<usize>,
     booting: u32,
@@ -117,6 +141,9 @@ impl<'a> Pool<'a> {
             generation: vec![0; jobs.len()],
             outcomes: vec![None; jobs.len()],
             started_at: vec![0; jobs.len()],
+            kept: vec![0; jobs.len()],
+            first_wait: vec![None; jobs.len()],
+            lost: 0,
             workers: Vec::new(),
             active: Vec::new(),
             booting: 0,
@@ -239,9 +266,11 @@ impl<'a> Pool<'a> {
             self.ledger
                 .release(self.config.billing, now - worker.launched_at);
         }
+        let capacity = self.config.capacity.max(1) as f64;
         PoolTotals {
             ledger: self.ledger,
             restarts: self.restarts,
+            work_lost_worker_hours: self.lost as f64 / capacity / 3_600_000.0,
             unfinished: self.jobs.len() - self.finished,
             outcomes: self.outcomes.into_iter().flatten().collect(),
         }
@@ -303,9 +332,14 @@ impl<'a> Pool<'a> {
             self.queue.pop_front();
             self.queued_units -= job.width;
             self.running_units += allocated;
+            let kept = self.kept[id as usize];
             let runtime_ms = match self.config.model {
-                JobModel::Moldable => job.work().div_ceil(allocated as u128) as i64,
-                _ => job.runtime_ms,
+                JobModel::Slot | JobModel::Gang if kept == 0 => job.runtime_ms,
+                _ => (job
+                    .work()
+                    .saturating_sub(kept)
+                    .div_ceil(allocated.max(1) as u128) as i64)
+                    .max(1),
             };
             for &(worker, units) in &placement {
                 let worker = &mut self.workers[worker];
@@ -321,10 +355,20 @@ impl<'a> Pool<'a> {
                 allocated,
             });
             self.started_at[id as usize] = now;
-            self.outcomes[id as usize] = Some(JobOutcome {
-                wait_ms: now - job.arrival.0,
-                runtime_ms,
-            });
+            // A resumed job (finished tasks kept) never stopped from its user's point of view:
+            // its wait is that of its first start, the pause shows in its runtime.
+            let outcome = match self.first_wait[id as usize] {
+                Some(wait_ms) if self.config.kill != KillEffect::Restart => JobOutcome {
+                    wait_ms,
+                    runtime_ms: now + runtime_ms - (job.arrival.0 + wait_ms),
+                },
+                _ => JobOutcome {
+                    wait_ms: now - job.arrival.0,
+                    runtime_ms,
+                },
+            };
+            self.first_wait[id as usize].get_or_insert(outcome.wait_ms);
+            self.outcomes[id as usize] = Some(outcome);
             self.events.push(Reverse((
                 now + runtime_ms,
                 COMPLETION,
@@ -394,6 +438,7 @@ impl<'a> Pool<'a> {
         let mut victims = std::mem::take(&mut self.workers[index].jobs);
         victims.sort_unstable();
         for &id in victims.iter().rev() {
+            self.account_kill(id, index, now);
             self.stop_job(id, now);
             self.generation[id as usize] += 1;
             self.outcomes[id as usize] = None;
@@ -403,6 +448,33 @@ impl<'a> Pool<'a> {
         }
         if self.workers[index].state != WorkerState::Released {
             self.release(index, now);
+        }
+    }
+
+    /// Books what killing worker `index` costs job `id`: all work of this run (restart), or
+    /// only the in-flight tasks of the units on that worker (the rest is kept).
+    fn account_kill(&mut self, id: u32, index: usize, now: i64) {
+        let Some(running) = &self.running[id as usize] else {
+            return;
+        };
+        let elapsed = (now - self.started_at[id as usize]).max(0) as u128;
+        let done = running.allocated as u128 * elapsed;
+        match self.config.kill {
+            KillEffect::Restart => self.lost += done,
+            KillEffect::KeepFinishedTasks { task_ms } => {
+                let here: Centi = running
+                    .placement
+                    .iter()
+                    .filter(|(worker, _)| *worker == index)
+                    .map(|(_, units)| *units)
+                    .sum();
+                let in_flight = elapsed % task_ms.max(1) as u128;
+                let lost = (here as u128 * in_flight).min(done);
+                self.lost += lost;
+                let work = self.jobs[id as usize].work();
+                let kept = &mut self.kept[id as usize];
+                *kept = (*kept + done - lost).min(work.saturating_sub(1));
+            }
         }
     }
 
@@ -436,7 +508,12 @@ impl<'a> Pool<'a> {
                 if worker.pending_removal.is_some() {
                     return None;
                 }
+                let into_hour = (now - worker.launched_at).rem_euclid(3_600_000);
                 match (worker.state, scale_down.order) {
+                    (
+                        WorkerState::Booting { .. } | WorkerState::Ready,
+                        VictimOrder::ClosestToNextHour,
+                    ) => Some((1, -into_hour, newest_first, key)),
                     (WorkerState::Booting { .. }, _) => Some((0, newest_first, 0, key)),
                     (WorkerState::Ready, VictimOrder::IdleFirst) if worker.used == 0 => {
                         Some((1, newest_first, 0, key))
@@ -484,7 +561,10 @@ impl<'a> Pool<'a> {
 #[derive(Debug, Clone)]
 pub struct PoolTotals {
     pub ledger: Ledger,
+    /// Times a running job was stopped by a kill and had to run (some of) its work again.
     pub restarts: u64,
+    /// Work thrown away by kills, in worker-hours (unit-hours ÷ C).
+    pub work_lost_worker_hours: f64,
     pub unfinished: usize,
     pub outcomes: Vec<JobOutcome>,
 }

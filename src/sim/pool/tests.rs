@@ -17,6 +17,7 @@ fn config(model: JobModel, boot_s: i64) -> PoolConfig {
         billing: Billing::PerSecond {
             minimum: std::time::Duration::ZERO,
         },
+        kill: KillEffect::Restart,
     }
 }
 
@@ -248,4 +249,26 @@ fn reversible_removal_times_out_into_keep_or_kill() {
         assert_eq!(pool.requested(), requested, "force {force}");
         assert_eq!(pool.finish(20_000).restarts, restarts);
     }
+}
+
+#[test]
+fn closest_to_next_hour_picks_by_billing_hour_not_by_busyness() {
+    // worker 0 launched at 0 (busy), worker 1 at 40 min (idle); at 70 min worker 0 is 10 min
+    // into its second hour, worker 1 30 min into its first: worker 1 is closer to its next hour.
+    let jobs = [job(0, 1, 10_000)];
+    let asg = ScaleDown {
+        order: VictimOrder::ClosestToNextHour,
+        removal: Removal::Kill,
+    };
+    let mut pool = Pool::new(config(JobModel::Slot, 0), &jobs, 1, 0);
+    pool.advance(0);
+    pool.scale_to(2, asg, 2_400_000);
+    pool.scale_to(1, asg, 4_200_000);
+    assert_eq!(pool.finish(4_200_000).restarts, 0, "idle worker 1 went");
+    // at 100 min worker 0 is 40 min into its hour, worker 1 (launched at 80 min) 20 min.
+    let mut pool = Pool::new(config(JobModel::Slot, 0), &jobs, 1, 0);
+    pool.advance(0);
+    pool.scale_to(2, asg, 4_800_000);
+    pool.scale_to(1, asg, 6_000_000);
+    assert_eq!(pool.finish(6_000_000).restarts, 1, "busy worker 0 killed");
 }
