@@ -56,7 +56,12 @@ pub fn run(args: &SimulateArgs, path: &Path) -> anyhow::Result<i32> {
     let mut skipped = 0;
     for pool in selected {
         let workload = match trace::recording::pool_workload(&rec, pool, &origin) {
-            Ok(w) => w,
+            Ok((w, warnings)) => {
+                for warning in warnings {
+                    eprintln!("warning: {warning}");
+                }
+                w
+            }
             Err(e) => {
                 eprintln!("pool {}: skipped: {e}", pool.name);
                 skipped += 1;

@@ -15,10 +15,19 @@ use crate::time::Timestamp;
 
 /// Reads pool `pool` of a recording (the first pool when `None`): see [`pool_workload`].
 pub fn workload_from_text(text: &str, name: &str, pool: Option<&str>) -> anyhow::Result<Workload> {
-    let rec = recording::parse(text, name)?;
-    for warning in &rec.warnings {
+    let (workload, warnings) = pool_workload_from_text(text, name, pool)?;
+    for warning in warnings {
         tracing::warn!("{warning}");
     }
+    Ok(workload)
+}
+
+fn pool_workload_from_text(
+    text: &str,
+    name: &str,
+    pool: Option<&str>,
+) -> anyhow::Result<(Workload, Vec<String>)> {
+    let rec = recording::parse(text, name)?;
     let pools = rec.pools();
     let chosen = match pool {
         Some(p) => pools.iter().find(|x| x.name == p).ok_or_else(|| {
@@ -35,7 +44,9 @@ pub fn workload_from_text(text: &str, name: &str, pool: Option<&str>) -> anyhow:
             .first()
             .ok_or_else(|| anyhow::anyhow!("{name}: the recording names no pool"))?,
     };
-    pool_workload(&rec, chosen, name)
+    let (workload, mut warnings) = pool_workload(&rec, chosen, name)?;
+    warnings.splice(0..0, rec.warnings.iter().cloned());
+    Ok((workload, warnings))
 }
 
 /// The demand of one recorded pool as unit jobs, in units of its first signal: each tick's
@@ -43,8 +54,12 @@ pub fn workload_from_text(text: &str, name: &str, pool: Option<&str>) -> anyhow:
 /// converted back with the first signal's `per_worker`, so the replayed pool (one queue,
 /// `per_worker` of signal 0 per worker) needs as many workers as the daemon's pool did. A
 /// missing reading holds the last good value. Errors when the pool has no tick or never a
-/// reading.
-pub fn pool_workload(rec: &Recording, pool: &RecordedPool, name: &str) -> anyhow::Result<Workload> {
+/// reading; warns (second value) about a signal that never had one.
+pub fn pool_workload(
+    rec: &Recording,
+    pool: &RecordedPool,
+    name: &str,
+) -> anyhow::Result<(Workload, Vec<String>)> {
     let per_worker: Vec<f64> = pool.signals.iter().map(|s| s.per_worker).collect();
     let unit = per_worker
         .first()
@@ -56,12 +71,18 @@ pub fn pool_workload(rec: &Recording, pool: &RecordedPool, name: &str) -> anyhow
     let mut curve: Vec<(Timestamp, u64)> = Vec::new();
     let mut last_level = 0u64;
     let mut readings = 0usize;
+    let mut per_signal = vec![0usize; per_worker.len()];
     for (_, line) in &rec.lines {
         let RecordLine::Tick(tick) = line else {
             continue;
         };
         if tick.pool != pool.name {
             continue;
+        }
+        for (i, s) in tick.signals.iter().enumerate().take(per_signal.len()) {
+            if matches!(s, Signal::Value { .. }) {
+                per_signal[i] += 1;
+            }
         }
         let need = tick
             .signals
@@ -104,7 +125,20 @@ pub fn pool_workload(rec: &Recording, pool: &RecordedPool, name: &str) -> anyhow
         ),
     );
     workload.records = curve.len() as u64;
-    Ok(workload)
+    let warnings = per_signal
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n == 0)
+        .map(|(i, _)| {
+            format!(
+                "{name}: pool `{}` signal {i} ({}) has no good reading in {} ticks; the replay uses the other signals",
+                pool.name,
+                pool.signals[i].kind,
+                curve.len()
+            )
+        })
+        .collect();
+    Ok((workload, warnings))
 }
 
 /// Layer decomposition of a step curve (value held until the next point; the last point ends
@@ -205,5 +239,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not one good reading"), "{e}");
+    }
+
+    #[test]
+    fn a_signal_without_any_reading_is_warned_about() {
+        let text = r#"{"record":"header","format":"poolpilot-recording","version":2,"started_at":0,"pools":[{"name":"p","mode":"enforce","price_per_worker_hour":1.0,"boot_time":"1m","signals":[{"kind":"spark","per_worker":1.0},{"kind":"trino","per_worker":1.0}],"policy":{}}]}
+{"record":"tick","at":0,"pool":"p","signals":[{"kind":"value","demand":2,"observed_at":0},{"kind":"missing","since":0,"fault":"auth"}],"workers":{"requested":1,"ready":1}}
+{"record":"tick","at":1000,"pool":"p","signals":[{"kind":"value","demand":0,"observed_at":1000},{"kind":"missing","since":0,"fault":"auth"}],"workers":{"requested":1,"ready":1}}
+"#;
+        let (workload, warnings) = pool_workload_from_text(text, "r.jsonl", None).unwrap();
+        assert_eq!(workload.jobs.len(), 2);
+        assert_eq!(
+            warnings,
+            [
+                "r.jsonl: pool `p` signal 1 (trino) has no good reading in 2 ticks; the replay uses the other signals"
+            ]
+        );
     }
 }
