@@ -168,6 +168,57 @@ fn explain_prints_the_reason_chain() {
     );
 }
 
+/// `explain --state` reads the daemon's own state file, so live cooldowns show.
+#[test]
+fn explain_reads_the_daemons_state_file() {
+    use poolpilot::daemon::state::{self, PersistedState};
+    use poolpilot::engine::Memory;
+    use poolpilot::time::Timestamp;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let at = Timestamp::parse_rfc3339("2026-11-28T12:00:00Z").unwrap();
+    let mut memory = Memory::default();
+    memory.record_actuation("trino-etl", 2, 4, Timestamp(at.0 - 10_000));
+    state::save(
+        &path,
+        &PersistedState::new(at, memory, vec![], Default::default()),
+    )
+    .unwrap();
+    let (code, out, err) = poolpilot(&[
+        "explain",
+        "--policy",
+        "policies/trino.yaml",
+        "--demand",
+        "100",
+        "--current",
+        "4",
+        "--at",
+        "2026-11-28T12:00:00Z",
+        "--state",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("current 4 -> desired 4"), "{out}");
+    assert!(
+        out.contains("[cooldown]"),
+        "the scale-up 10 s ago holds: {out}"
+    );
+    std::fs::write(&path, "{}").unwrap();
+    let (code, _, err) = poolpilot(&[
+        "explain",
+        "--policy",
+        "policies/trino.yaml",
+        "--demand",
+        "1",
+        "--current",
+        "4",
+        "--state",
+        path.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not a poolpilot state file"), "{err}");
+}
+
 #[test]
 fn schema_is_json_schema_of_the_policy_file() {
     let (code, out, _) = poolpilot(&["schema"]);
