@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use indicatif::ProgressBar;
-use poolpilot::sim::controller::EngineController;
+use poolpilot::sim::autoscaler::EngineAutoscaler;
 use poolpilot::sim::pool::PoolConfig;
 use poolpilot::sim::pool::billing::Billing;
 use poolpilot::sim::pool::workers::JobModel;
@@ -36,7 +36,7 @@ fn kth_one_policy(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("kth-sp2 whole trace, 10 s ticks, one policy", |b| {
         b.iter(|| {
-            let mut controller = EngineController::new(&policy, 10_000);
+            let mut controller = EngineAutoscaler::new(&policy, 10_000);
             let result = replay(
                 &workload.jobs,
                 config,

@@ -6,8 +6,8 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::controller::{
-    Controller, EngineController, HPA_SYNC_MS, KedaController, StaticController,
+use super::autoscaler::{
+    Autoscaler, EngineAutoscaler, HPA_SYNC_MS, KedaAutoscaler, StaticAutoscaler,
 };
 use super::metrics;
 use super::oracle;
@@ -108,7 +108,7 @@ pub fn run_on(
     let mut controllers: Vec<Entry> = Vec::new();
     for policy in policies {
         let name = unique_name(policy.name(), &controllers);
-        let controller = EngineController::new(&policy, tick_ms);
+        let controller = EngineAutoscaler::new(&policy, tick_ms);
         let text = describe(controller.scale_down());
         controllers.push((name, RowKind::Policy, Box::new(controller), text));
     }
@@ -118,14 +118,14 @@ pub fn run_on(
         .unwrap_or(per_worker);
     let hpa = |down| {
         let policy = PoolRules::hpa("hpa", per_worker, 1, max_workers);
-        Box::new(EngineController::with_scale_down(policy, HPA_SYNC_MS, down))
+        Box::new(EngineAutoscaler::with_scale_down(policy, HPA_SYNC_MS, down))
     };
     for baseline in &scenario.baselines {
-        let (controller, text): (Box<dyn Controller>, String) = match baseline {
+        let (controller, text): (Box<dyn Autoscaler>, String) = match baseline {
             Baseline::Oracle => continue,
             Baseline::StaticPeak => {
                 let peak = peak_workers(&solved.timeline).min(max_workers);
-                let controller = StaticController {
+                let controller = StaticAutoscaler {
                     workers: peak,
                     period_ms: tick_ms,
                 };
@@ -134,11 +134,11 @@ pub fn run_on(
             Baseline::Hpa => (hpa(stock), describe(stock)),
             Baseline::HpaIdleFirst => (hpa(idle_first), describe(idle_first)),
             Baseline::KedaAirflowChart => (
-                Box::new(KedaController::new(concurrency, max_workers, stock)),
+                Box::new(KedaAutoscaler::new(concurrency, max_workers, stock)),
                 describe(stock),
             ),
             Baseline::KedaIdleFirst => (
-                Box::new(KedaController::new(concurrency, max_workers, idle_first)),
+                Box::new(KedaAutoscaler::new(concurrency, max_workers, idle_first)),
                 describe(idle_first),
             ),
         };
@@ -254,7 +254,7 @@ pub fn run_on(
 }
 
 /// A row to replay: name, kind, what sizes it, how it removes workers (text).
-type Entry = (String, RowKind, Box<dyn Controller>, String);
+type Entry = (String, RowKind, Box<dyn Autoscaler>, String);
 
 fn unique_name(name: &str, taken: &[Entry]) -> String {
     let mut candidate = name.to_string();

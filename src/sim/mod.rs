@@ -5,7 +5,7 @@
 //! - [`parity`]     `--check-decisions`: a recording's decisions replayed through the engine
 //! - [`timeline`]   step curves of one run (demand, supply, billed, queue)
 //! - [`oracle`]     offline optimum (layer decomposition with gap bridging)
-//! - [`controller`] what sizes the pool: the engine with a policy, HPA, KEDA, static
+//! - [`autoscaler`] what sizes the pool: the engine with a policy, HPA, KEDA, static
 //! - [`run`]        the replay loop on a virtual clock
 //! - [`metrics`]    SPEC RG elasticity, job waits and slowdown, utilisation
 //! - [`scenario`]   scenario files (YAML) and the built-in scenario
@@ -16,7 +16,7 @@
 //! - [`pool`]       the virtual pool: boot, FIFO placement per job model, drains, billing
 //! - [`removal`]    per-engine removal models: victim order, SIGTERM, what a kill loses
 
-pub mod controller;
+pub mod autoscaler;
 pub mod expect;
 pub mod experiment;
 pub mod metrics;

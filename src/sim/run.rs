@@ -4,7 +4,7 @@
 
 use indicatif::ProgressBar;
 
-use super::controller::Controller;
+use super::autoscaler::Autoscaler;
 use super::pool::{Pool, PoolConfig, PoolTotals};
 use super::timeline::Timeline;
 use super::trace::{Job, from_centi};
@@ -47,7 +47,7 @@ impl RunResult {
 pub fn replay(
     jobs: &[Job],
     config: PoolConfig,
-    controller: &mut dyn Controller,
+    controller: &mut dyn Autoscaler,
     progress: &ProgressBar,
 ) -> RunResult {
     let start = jobs.first().map_or(0, |job| job.arrival.0);
@@ -122,7 +122,7 @@ pub fn replay(
 mod tests {
     use super::*;
     use crate::engine::PoolRules;
-    use crate::sim::controller::{EngineController, StaticController, kubernetes_scale_down};
+    use crate::sim::autoscaler::{EngineAutoscaler, StaticAutoscaler, kubernetes_scale_down};
     use crate::sim::pool::billing::Billing;
     use crate::sim::pool::workers::JobModel;
 
@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn static_pool_runs_everything_without_actuating() {
         let jobs = jobs();
-        let mut controller = StaticController {
+        let mut controller = StaticAutoscaler {
             workers: 10,
             period_ms: 10_000,
         };
@@ -166,7 +166,7 @@ mod tests {
         let run = || {
             let policy = PoolRules::hpa("h", 4.0, 1, 20);
             let mut controller =
-                EngineController::with_scale_down(policy, 15_000, kubernetes_scale_down(600_000));
+                EngineAutoscaler::with_scale_down(policy, 15_000, kubernetes_scale_down(600_000));
             replay(&jobs, config(), &mut controller, &ProgressBar::hidden())
         };
         let (a, b) = (run(), run());
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn a_pool_that_never_grows_gives_up() {
         let jobs = jobs();
-        let mut controller = StaticController {
+        let mut controller = StaticAutoscaler {
             workers: 0,
             period_ms: 3_600_000,
         };

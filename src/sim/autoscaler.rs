@@ -17,7 +17,9 @@ pub struct Action {
     pub reason: String,
 }
 
-pub trait Controller {
+/// What sizes the simulated pool: the engine with a policy, a modelled HPA/KEDA, a fixed size.
+/// (The daemon's tick is `daemon::controller::Controller`; this is not that.)
+pub trait Autoscaler {
     /// Time between decisions (the daemon's tick, the HPA's sync period, KEDA's polling).
     fn period_ms(&self) -> i64;
     /// Workers ready when the replay starts.
@@ -34,7 +36,7 @@ pub trait Controller {
 }
 
 /// `engine::step` with one pool's rules, exactly as the daemon calls it.
-pub struct EngineController {
+pub struct EngineAutoscaler {
     rules: Vec<PoolRules>,
     world: World,
     memory: Memory,
@@ -42,14 +44,14 @@ pub struct EngineController {
     scale_down: ScaleDown,
 }
 
-impl EngineController {
+impl EngineAutoscaler {
     /// Scale-down follows the policy, like `drain::scale_down` in the daemon: idle workers
     /// first; busy ones per drain method — Trino/Spark drains are one-way (no new work,
     /// released when empty), Celery's is reversible (the worker keeps working and goes when
     /// idle); at the timeout `force` kills and `keep` keeps; `method: none` kills at once.
     /// The drain method is the one the daemon resolves (`PoolRules::drain`), so the
     /// simulator models exactly the drains the daemon performs.
-    pub fn new(policy: &Policy, period_ms: i64) -> EngineController {
+    pub fn new(policy: &Policy, period_ms: i64) -> EngineAutoscaler {
         let rules = PoolRules::compile(policy);
         let drain = rules.drain;
         let timeout_ms = drain.timeout.as_millis() as i64;
@@ -65,14 +67,14 @@ impl EngineController {
             order: VictimOrder::IdleFirst,
             removal,
         };
-        EngineController::with_scale_down(rules, period_ms, scale_down)
+        EngineAutoscaler::with_scale_down(rules, period_ms, scale_down)
     }
 
     pub fn with_scale_down(
         rules: PoolRules,
         period_ms: i64,
         scale_down: ScaleDown,
-    ) -> EngineController {
+    ) -> EngineAutoscaler {
         let signals = rules.per_worker.len();
         let world = World {
             pools: vec![PoolObservation {
@@ -87,7 +89,7 @@ impl EngineController {
             }],
             global_budget_per_hour: None,
         };
-        EngineController {
+        EngineAutoscaler {
             rules: vec![rules],
             world,
             memory: Memory::default(),
@@ -106,7 +108,7 @@ impl EngineController {
     }
 }
 
-impl Controller for EngineController {
+impl Autoscaler for EngineAutoscaler {
     fn period_ms(&self) -> i64 {
         self.period_ms
     }
@@ -171,8 +173,8 @@ pub fn kubernetes_scale_down(grace_ms: i64) -> ScaleDown {
 /// KEDA with the Airflow chart's trigger (anchors §1.5): metric `ceil(count / concurrency)`
 /// with target 1, polled every 5 s; 0→1 when the metric is > 0, 1→0 after 30 s without
 /// activity, and between 1 and N the HPA (defaults, 15 s sync) on the same metric.
-pub struct KedaController {
-    hpa: EngineController,
+pub struct KedaAutoscaler {
+    hpa: EngineAutoscaler,
     concurrency: f64,
     last_active: Option<Timestamp>,
     next_hpa_sync: Timestamp,
@@ -182,14 +184,14 @@ pub struct KedaController {
 pub const KEDA_POLLING_MS: i64 = 5_000;
 pub const KEDA_COOLDOWN_MS: i64 = 30_000;
 
-impl KedaController {
-    pub fn new(concurrency: f64, max: u32, scale_down: ScaleDown) -> KedaController {
-        let hpa = EngineController::with_scale_down(
+impl KedaAutoscaler {
+    pub fn new(concurrency: f64, max: u32, scale_down: ScaleDown) -> KedaAutoscaler {
+        let hpa = EngineAutoscaler::with_scale_down(
             PoolRules::hpa("keda-airflow-chart", 1.0, 1, max),
             HPA_SYNC_MS,
             scale_down,
         );
-        KedaController {
+        KedaAutoscaler {
             hpa,
             concurrency,
             last_active: None,
@@ -199,7 +201,7 @@ impl KedaController {
     }
 }
 
-impl Controller for KedaController {
+impl Autoscaler for KedaAutoscaler {
     fn period_ms(&self) -> i64 {
         KEDA_POLLING_MS
     }
@@ -246,12 +248,12 @@ impl Controller for KedaController {
 }
 
 /// A fixed size, ready from the start (the static-peak baseline).
-pub struct StaticController {
+pub struct StaticAutoscaler {
     pub workers: u32,
     pub period_ms: i64,
 }
 
-impl Controller for StaticController {
+impl Autoscaler for StaticAutoscaler {
     fn period_ms(&self) -> i64 {
         self.period_ms
     }
@@ -277,7 +279,7 @@ mod tests {
 
     #[test]
     fn hpa_scales_up_at_most_max_100_percent_or_4_pods() {
-        let mut hpa = EngineController::with_scale_down(
+        let mut hpa = EngineAutoscaler::with_scale_down(
             PoolRules::hpa("h", 4.0, 1, 100),
             HPA_SYNC_MS,
             kubernetes_scale_down(1),
@@ -291,7 +293,7 @@ mod tests {
 
     #[test]
     fn hpa_waits_out_the_down_window_and_ignores_small_changes() {
-        let mut hpa = EngineController::with_scale_down(
+        let mut hpa = EngineAutoscaler::with_scale_down(
             PoolRules::hpa("h", 4.0, 1, 100),
             HPA_SYNC_MS,
             kubernetes_scale_down(1),
@@ -317,7 +319,7 @@ mod tests {
 
     #[test]
     fn keda_activates_cools_down_and_hands_over_to_hpa() {
-        let mut keda = KedaController::new(4.0, 50, kubernetes_scale_down(1));
+        let mut keda = KedaAutoscaler::new(4.0, 50, kubernetes_scale_down(1));
         assert!(keda.decide(Timestamp(0), 0.0, counts(0, 0)).is_none());
         assert_eq!(
             keda.decide(Timestamp(5_000), 9.0, counts(0, 0))
