@@ -21,7 +21,14 @@ pub fn run(args: &SimulateArgs, path: &Path) -> anyhow::Result<i32> {
         eprintln!("warning: {warning}");
     }
     if args.check_decisions {
+        anyhow::ensure!(
+            args.pool.is_none() && args.policies.is_empty(),
+            "--check-decisions replays every pool with its recorded policy; drop --pool and --policy"
+        );
         return check(&rec, &origin);
+    }
+    if let Some(capacity) = args.worker_capacity {
+        anyhow::ensure!(capacity > 0.0, "--worker-capacity must be > 0");
     }
     let pools = rec.pools();
     let names = || {
@@ -126,6 +133,9 @@ pub fn run(args: &SimulateArgs, path: &Path) -> anyhow::Result<i32> {
 
 fn check(rec: &Recording, origin: &str) -> anyhow::Result<i32> {
     let report = parity::check(rec, origin)?;
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
     println!("{}", report.summary());
     for m in report.mismatches.iter().take(SHOWN_MISMATCHES) {
         println!("{}", parity::describe(m, origin));

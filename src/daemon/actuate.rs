@@ -29,6 +29,16 @@ impl Controller {
         let mut ups = Vec::new();
         let mut downs = Vec::new();
         for (i, d) in decisions.iter().enumerate() {
+            let actuation = Actuation::of(d.mode, self.cfg.dry_run, leader);
+            if matches!(actuation, Actuation::Shadow | Actuation::DryRun) {
+                // Decided on the would-be pool: never touches a real drain or the platform.
+                if d.desired == d.current {
+                    self.loops.of(&d.pool).forget_would();
+                } else {
+                    self.would(i, d, now).await;
+                }
+                continue;
+            }
             if let Some(task) = self.loops.of(&d.pool).drain_mut() {
                 if d.desired >= task.from && !task.aborting {
                     task.aborting = true;
@@ -44,9 +54,9 @@ impl Controller {
             if self.pools[i].status.is_none() {
                 continue; // current size unknown: never actuate blind (shown on /status)
             }
-            match Actuation::of(d.mode, self.cfg.dry_run, leader) {
-                Actuation::Paused | Actuation::Follower => {}
-                Actuation::Shadow | Actuation::DryRun => self.would(i, d, now).await,
+            match actuation {
+                Actuation::Paused | Actuation::Follower | Actuation::Shadow | Actuation::DryRun => {
+                }
                 Actuation::Actuate if d.desired > d.current => ups.push(i),
                 Actuation::Actuate => downs.push(i),
             }
@@ -222,8 +232,10 @@ impl Controller {
             shadow.resize(d.desired, now);
             self.remember_actuation(&d.pool, d.current, d.desired, now);
         }
-        if !self.loops.of(&d.pool).would_changed(d.current, d.desired) {
-            return;
+        if self.pools[i].status.is_none()
+            || !self.loops.of(&d.pool).would_changed(d.current, d.desired)
+        {
+            return; // the platform's members are unknown, or this was already shown
         }
         let pool = &self.pools[i];
         let Some(actuator) = pool.actuator.clone() else {

@@ -150,8 +150,27 @@ impl Controller {
         self.memory.retain_pools(&names);
         self.pending
             .retain(|p| names.contains(&p.pool.as_str()) || self.loops.draining(&p.pool));
+        self.loops.retain(&names);
         let rules: Vec<PoolRules> = policies.iter().map(PoolRules::compile).collect();
         let dry_run = self.cfg.dry_run;
+        // A pool that turns from real to would-be (or back) must not inherit the other's
+        // history: it starts conservatively, as a new pool does.
+        let switched: Vec<(&str, Duration)> = rules
+            .iter()
+            .filter(|r| {
+                self.memory.pools.contains_key(&r.name)
+                    && self.shadows.contains_key(&r.name) != counterfactual(r, dry_run)
+            })
+            .map(|r| (r.name.as_str(), r.down_window()))
+            .collect();
+        for (name, _) in &switched {
+            self.memory.pools.remove(*name);
+            tracing::info!(
+                pool = name,
+                "the pool switched between shadow and real: its memory starts afresh (conservatively)"
+            );
+        }
+        self.memory.start_conservatively(switched, now);
         self.shadows.retain(|name, _| {
             rules
                 .iter()
@@ -221,6 +240,15 @@ impl Controller {
                 keep.push(p); // a live drain: its task reports the outcome
                 continue;
             }
+            let dry_run = self.cfg.dry_run;
+            if self
+                .rules
+                .iter()
+                .any(|r| r.name == p.pool && counterfactual(r, dry_run))
+            {
+                tracing::info!(pool = %p.pool, "a real actuation from before the pool turned shadow is not remembered: its memory is the would-be pool's");
+                continue;
+            }
             let Some(observed) = self
                 .pools
                 .iter()
@@ -256,7 +284,10 @@ impl Controller {
     /// leader). Remembering it as an actuation keeps cooldowns right when this instance takes over.
     fn infer_external_changes(&mut self, now: Timestamp) {
         let mut changes = Vec::new();
-        for pool in &self.pools {
+        for (pool, rules) in self.pools.iter().zip(&self.rules) {
+            if counterfactual(rules, self.cfg.dry_run) {
+                continue; // its memory is the would-be pool's, not the platform's
+            }
             let (Some(status), Some(before)) = (
                 &pool.status,
                 self.loops.get(pool.name()).and_then(|l| l.last_seen()),
@@ -303,13 +334,15 @@ impl Controller {
             if !counterfactual(rules, self.cfg.dry_run) {
                 continue;
             }
-            let Some(status) = &self.pools[i].status else {
-                continue; // size unknown: nothing is decided on this pool this tick
+            // The platform's size is needed only to start the would-be pool.
+            let shadow = match (self.shadows.get_mut(&rules.name), &self.pools[i].status) {
+                (Some(shadow), _) => shadow,
+                (None, Some(status)) => self
+                    .shadows
+                    .entry(rules.name.clone())
+                    .or_insert_with(|| ShadowPool::start(status.desired)),
+                (None, None) => continue,
             };
-            let shadow = self
-                .shadows
-                .entry(rules.name.clone())
-                .or_insert_with(|| ShadowPool::start(status.desired));
             real[i] = Some(observations[i].workers);
             observations[i].workers = shadow.counts(rules, now);
         }

@@ -97,6 +97,12 @@ impl PoolLoops {
         self.0.get_mut(pool).expect("inserted above")
     }
 
+    /// Forgets pools no longer configured, except those with a scale-down still under way.
+    pub fn retain(&mut self, names: &[&str]) {
+        self.0
+            .retain(|name, l| names.contains(&name.as_str()) || l.drain.is_some());
+    }
+
     pub fn draining(&self, pool: &str) -> bool {
         self.get(pool).is_some_and(|l| l.drain.is_some())
     }

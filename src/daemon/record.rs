@@ -22,7 +22,21 @@ pub struct Recorder {
 
 impl Recorder {
     /// Opens `path` for appending (a restart continues the same file, after a new header).
+    /// A file another version wrote is moved aside (`<path>.v<N>`), never appended to; a last
+    /// line cut short by a crash is ended first, so the new header starts a line of its own.
     pub fn open(path: &Path) -> std::io::Result<Recorder> {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Some(version) = recording::foreign_version(&text) {
+                let aside = PathBuf::from(format!("{}.v{version}", path.display()));
+                std::fs::rename(path, &aside)?;
+                tracing::warn!(path = %path.display(), moved_to = %aside.display(), version, "the recording was written by another poolpilot version; moved aside, a new one starts");
+            } else if !text.is_empty() && !text.ends_with('\n') {
+                OpenOptions::new()
+                    .append(true)
+                    .open(path)?
+                    .write_all(b"\n")?;
+            }
+        }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(Recorder {
             path: path.to_path_buf(),
@@ -176,5 +190,60 @@ mod tests {
             (2, 4)
         );
         assert_eq!(rec.pools()[0].name, name);
+    }
+
+    /// A crash mid-line, then a restart: the recording still reads (the cut line is a
+    /// warning); a file of another version is moved aside, never appended to.
+    #[test]
+    fn a_cut_line_and_a_foreign_file_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.jsonl");
+        let policy = crate::policy::load_file(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/spark.yaml"
+        )))
+        .unwrap();
+        let mut r = Recorder::open(&path).unwrap();
+        r.header(
+            Timestamp(0),
+            std::slice::from_ref(&policy),
+            None,
+            &Memory::default(),
+        );
+        r.actuation(Timestamp(1), policy.name(), 1, 2);
+        drop(r);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &text[..text.len() - 7]).unwrap(); // killed mid-line
+        let mut r = Recorder::open(&path).unwrap();
+        r.header(
+            Timestamp(2),
+            std::slice::from_ref(&policy),
+            None,
+            &Memory::default(),
+        );
+        drop(r);
+        let rec = recording::parse(&std::fs::read_to_string(&path).unwrap(), "rec.jsonl").unwrap();
+        assert_eq!(rec.lines.len(), 2, "two headers");
+        assert!(
+            rec.warnings[0].starts_with("rec.jsonl:2: a line cut short before a restart"),
+            "{:?}",
+            rec.warnings
+        );
+
+        let old = r#"{"record":"header","format":"poolpilot-recording","version":1,"started_at":0,"pools":["p"]}"#;
+        std::fs::write(&path, format!("{old}\n")).unwrap();
+        let mut r = Recorder::open(&path).unwrap();
+        r.header(
+            Timestamp(3),
+            std::slice::from_ref(&policy),
+            None,
+            &Memory::default(),
+        );
+        drop(r);
+        assert!(recording::parse(&std::fs::read_to_string(&path).unwrap(), "rec.jsonl").is_ok());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("rec.jsonl.v1")).unwrap(),
+            format!("{old}\n")
+        );
     }
 }

@@ -9,6 +9,7 @@ use super::status::{
 };
 use crate::actuators::PoolStatus;
 use crate::engine::{Decision, PoolRules, Signal, WorkerCounts, World};
+use crate::policy::Mode;
 use crate::telemetry::names;
 use crate::time::Timestamp;
 
@@ -42,7 +43,7 @@ impl Controller {
             let shadow = self
                 .shadows
                 .get(&d.pool)
-                .map(|sh| shadow_view(sh, rules, known, &world.pools[i].signals, d, price, now));
+                .map(|sh| shadow_view(sh, rules, known, &world.pools[i].signals, price, now));
             if let Some(v) = &shadow {
                 metrics::gauge!(names::SHADOW_WORKERS, &[("pool", d.pool.clone())])
                     .set(f64::from(v.would_be_workers));
@@ -56,8 +57,13 @@ impl Controller {
                     .set(wait);
                 }
             }
-            spend_per_hour += f64::from(d.current) * price;
-            desired_per_hour += f64::from(d.desired) * price;
+            // The budget counts what really runs: a shadow pool's real size, never its would-be.
+            if rules.mode == Mode::Shadow {
+                spend_per_hour += f64::from(known.map_or(0, |s| s.desired)) * price;
+            } else {
+                spend_per_hour += f64::from(d.current) * price;
+                desired_per_hour += f64::from(d.desired) * price;
+            }
             let pl = [("pool", d.pool.clone())];
             metrics::gauge!(names::POOL_DESIRED_WORKERS, &pl).set(f64::from(d.desired));
             if let Some(s) = known {
@@ -173,14 +179,12 @@ impl Controller {
     }
 }
 
-/// The would-be pool beside the real one. `d.desired` is the would-be size after this tick
-/// (the change is applied to the counterfactual in the same tick).
+/// The would-be pool (after this tick's would-be change) beside the real one.
 fn shadow_view(
     shadow: &ShadowPool,
     rules: &PoolRules,
     real: Option<&PoolStatus>,
     signals: &[Signal],
-    d: &Decision,
     price: f64,
     now: Timestamp,
 ) -> ShadowView {
@@ -195,9 +199,9 @@ fn shadow_view(
         needed.and_then(|n| shadow::estimated_wait_seconds(n, c, boots, rules, now))
     };
     ShadowView {
-        would_be_workers: d.desired,
+        would_be_workers: shadow.workers,
         would_be_ready: counts.ready,
-        would_be_cost_per_hour: f64::from(d.desired) * price,
+        would_be_cost_per_hour: f64::from(shadow.workers) * price,
         would_be_est_queue_wait_seconds: wait(counts, &would_be.boots),
         real_workers: real_counts.map(|c| c.requested),
         real_cost_per_hour: real_counts.map(|c| f64::from(c.requested) * price),

@@ -253,8 +253,12 @@ fn check_drain_method(f: &PolicyFile, out: &mut Vec<Problem>) {
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default()
         };
-        let mut allowed: Vec<String> = possible.into_iter().map(name).collect();
-        allowed.dedup();
+        let mut allowed: Vec<String> = Vec::new();
+        for m in possible.into_iter().map(name) {
+            if !allowed.contains(&m) {
+                allowed.push(m);
+            }
+        }
         allowed.push("none".into());
         allowed.push("auto".into());
         out.push((

@@ -241,6 +241,12 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Recording> {
                 ));
                 continue;
             }
+            Err(error) if next_is_header(text, index) && seen_header => {
+                out.warnings.push(format!(
+                    "{origin}:{number}: a line cut short before a restart (the daemon stopped while writing it); ignored ({error})"
+                ));
+                continue;
+            }
             Err(error) => {
                 if let Some(version) = other_version(line) {
                     anyhow::bail!(
@@ -281,6 +287,20 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Recording> {
         "{origin}: no header line: not a poolpilot recording, or empty"
     );
     Ok(out)
+}
+
+/// Whether the next non-empty line after line `index` (0-based) is a header.
+fn next_is_header(text: &str, index: usize) -> bool {
+    text.lines()
+        .skip(index + 1)
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| l.starts_with("{\"record\":\"header\""))
+}
+
+/// The version of a recording whose first line is a header of another version (`None` for
+/// this version's files, or text that is no recording at all).
+pub fn foreign_version(text: &str) -> Option<u64> {
+    other_version(text.lines().next()?)
 }
 
 /// The version of a header line that does not parse as this version's header.
