@@ -132,7 +132,9 @@ pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment
             ),
         };
         let text = match baseline {
-            Baseline::Hpa | Baseline::KedaAirflowChart => format!("{} stock: {text}", engine.name()),
+            Baseline::Hpa | Baseline::KedaAirflowChart => {
+                format!("{} stock: {text}", engine.name())
+            }
             _ => text,
         };
         controllers.push((
@@ -189,11 +191,14 @@ pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment
             tick_ms,
             oracle_hours,
         };
-        rows.push(bound.row(
-            "oracle",
-            &solved,
-            "none: fluid lower bound OPT(B), zero wait; no max, no packing, no billing minimum".into(),
-        ));
+        rows.push(
+            bound.row(
+                "oracle",
+                &solved,
+                "none: fluid lower bound OPT(B), zero wait; no max, no packing, no billing minimum"
+                    .into(),
+            ),
+        );
         timelines.push(solved.timeline.clone());
         actuations.push(Vec::new());
         if let Some(capped) =

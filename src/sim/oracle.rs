@@ -86,10 +86,12 @@ pub fn capped_demand(demand: &[(i64, Centi)], cap: Centi) -> Option<Vec<(i64, Ce
     let mut backlog: u128 = 0; // centi-unit-ms of deferred work
     for (i, &(at, units)) in demand.iter().enumerate() {
         let until = demand.get(i + 1).map(|&(next, _)| next);
-        if units >= cap || backlog > 0 && units < cap && until.is_some_and(|u| {
-            backlog >= (cap - units) as u128 * (u - at) as u128
-        }) {
-            // At the cap for the whole segment.
+        // Over the cap, or a backlog that outlasts the segment: at the cap throughout.
+        let saturated = units >= cap
+            || until.is_some_and(|u| {
+                backlog > 0 && backlog >= (cap - units) as u128 * (u - at) as u128
+            });
+        if saturated {
             push(at, cap);
             if let Some(u) = until {
                 let span = (u - at) as u128;
@@ -219,12 +221,19 @@ mod tests {
         // 8 units for 100 s on C = 4 with at most 1 worker: 400 units over the cap are
         // deferred and served at 4 units from 100 s to 200 s.
         let jobs = [job(0, 8, 100)];
-        assert!(solve_capped(&jobs, 400, 0, 2).is_none(), "the cap never binds");
+        assert!(
+            solve_capped(&jobs, 400, 0, 2).is_none(),
+            "the cap never binds"
+        );
         let curve = capped_demand(&zero_wait_demand(&jobs), 400).unwrap();
         assert_eq!(curve, vec![(0, 400), (200_000, 0)]);
         let capped = solve_capped(&jobs, 400, 0, 1).unwrap();
         assert_eq!(capped.busy_worker_ms, 200_000);
-        assert_eq!(solve(&jobs, 400, 0).busy_worker_ms, 200_000, "same work, fluid");
+        assert_eq!(
+            solve(&jobs, 400, 0).busy_worker_ms,
+            200_000,
+            "same work, fluid"
+        );
         // 6 units for 100 s, then 2 units for 200 s, cap 4: the 200 unit·s deferred clear at
         // (4 − 2) units from 100 s, so by 200 s.
         let jobs = [job(0, 6, 100), job(100, 2, 200)];

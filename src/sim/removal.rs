@@ -14,9 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::pool::{KillEffect, Removal, ScaleDown, VictimOrder};
 
 /// The engine a pool's workers run, which decides how they die.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
     /// Airflow/Superset Celery workers on Kubernetes (Airflow chart).
@@ -68,9 +66,7 @@ impl Engine {
     /// Stock removal, without poolpilot: the platform's victim choice and what SIGTERM does.
     /// `grace` overrides [`Engine::default_grace`] where the engine has one.
     pub fn stock(self, grace: Option<Duration>) -> ScaleDown {
-        let grace_ms = grace
-            .or(self.default_grace())
-            .map(|g| g.as_millis() as i64);
+        let grace_ms = grace.or(self.default_grace()).map(|g| g.as_millis() as i64);
         match self {
             // ReplicaSet downscale order; SIGTERM = warm shutdown: no new tasks, running ones
             // finish, SIGKILL at the grace.
@@ -144,11 +140,17 @@ pub fn describe(scale_down: ScaleDown, kill: KillEffect) -> String {
         Removal::WhenIdle {
             timeout_ms,
             force: true,
-        } => (format!("go when idle, killed at {}", seconds(timeout_ms)), true),
+        } => (
+            format!("go when idle, killed at {}", seconds(timeout_ms)),
+            true,
+        ),
         Removal::WhenIdle {
             timeout_ms,
             force: false,
-        } => (format!("go when idle, kept after {}", seconds(timeout_ms)), false),
+        } => (
+            format!("go when idle, kept after {}", seconds(timeout_ms)),
+            false,
+        ),
     };
     if !kills {
         return format!("{order}; busy {busy}; nothing killed");
@@ -261,7 +263,11 @@ mod tests {
         pool.advance(0);
         pool.scale_to(0, celery.stock(None), 100_000);
         run_until(&mut pool, 400_000);
-        assert_eq!(pool.sample(400_000).billed_workers, 1, "warm shutdown goes on");
+        assert_eq!(
+            pool.sample(400_000).billed_workers,
+            1,
+            "warm shutdown goes on"
+        );
         run_until(&mut pool, 700_000);
         let sample = pool.sample(700_000);
         assert_eq!(
@@ -273,7 +279,10 @@ mod tests {
         run_until(&mut pool, 2_000_000);
         let totals = pool.finish(2_000_000);
         assert_eq!(totals.restarts, 1, "only the long task");
-        assert_eq!(totals.outcomes[0].wait_ms, 0, "the short task finished once");
+        assert_eq!(
+            totals.outcomes[0].wait_ms, 0,
+            "the short task finished once"
+        );
         assert_eq!(totals.outcomes[1].wait_ms, 700_000);
         assert!((totals.work_lost_worker_hours - 700.0 / 4.0 / 3600.0).abs() < 1e-9);
         // billed through the grace: 0–700 s, then the replacement 700–2000 s.
@@ -292,7 +301,11 @@ mod tests {
             assert_eq!(totals.restarts, 0, "{engine:?}");
             assert_eq!(totals.work_lost_worker_hours, 0.0);
             assert_eq!(totals.outcomes[0].runtime_ms, 300_000);
-            assert_eq!(totals.ledger.accounted_ms, 2 * 300_000, "{engine:?}: released at 300 s");
+            assert_eq!(
+                totals.ledger.accounted_ms,
+                2 * 300_000,
+                "{engine:?}: released at 300 s"
+            );
         }
     }
 

@@ -264,8 +264,12 @@ const COLUMNS: &[Column] = &[
     ("p99", true, |r| format!("{:.0}", r.wait_p99_s)),
     ("max", false, |r| format!("{:.0}", r.wait_max_s)),
     ("bsld", false, |r| format!("{:.2}", r.bounded_slowdown_mean)),
-    (">60s%", false, |r| format!("{:.2}", r.jobs_waiting_over_60s_pct)),
-    (">300s%", true, |r| format!("{:.2}", r.jobs_waiting_over_300s_pct)),
+    (">60s%", false, |r| {
+        format!("{:.2}", r.jobs_waiting_over_60s_pct)
+    }),
+    (">300s%", true, |r| {
+        format!("{:.2}", r.jobs_waiting_over_300s_pct)
+    }),
     ("util%", true, |r| format!("{:.1}", r.utilization * 100.0)),
     ("ups", false, |r| r.scale_up_events.to_string()),
     ("downs", false, |r| r.scale_down_events.to_string()),
@@ -276,7 +280,9 @@ const COLUMNS: &[Column] = &[
     ("instab%", false, |r| format!("{:.1}", r.instability)),
     ("jitter/min", false, |r| format!("{:.3}", r.jitter)),
     ("restarts", true, |r| r.jobs_restarted.to_string()),
-    ("lost w-h", true, |r| format!("{:.1}", r.work_lost_worker_hours)),
+    ("lost w-h", true, |r| {
+        format!("{:.1}", r.work_lost_worker_hours)
+    }),
 ];
 
 /// One line per column group.

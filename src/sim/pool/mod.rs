@@ -335,7 +335,10 @@ impl<'a> Pool<'a> {
             let kept = self.kept[id as usize];
             let runtime_ms = match self.config.model {
                 JobModel::Slot | JobModel::Gang if kept == 0 => job.runtime_ms,
-                _ => (job.work().saturating_sub(kept).div_ceil(allocated.max(1) as u128) as i64)
+                _ => (job
+                    .work()
+                    .saturating_sub(kept)
+                    .div_ceil(allocated.max(1) as u128) as i64)
                     .max(1),
             };
             for &(worker, units) in &placement {
