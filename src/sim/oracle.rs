@@ -86,12 +86,12 @@ pub fn capped_demand(demand: &[(i64, Centi)], cap: Centi) -> Option<Vec<(i64, Ce
     let mut backlog: u128 = 0; // centi-unit-ms of deferred work
     for (i, &(at, units)) in demand.iter().enumerate() {
         let until = demand.get(i + 1).map(|&(next, _)| next);
-        if units >= cap
-            || backlog > 0
-                && units < cap
-                && until.is_some_and(|u| backlog >= (cap - units) as u128 * (u - at) as u128)
-        {
-            // At the cap for the whole segment.
+        // Over the cap, or a backlog that outlasts the segment: at the cap throughout.
+        let saturated = units >= cap
+            || until.is_some_and(|u| {
+                backlog > 0 && backlog >= (cap - units) as u128 * (u - at) as u128
+            });
+        if saturated {
             push(at, cap);
             if let Some(u) = until {
                 let span = (u - at) as u128;

@@ -158,7 +158,7 @@ impl Baseline {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineSettings {
     /// How long Kubernetes lets a removed pod finish before killing it, for engines whose
@@ -169,15 +169,6 @@ pub struct BaselineSettings {
     /// KEDA query divisor (`worker_concurrency`); default: the worker capacity.
     #[serde(default)]
     pub keda_concurrency: Option<f64>,
-}
-
-impl Default for BaselineSettings {
-    fn default() -> Self {
-        BaselineSettings {
-            termination_grace: None,
-            keda_concurrency: None,
-        }
-    }
 }
 
 /// A scenario plus where its relative paths point.
