@@ -216,8 +216,8 @@ pub fn run_on(
             oracle::solve_capped(&workload.jobs, capacity, config.boot_ms, max_workers)
         {
             let text = format!(
-                "none: fluid bound within max {max_workers} workers (work above it deferred); \
-                 waits not modelled, no packing, no billing minimum"
+                "none: fluid bound within max {max_workers} workers (excess deferred); \
+                 no waits, packing or billing minimum"
             );
             rows.push(bound.row("oracle-capped", &capped, text));
             timelines.push(capped.timeline);

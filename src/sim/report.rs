@@ -318,20 +318,18 @@ impl Report {
         let _ = writeln!(out, "scenario {}: {}", h.scenario, h.workload);
         let _ = writeln!(
             out,
-            "{} jobs ({} records, {} dropped by the filter, {} capped to the pool); C = {} units/worker, boot {} s,\n\
-             max {} workers, {} model, {} engine, billing {} at {}/worker-h, tick {} s",
-            h.jobs,
-            h.records,
-            h.dropped_records,
-            h.capped_jobs,
-            h.worker_capacity,
-            h.boot_time_s,
-            h.max_workers,
-            h.job_model,
-            h.engine,
-            h.billing,
-            h.price_per_worker_hour,
-            h.tick_s
+            "{} jobs ({} records, {} dropped by the filter, {} capped to the pool)",
+            h.jobs, h.records, h.dropped_records, h.capped_jobs,
+        );
+        let _ = writeln!(
+            out,
+            "pool: C = {} units/worker, boot {} s, max {} workers, {} model, {} engine",
+            h.worker_capacity, h.boot_time_s, h.max_workers, h.job_model, h.engine,
+        );
+        let _ = writeln!(
+            out,
+            "billing {} at {}/worker-h, tick {} s",
+            h.billing, h.price_per_worker_hour, h.tick_s
         );
         if let Some(sha) = &h.trace_sha256 {
             let _ = writeln!(out, "trace sha256 {sha}");
@@ -403,5 +401,103 @@ impl Report {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, kind: RowKind, charged_hours: f64, restarts: u64) -> Row {
+        RowInputs {
+            name: name.into(),
+            kind,
+            accounted_hours: charged_hours * 1000.0,
+            charged_hours: charged_hours * 1000.0,
+            price_per_worker_hour: 3.072,
+            oracle_hours: 1000.0,
+            jobs: Default::default(),
+            pool: Default::default(),
+            elasticity: Default::default(),
+            scale_ups: 12345,
+            scale_downs: 12345,
+            launches: 0,
+            unfinished: 0,
+            restarts,
+            work_lost_worker_hours: 12345.6,
+            removal: "closest to next hour; busy killed at once; in-flight tasks rerun".into(),
+        }
+        .finish()
+    }
+
+    fn report() -> Report {
+        let rows = vec![
+            row("a-long-policy-name", RowKind::Policy, 100.0, 0),
+            row("hpa", RowKind::Baseline, 200.0, 1_234_567),
+            row("hpa+idle-first", RowKind::Baseline, 150.0, 0),
+            row("keda-airflow-chart", RowKind::Baseline, 200.0, 1_234_567),
+            row("keda+idle-first", RowKind::Baseline, 90.0, 0),
+            row("oracle", RowKind::Oracle, 1.0, 0),
+        ];
+        let header = Header {
+            scenario: "s".into(),
+            workload: "w".into(),
+            trace_sha256: None,
+            jobs: 1_000_000,
+            records: 1_000_000,
+            dropped_records: 1_000_000,
+            capped_jobs: 1_000_000,
+            engine: "spark".into(),
+            worker_capacity: 64.0,
+            boot_time_s: 120.0,
+            max_workers: 5000,
+            job_model: "moldable".into(),
+            billing: "per second, 60s minimum".into(),
+            price_per_worker_hour: 3.072,
+            tick_s: 10.0,
+            conventions: CONVENTIONS,
+        };
+        Report {
+            header,
+            attribution: attribution(&rows),
+            rows,
+        }
+    }
+
+    #[test]
+    fn the_default_table_fits_120_columns_and_wide_has_everything() {
+        let report = report();
+        let narrow = report.table(false);
+        for line in narrow.lines() {
+            assert!(line.chars().count() <= 120, "{} chars: {line}", line.len());
+        }
+        let wide = report.table(true);
+        assert!(wide.contains("thetaU%") && !narrow.contains("thetaU%"));
+        assert!(narrow.contains("restarts") && narrow.contains("lost w-h"));
+        assert!(narrow.contains("removal:"));
+    }
+
+    #[test]
+    fn attribution_splits_the_cost_change_into_removal_and_sizing() {
+        let report = report();
+        let [hpa, keda] = &report.attribution[..] else {
+            panic!("{:?}", report.attribution)
+        };
+        let close = |a: (f64, f64, f64), b: (f64, f64, f64)| {
+            (a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9 && (a.2 - b.2).abs() < 1e-9
+        };
+        let split = |a: &Attribution| (a.cost_change_pct, a.removal_pct, a.sizing_pct);
+        assert!(close(split(hpa), (-50.0, -25.0, -25.0)), "{hpa:?}");
+        assert!(
+            close(split(keda), (-50.0, -55.0, 5.0)),
+            "sizing alone loses to keda+idle-first: said so, with its sign: {keda:?}"
+        );
+        assert!(
+            hpa.line(false)
+                .starts_with("vs hpa: −50 % cost, of which removal −25 %, sizing −25 %"),
+            "{}",
+            hpa.line(false)
+        );
+        assert!(keda.line(false).contains("sizing +5.0 %"));
     }
 }
