@@ -13,11 +13,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use poolpilot::actuators::{Member, RecordingActuator};
-use poolpilot::drain::celery::{AirflowRunningTasks, CeleryDrainer, RunningTasks};
+use poolpilot::drain::celery::{
+    AirflowDbRunningTasks, AirflowRunningTasks, CeleryDrainer, RunningTasks,
+};
 use poolpilot::drain::{DrainError, DrainOutcome, choose_victims, drain_member, scale_down};
 use poolpilot::engine::DrainPlan;
 use poolpilot::policy::model::{DrainMethod, OnDrainTimeout};
-use poolpilot::policy::{AirflowApiVersion, AirflowSignal, HttpAuth, HttpOptions, SecretRef};
+use poolpilot::policy::{
+    AirflowApiVersion, AirflowDbSignal, AirflowSignal, HttpAuth, HttpOptions, SecretRef,
+};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -231,6 +235,16 @@ async fn busy_celery_worker_is_kept_until_its_tasks_finish() {
     let tasks = AirflowRunningTasks::new(&signal(&api, password.clone()), 1);
     let by_host = tasks.running_by_host().await.unwrap();
     assert_eq!(by_host.get(WORKER_FQDN), Some(&2), "{by_host:?}");
+    // The same from the metadata DB, as `airflow_db` pools drain: the same hosts and counts.
+    let db_url = support::peer("AIRFLOW_DB_URL").expect("set with the Airflow peer");
+    assert!(db_url.starts_with("postgresql://"));
+    let db: AirflowDbSignal =
+        serde_json::from_value(json!({ "connection": { "env": "AIRFLOW_DB_URL" } })).unwrap();
+    let from_db = AirflowDbRunningTasks::new(&db)
+        .running_by_host()
+        .await
+        .unwrap();
+    assert_eq!(from_db, by_host, "metadata DB vs REST");
     let drainer = CeleryDrainer::new(AirflowRunningTasks::new(&signal(&api, password), 1));
 
     // Victims: the idle pods, never the busy one while idle ones exist.
