@@ -120,19 +120,22 @@ fn validate_exit_codes_and_every_error() {
     );
 }
 
+/// `explain` of the Trino policy at 100 queued queries, 4 workers, a Saturday noon (no schedule active).
+const EXPLAIN_TRINO_AT_100: [&str; 9] = [
+    "explain",
+    "--policy",
+    "policies/trino.yaml",
+    "--demand",
+    "100",
+    "--current",
+    "4",
+    "--at",
+    "2026-11-28T12:00:00Z",
+];
+
 #[test]
 fn explain_prints_the_reason_chain() {
-    let args = [
-        "explain",
-        "--policy",
-        "policies/trino.yaml",
-        "--demand",
-        "100",
-        "--current",
-        "4",
-        "--at",
-        "2026-11-28T12:00:00Z",
-    ];
+    let args = EXPLAIN_TRINO_AT_100;
     let (code, out, err) = poolpilot(&args);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("current 4 -> desired 12"), "{out}");
@@ -184,19 +187,9 @@ fn explain_reads_the_daemons_state_file() {
         &PersistedState::new(at, memory, vec![], Default::default()),
     )
     .unwrap();
-    let (code, out, err) = poolpilot(&[
-        "explain",
-        "--policy",
-        "policies/trino.yaml",
-        "--demand",
-        "100",
-        "--current",
-        "4",
-        "--at",
-        "2026-11-28T12:00:00Z",
-        "--state",
-        path.to_str().unwrap(),
-    ]);
+    let mut args = EXPLAIN_TRINO_AT_100.to_vec();
+    args.extend(["--state", path.to_str().unwrap()]);
+    let (code, out, err) = poolpilot(&args);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("current 4 -> desired 4"), "{out}");
     assert!(

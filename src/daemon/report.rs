@@ -8,6 +8,7 @@ use super::status::{
     BudgetStatus, DrainView, PoolView, ReasonView, ShadowView, SignalView, SpendView,
 };
 use crate::actuators::PoolStatus;
+use crate::engine::signal::demand_in_workers;
 use crate::engine::{Decision, PoolRules, Signal, WorkerCounts, World};
 use crate::policy::Mode;
 use crate::telemetry::names;
@@ -25,7 +26,6 @@ impl Controller {
         let (mut spend_per_hour, mut desired_per_hour) = (0.0, 0.0);
         for (i, d) in decisions.iter().enumerate() {
             let pool = &self.pools[i];
-            let policy = &pool.policy;
             let rules = &self.rules[i];
             let actuation = Actuation::of(d.mode, self.cfg.dry_run, leader);
             let draining = self.loops.draining(&d.pool);
@@ -38,7 +38,7 @@ impl Controller {
                 log_decision(d, actuation, held_because.as_deref());
             }
 
-            let price = policy.price_per_worker_hour();
+            let price = rules.cost.per_worker_hour;
             let known = pool.status.as_ref();
             let shadow = self
                 .shadows
@@ -141,7 +141,7 @@ impl Controller {
                     worker_hours_total: memory.spend.worker_seconds / 3600.0,
                     price_per_worker_hour: price,
                     per_hour_now: f64::from(d.current) * price,
-                    max_per_hour: policy.spec.cost.as_ref().and_then(|c| c.max_per_hour),
+                    max_per_hour: rules.cost.max_per_hour,
                 },
                 shadow,
                 last_actuation: self
@@ -188,7 +188,7 @@ fn shadow_view(
     price: f64,
     now: Timestamp,
 ) -> ShadowView {
-    let needed = shadow::needed_workers(rules, signals);
+    let needed = demand_in_workers(&rules.per_worker, signals);
     let mut would_be = shadow.clone();
     let counts = would_be.counts(rules, now);
     let real_counts = real.map(|s| WorkerCounts {

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{PoolRules, Signal, WorkerCounts};
+use crate::engine::{PoolRules, WorkerCounts};
 use crate::time::Timestamp;
 
 /// One counterfactual pool, persisted with the state so a restart keeps it.
@@ -63,18 +63,6 @@ impl ShadowPool {
         }
         self.workers = to;
     }
-}
-
-/// Workers the demand needs now: the largest `demand / per_worker` over fresh signals.
-pub fn needed_workers(rules: &PoolRules, signals: &[Signal]) -> Option<f64> {
-    signals
-        .iter()
-        .zip(&rules.per_worker)
-        .filter_map(|(s, per)| match s {
-            Signal::Value { demand, .. } if demand.is_finite() && *per > 0.0 => Some(demand / per),
-            _ => None,
-        })
-        .reduce(f64::max)
 }
 
 /// A rough estimate of how long newly queued work waits for capacity, in seconds: 0 when

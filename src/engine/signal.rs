@@ -52,3 +52,18 @@ impl SignalFault {
         }
     }
 }
+
+/// Workers the demand needs now, unrounded: the largest `demand / per_worker` over the good
+/// readings (`per_worker` aligned with `signals`); `None` without any.
+pub fn demand_in_workers(per_worker: &[f64], signals: &[Signal]) -> Option<f64> {
+    signals
+        .iter()
+        .zip(per_worker)
+        .filter_map(|(s, per)| match s {
+            Signal::Value { demand, .. } if demand.is_finite() && *demand >= 0.0 && *per > 0.0 => {
+                Some(demand / per)
+            }
+            _ => None,
+        })
+        .reduce(f64::max)
+}

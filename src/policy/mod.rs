@@ -34,26 +34,8 @@ impl Policy {
         &self.spec.pool
     }
 
-    /// Largest worker count the pool's own cost cap allows, if it has one.
-    pub fn cost_cap_workers(&self) -> Option<u32> {
-        let cost = self.spec.cost.as_ref()?;
-        let max = cost.max_per_hour?;
-        if cost.per_worker_hour <= 0.0 {
-            return None;
-        }
-        Some(
-            (max / cost.per_worker_hour + 1e-9)
-                .floor()
-                .clamp(0.0, u32::MAX as f64) as u32,
-        )
-    }
-
     pub fn price_per_worker_hour(&self) -> f64 {
         self.spec.cost.as_ref().map_or(0.0, |c| c.per_worker_hour)
-    }
-
-    pub fn priority(&self) -> i32 {
-        self.spec.cost.as_ref().map_or(0, |c| c.priority)
     }
 }
 

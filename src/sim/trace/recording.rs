@@ -9,7 +9,7 @@
 //! A missing reading holds the last good value.
 
 use super::{CENTI, Job, Workload};
-use crate::engine::signal::Signal;
+use crate::engine::signal::{Signal, demand_in_workers};
 use crate::sim::recording::{self, RecordLine, RecordedPool, Recording};
 use crate::time::Timestamp;
 
@@ -84,19 +84,7 @@ pub fn pool_workload(
                 per_signal[i] += 1;
             }
         }
-        let need = tick
-            .signals
-            .iter()
-            .zip(&per_worker)
-            .filter_map(|(s, per)| match s {
-                Signal::Value { demand, .. }
-                    if demand.is_finite() && *demand >= 0.0 && *per > 0.0 =>
-                {
-                    Some(demand / per)
-                }
-                _ => None,
-            })
-            .reduce(f64::max);
+        let need = demand_in_workers(&per_worker, &tick.signals);
         if let Some(workers) = need {
             readings += 1;
             last_level = (workers * unit - 1e-9).ceil().max(0.0) as u64;
