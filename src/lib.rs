@@ -7,7 +7,7 @@
 //! Module map:
 //! - [`time`]       `Timestamp`; the one place allowed to read the wall clock
 //! - [`policy`]     policy files: serde model, YAML loading with positions, validation, schema
-//! - [`settings`]   daemon settings (config crate: file + `POOLPILOT_*` env)
+//! - [`settings`]   daemon settings (YAML file + `POOLPILOT_*` env, validated like policies)
 //! - [`engine`]     PURE decision pipeline: `step`, `decide`, `Decision`, `Reason`, `Memory`
 //! - [`sources`]    metric sources (Trino, Presto, Airflow REST/DB, Spark): fetch + pure parse
 //! - [`actuators`]  worker-pool actuators (Kubernetes, AWS ASG) + dry-run/metrics decorators

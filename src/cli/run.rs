@@ -22,8 +22,8 @@ pub struct RunArgs {
 /// Loads the settings, sets up logging and runs the daemon on a small tokio runtime until
 /// SIGTERM/SIGINT. Exit code 0 after a clean stop, 2 on a start-up error.
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
-    let settings = match Settings::load(args.config.as_deref()) {
-        Ok(s) => s,
+    let loaded = match Settings::load(args.config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(errors) => {
             for e in &errors {
                 eprintln!("error: {e}");
@@ -31,7 +31,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
+    let settings = loaded.settings;
     crate::telemetry::init_tracing(settings.log_format == "json");
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
     // Two worker threads: the loop, the HTTP server and drains are all I/O-bound.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

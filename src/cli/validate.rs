@@ -20,7 +20,12 @@ pub struct ValidateArgs {
 pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     let budget = match &args.config {
         Some(path) => match Settings::load(Some(path)) {
-            Ok(s) => s.global_budget_per_hour(),
+            Ok(loaded) => {
+                for warning in &loaded.warnings {
+                    eprintln!("warning: {warning}");
+                }
+                loaded.settings.global_budget_per_hour()
+            }
             Err(errors) => {
                 for e in errors {
                     eprintln!("error: {e}");

@@ -6,6 +6,11 @@
 //! called and removed once the outcome is known. After a crash the next start compares each
 //! pending entry with what the platform reports (see `Controller::reconcile`), so an actuation
 //! that happened is remembered (its cooldown holds) and one that did not is simply dropped.
+//!
+//! The path is checked before every write ([`check_path`]): the file is only ever a regular
+//! file, so a `state_path` naming `/dev/null`, a directory or a symlink out of its directory is
+//! refused instead of being renamed over (a daemon running as root once replaced the host's
+//! `/dev/null`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -94,7 +99,19 @@ impl Loaded {
     }
 }
 
+/// A state file larger than this is not one poolpilot wrote (a few KiB per pool).
+const MAX_STATE_BYTES: u64 = 256 << 20;
+
 pub fn load(path: &Path) -> Loaded {
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.len() > MAX_STATE_BYTES
+    {
+        return Loaded::Corrupt(format!(
+            "{}: {} bytes, more than a state file can hold ({MAX_STATE_BYTES})",
+            path.display(),
+            meta.len()
+        ));
+    }
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
@@ -112,8 +129,79 @@ pub fn load(path: &Path) -> Loaded {
     }
 }
 
-/// Writes `state` to `path` atomically and durably.
+/// Why `path` cannot hold the state file, or the file to write: `path` itself, or the target
+/// of a symlink that stays in the same directory. The file may be missing (it is created);
+/// when it exists it must be a regular file, because each save renames a new file over it.
+pub fn check_path(path: &Path) -> Result<PathBuf, String> {
+    check(path, 0)
+}
+
+/// `hops`: symlinks followed so far (a loop of links is refused).
+fn check(path: &Path, hops: u32) -> Result<PathBuf, String> {
+    if path.file_name().is_none() {
+        return Err(format!(
+            "`{}` names no file; give a file path such as /var/lib/poolpilot/state.json",
+            path.display()
+        ));
+    }
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return match path.parent().map(std::fs::metadata) {
+                Some(Ok(parent)) if !parent.is_dir() => Err(format!(
+                    "`{}`: its parent is not a directory",
+                    path.display()
+                )),
+                _ => Ok(path.to_path_buf()),
+            };
+        }
+        Err(e) => return Err(format!("`{}`: cannot inspect: {e}", path.display())),
+    };
+    let kind = meta.file_type();
+    if kind.is_file() {
+        Ok(path.to_path_buf())
+    } else if kind.is_dir() {
+        Err(format!(
+            "`{}` is a directory; name a file in it, e.g. `{}`",
+            path.display(),
+            path.join("state.json").display()
+        ))
+    } else if kind.is_symlink() {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let link = std::fs::read_link(path)
+            .map_err(|e| format!("`{}`: cannot read the link: {e}", path.display()))?;
+        let target = dir.join(link);
+        let inside = match (target.parent(), target.file_name()) {
+            (Some(parent), Some(_)) => {
+                std::fs::canonicalize(parent).ok() == std::fs::canonicalize(dir).ok()
+            }
+            _ => false,
+        };
+        if !inside || hops >= 8 {
+            return Err(format!(
+                "`{}` is a symbolic link to `{}`, outside its directory; the state file must \
+                 live in a directory the daemon owns",
+                path.display(),
+                target.display()
+            ));
+        }
+        check(&target, hops + 1)
+    } else {
+        Err(format!(
+            "`{}` is not a regular file (a device, socket or FIFO); each save replaces the \
+             state file, so it must name a regular file or none",
+            path.display()
+        ))
+    }
+}
+
+/// Writes `state` to `path` atomically and durably, after [`check_path`] (so nothing but a
+/// regular file is ever replaced).
 pub fn save(path: &Path, state: &PersistedState) -> std::io::Result<()> {
+    let path = &check_path(path).map_err(std::io::Error::other)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -207,6 +295,49 @@ mod tests {
             ),
             other => panic!("expected Ok, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn devices_directories_and_outward_symlinks_are_refused_before_any_write() {
+        // Only inspected: check_path refuses before save would open anything.
+        let why = check_path(Path::new("/dev/null")).unwrap_err();
+        assert!(why.contains("not a regular file"), "{why}");
+        assert!(check_path(Path::new("/")).unwrap_err().contains("names no file"));
+        let dir = tempfile::tempdir().unwrap();
+        let why = check_path(dir.path()).unwrap_err();
+        assert!(why.contains("is a directory"), "{why}");
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("elsewhere.json");
+        std::fs::write(&target, "{}").unwrap();
+        let link = dir.path().join("state.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let why = check_path(&link).unwrap_err();
+        assert!(why.contains("outside its directory"), "{why}");
+        assert!(save(&link, &sample()).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "{}", "untouched");
+    }
+
+    #[test]
+    fn a_save_never_replaces_a_non_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("state.json");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let error = save(&socket, &sample()).unwrap_err();
+        assert!(error.to_string().contains("not a regular file"), "{error}");
+        let meta = std::fs::symlink_metadata(&socket).unwrap();
+        assert!(!meta.is_file(), "the socket is still there");
+    }
+
+    #[test]
+    fn a_symlink_inside_its_directory_is_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("state-real.json");
+        let link = dir.path().join("state.json");
+        std::os::unix::fs::symlink("state-real.json", &link).unwrap();
+        assert_eq!(check_path(&link).unwrap(), real);
+        save(&link, &sample()).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(matches!(load(&real), Loaded::Ok(_)));
     }
 
     #[test]

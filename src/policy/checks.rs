@@ -3,6 +3,7 @@
 
 use super::model::*;
 use super::problem::{Problem, check_url, problem};
+use super::{names, ranges};
 use super::schedule::Schedule;
 use super::source::{NotOneKind, SourceKind};
 
@@ -13,14 +14,10 @@ const MAX_PERIOD_SECS: u64 = 1800;
 /// Semantic checks of one file; returns compiled schedules and every problem found.
 pub(super) fn check_file(f: &PolicyFile) -> (Vec<Schedule>, Vec<Problem>) {
     let mut out = Vec::new();
-    if f.pool.is_empty()
-        || !f
-            .pool
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        out.push(problem("pool", "must be non-empty and use only letters, digits, `-`, `_`, `.` (it becomes a metric label)"));
+    if let Err(why) = names::pool_name(&f.pool) {
+        out.push(problem("pool", why));
     }
+    ranges::check(f, &mut out);
     if f.signals.is_empty() {
         out.push(problem("signals", "at least one signal is required"));
     }
@@ -46,14 +43,6 @@ pub(super) fn check_file(f: &PolicyFile) -> (Vec<Schedule>, Vec<Problem>) {
             Some("add `scale_to_zero: { activation_threshold: 0 }`".into()),
         ));
     }
-    if let Some(z) = f.scale_to_zero
-        && !(z.activation_threshold >= 0.0 && z.activation_threshold.is_finite())
-    {
-        out.push(problem(
-            "scale_to_zero.activation_threshold",
-            "must be a finite number >= 0",
-        ));
-    }
     if !(0.0..1.0).contains(&f.tolerance) {
         out.push(problem(
             "tolerance",
@@ -72,24 +61,12 @@ pub(super) fn check_file(f: &PolicyFile) -> (Vec<Schedule>, Vec<Problem>) {
         f.scale_down.stabilization,
         &mut out,
     );
-    if f.scale_down.drain.timeout.is_zero() {
-        out.push(problem(
-            "scale_down.drain.timeout",
-            "must be longer than 0s",
-        ));
-    }
     check_drain_method(f, &mut out);
     if let Some(c) = &f.cost {
-        if !(c.per_worker_hour >= 0.0 && c.per_worker_hour.is_finite()) {
-            out.push(problem(
-                "cost.per_worker_hour",
-                "must be a finite number >= 0",
-            ));
-        }
         if let Some(max) = c.max_per_hour {
             if !(max > 0.0 && max.is_finite()) {
                 out.push(problem("cost.max_per_hour", "must be a finite number > 0"));
-            } else if c.per_worker_hour > 0.0 {
+            } else if c.per_worker_hour > 0.0 && c.per_worker_hour.is_finite() {
                 let cap = (max / c.per_worker_hour + 1e-9).floor() as u64;
                 if cap < u64::from(b.min) {
                     out.push((
@@ -159,22 +136,25 @@ fn check_signal(path: &str, s: &SignalSpec, out: &mut Vec<Problem>) {
             "names more than one engine; use one list entry per signal",
         )),
     }
-    if !(s.per_worker > 0.0 && s.per_worker.is_finite()) {
-        out.push(problem(
-            format!("{path}.per_worker"),
-            "must be a number > 0",
-        ));
-    }
 }
 
 fn check_workers(w: &WorkersSpec, out: &mut Vec<Problem>) {
     match (&w.kubernetes, &w.aws_asg) {
         (Some(k), None) => {
-            if k.namespace.is_empty() {
-                out.push(problem("workers.kubernetes.namespace", "must not be empty"));
+            if let Err(why) = names::dns_label(&k.namespace) {
+                out.push(problem("workers.kubernetes.namespace", why));
             }
             match (&k.deployment, &k.statefulset) {
-                (Some(n), None) | (None, Some(n)) if !n.is_empty() => {}
+                (Some(n), None) | (None, Some(n)) if !n.is_empty() => {
+                    if let Err(why) = names::dns_subdomain(n) {
+                        let kind = if k.deployment.is_some() {
+                            "deployment"
+                        } else {
+                            "statefulset"
+                        };
+                        out.push(problem(format!("workers.kubernetes.{kind}"), why));
+                    }
+                }
                 (Some(_), Some(_)) => out.push(problem(
                     "workers.kubernetes",
                     "give `deployment` or `statefulset`, not both",

@@ -5,7 +5,9 @@
 mod checks;
 pub mod errors;
 pub mod model;
+pub mod names;
 mod problem;
+mod ranges;
 pub mod schedule;
 pub mod signals;
 pub mod source;
@@ -47,7 +49,7 @@ pub fn load_str(text: &str, origin: &str) -> Result<Policy, PolicyErrors> {
             line: Some(e.position.line),
             column: Some(e.position.column),
             field: String::new(),
-            message: format!("YAML syntax: {}", e.message),
+            message: e.message,
             hint: None,
         }])
     })?;
@@ -57,12 +59,8 @@ pub fn load_str(text: &str, origin: &str) -> Result<Policy, PolicyErrors> {
 /// Loads and validates one policy file.
 pub fn load_file(path: &Path) -> Result<Policy, PolicyErrors> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        PolicyErrors(vec![PolicyError::whole_file(
-            &origin,
-            format!("cannot read: {e}"),
-        )])
-    })?;
+    let text = yaml::read_file(path)
+        .map_err(|message| PolicyErrors(vec![PolicyError::whole_file(&origin, message)]))?;
     load_str(&text, &origin)
 }
 

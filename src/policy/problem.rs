@@ -1,7 +1,12 @@
 //! One problem found in a policy file: (field path, message, hint). The caller attaches the
 //! line and column from the YAML document. Shared by the file checks and the per-kind checks.
 
+use std::time::Duration;
+
 use super::signals::HttpOptions;
+
+/// Largest response body a source may accept: it is held in memory while parsed.
+const MAX_BODY_BYTES: u64 = 1 << 30;
 
 pub(super) type Problem = (String, String, Option<String>);
 
@@ -18,16 +23,17 @@ pub(super) fn check_http(
     out: &mut Vec<Problem>,
 ) {
     check_url(&format!("{base}.{field}"), url, out);
-    if http.timeout.is_zero() {
+    let timeout = http.timeout;
+    if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(600) {
         out.push(problem(
             format!("{base}.http.timeout"),
-            "must be longer than 0s",
+            "must be from 100ms to 10m",
         ));
     }
-    if http.max_body_bytes == 0 {
+    if http.max_body_bytes == 0 || http.max_body_bytes > MAX_BODY_BYTES {
         out.push(problem(
             format!("{base}.http.max_body_bytes"),
-            "must be > 0",
+            format!("must be from 1 to {MAX_BODY_BYTES} (1 GiB)"),
         ));
     }
 }

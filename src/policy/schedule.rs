@@ -48,6 +48,14 @@ impl Schedule {
         if duration.is_zero() {
             errors.push(("for", "must be longer than 0s".into()));
         }
+        if let Ok(cron) = &parsed
+            && !fires(cron)
+        {
+            errors.push((
+                "cron",
+                format!("`{cron}` never fires (no such date within {NEVER_YEARS} years)"),
+            ));
+        }
         match (parsed, tz) {
             (Ok(cron), Ok(timezone)) if errors.is_empty() => Ok(Schedule {
                 cron,
@@ -71,6 +79,16 @@ impl Schedule {
             Err(_) => false,
         }
     }
+}
+
+/// A cron that cannot fire within this many years of 2026-01-01 is refused: it is a mistake
+/// (`0 0 30 2 *`), and each tick would search centuries for its previous start.
+const NEVER_YEARS: i64 = 30;
+
+fn fires(cron: &Cron) -> bool {
+    let from = chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default(); // 2026-01-01
+    cron.find_next_occurrence(&from, true)
+        .is_ok_and(|next| next.signed_duration_since(from).num_days() <= NEVER_YEARS * 366)
 }
 
 #[cfg(test)]
@@ -109,5 +127,13 @@ mod tests {
         let errs = Schedule::compile("61 * * *", "Mars/Base", Duration::ZERO, 1).unwrap_err();
         let fields: Vec<_> = errs.iter().map(|e| e.0).collect();
         assert_eq!(fields, ["cron", "timezone", "for"]);
+    }
+
+    #[test]
+    fn a_cron_that_never_fires_is_refused_but_leap_days_are_fine() {
+        let hour = Duration::from_secs(3600);
+        let errs = Schedule::compile("0 0 30 2 *", "UTC", hour, 1).unwrap_err();
+        assert!(errs[0].1.contains("never fires"), "{errs:?}");
+        assert!(Schedule::compile("0 0 29 2 *", "UTC", hour, 1).is_ok());
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Policy;
@@ -15,50 +16,12 @@ pub(crate) fn deserialize_and_validate(
     doc: &Document,
     origin: &str,
 ) -> Result<Policy, PolicyErrors> {
-    let mut value = doc.value.clone();
-    let mut errors = Vec::new();
-    let mut removed: HashSet<String> = HashSet::new();
-    let file = loop {
-        match serde_path_to_error::deserialize::<_, PolicyFile>(&value) {
-            Ok(file) => break Some(file),
-            Err(err) => {
-                let path = path_string(err.path());
-                let message = err.inner().to_string();
-                let (field, text, hint) = describe(&path, &message);
-                if text.starts_with("missing field") && removed.contains(&field) {
-                    break None; // already reported why that field was dropped
-                }
-                let pos = doc.position(&field);
-                errors.push(PolicyError {
-                    file: origin.to_string(),
-                    line: pos.map(|p| p.line),
-                    column: pos.map(|p| p.column),
-                    field: field.clone(),
-                    message: text,
-                    hint,
-                });
-                if errors.len() > 64 || !remove_path(&mut value, &field) {
-                    break None;
-                }
-                removed.insert(field);
-            }
-        }
-    };
+    let (file, mut errors) = deserialize_all::<PolicyFile>(doc, origin);
     let Some(file) = file else {
         return Err(PolicyErrors(errors));
     };
     let (schedules, semantic) = check_file(&file);
-    for (field, message, hint) in semantic {
-        let pos = doc.position(&field);
-        errors.push(PolicyError {
-            file: origin.to_string(),
-            line: pos.map(|p| p.line),
-            column: pos.map(|p| p.column),
-            field,
-            message,
-            hint,
-        });
-    }
+    errors.extend(located(doc, origin, semantic));
     if errors.is_empty() {
         Ok(Policy {
             origin: origin.to_string(),
@@ -68,6 +31,69 @@ pub(crate) fn deserialize_and_validate(
     } else {
         Err(PolicyErrors(errors))
     }
+}
+
+/// Deserializes `doc` as a `T`, collecting every structural error: each serde error is
+/// reported (with line, column and a did-you-mean for unknown keys and values), the node is
+/// removed and deserialization retried, so later errors surface too. The value comes back
+/// whenever what is left deserializes, so semantic checks can run on it as well; it is valid
+/// only when there is no error. Shared by policies, settings and scenarios.
+pub(crate) fn deserialize_all<T: DeserializeOwned>(
+    doc: &Document,
+    origin: &str,
+) -> (Option<T>, Vec<PolicyError>) {
+    if doc.value.is_null() {
+        return (
+            None,
+            vec![PolicyError::whole_file(
+                origin,
+                "the file is empty (no YAML document)".into(),
+            )],
+        );
+    }
+    let mut value = doc.value.clone();
+    let mut errors = Vec::new();
+    let mut removed: HashSet<String> = HashSet::new();
+    loop {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(parsed) => return (Some(parsed), errors),
+            Err(err) => {
+                let path = path_string(err.path());
+                let message = err.inner().to_string();
+                let (field, text, hint) = describe(&path, &message);
+                if text.starts_with("missing field") && removed.contains(&field) {
+                    return (None, errors); // already reported why that field was dropped
+                }
+                errors.extend(located(doc, origin, vec![(field.clone(), text, hint)]));
+                if errors.len() > 64 || !remove_path(&mut value, &field) {
+                    return (None, errors);
+                }
+                removed.insert(field);
+            }
+        }
+    }
+}
+
+/// Problems (field, message, hint) with the file and the field's line and column.
+pub(crate) fn located(
+    doc: &Document,
+    origin: &str,
+    problems: Vec<(String, String, Option<String>)>,
+) -> Vec<PolicyError> {
+    problems
+        .into_iter()
+        .map(|(field, message, hint)| {
+            let pos = doc.position(&field);
+            PolicyError {
+                file: origin.to_string(),
+                line: pos.map(|p| p.line),
+                column: pos.map(|p| p.column),
+                field,
+                message,
+                hint,
+            }
+        })
+        .collect()
 }
 
 fn path_string(path: &serde_path_to_error::Path) -> String {
@@ -137,7 +163,8 @@ fn backticked(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn suggestion(name: &str, expected: &[String]) -> Option<String> {
+/// `did you mean `x`?` for the closest of `expected`, when one is close.
+pub(crate) fn suggestion(name: &str, expected: &[String]) -> Option<String> {
     expected
         .iter()
         .map(|e| (strsim::jaro_winkler(name, e), e))

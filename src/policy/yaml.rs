@@ -1,6 +1,11 @@
 //! YAML → `serde_json::Value` plus a map from field path to source position, so that every
 //! error (serde's and our own semantic ones) can name file, line and column. The YAML crate
 //! stays behind this file.
+//!
+//! Every YAML input (policy, settings, scenario) goes through here, so the limits live here
+//! too: a size cap checked before parsing, a budget on what the document expands to (an alias
+//! bomb of a few lines would otherwise take gigabytes), a nesting limit (dropping a deeply
+//! nested value recurses), and one document per file (a second one used to be silently cut).
 
 use std::collections::HashMap;
 
@@ -43,16 +48,69 @@ impl Document {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
     pub position: Position,
+    /// Complete (`YAML syntax: …`, a limit, a duplicate key); callers add only the file.
     pub message: String,
 }
 
-/// Parses one YAML document.
+/// Largest YAML input accepted, in bytes: far above any real policy, settings or scenario
+/// file, and small enough that a mistaken or hostile file is refused before it is parsed.
+pub const MAX_BYTES: usize = 1 << 20;
+
+/// Budget for what a document expands to once aliases are resolved: every value costs
+/// [`NODE_COST`] plus the length of its text and of its field path. A real file uses a few
+/// kilobytes; a 9-line alias bomb asks for 10⁹ values and is stopped here.
+pub const MAX_EXPANDED: usize = 8 << 20;
+const NODE_COST: usize = 8;
+
+/// Deepest nesting of mappings and sequences.
+pub const MAX_DEPTH: usize = 64;
+
+/// Reads a YAML file of at most [`MAX_BYTES`] as UTF-8. The message names no file (the
+/// caller's error type does).
+pub fn read_file(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() > MAX_BYTES {
+        return Err(too_large());
+    }
+    decode(bytes)
+}
+
+fn too_large() -> String {
+    format!(
+        "the file is larger than {} KiB, the limit for YAML inputs",
+        MAX_BYTES / 1024
+    )
+}
+
+/// UTF-8 text, or an error naming the byte offset of the first invalid byte.
+pub fn decode(bytes: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8: invalid byte at offset {}",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Parses one YAML document. A file with no document (empty, or only comments) gives
+/// `Value::Null`; callers say what that means for them.
 pub fn parse(text: &str) -> Result<Document, SyntaxError> {
+    if text.len() > MAX_BYTES {
+        return Err(SyntaxError {
+            position: Position { line: 1, column: 1 },
+            message: too_large(),
+        });
+    }
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, false).map_err(|e| SyntaxError {
+    parser.load(&mut builder, true).map_err(|e| SyntaxError {
         position: to_position(e.marker()),
-        message: e.info().to_string(),
+        message: format!("YAML syntax: {}", e.info()),
     })?;
     if let Some(message) = builder.error {
         return Err(SyntaxError {
@@ -79,11 +137,14 @@ enum Frame {
         path: String,
         pending_key: Option<String>,
         anchor: usize,
+        /// `Builder::expanded` when the frame opened: its own cost is the difference.
+        cost_before: usize,
     },
     Seq {
         items: Vec<Value>,
         path: String,
         anchor: usize,
+        cost_before: usize,
     },
 }
 
@@ -92,7 +153,11 @@ struct Builder {
     stack: Vec<Frame>,
     root: Option<Value>,
     positions: HashMap<String, Position>,
-    anchors: HashMap<usize, Value>,
+    /// Anchored values and what each cost, so an alias is charged the full copy it makes.
+    anchors: HashMap<usize, (Value, usize)>,
+    /// Cost of everything built so far (see [`MAX_EXPANDED`]).
+    expanded: usize,
+    documents: usize,
     error: Option<String>,
     error_at: Position,
 }
@@ -114,9 +179,31 @@ impl Builder {
         }
     }
 
-    fn push_value(&mut self, value: Value, anchor: usize) {
+    /// Charges `cost` to the expansion budget; false (and an error) when it is spent.
+    fn charge(&mut self, cost: usize, pos: Position) -> bool {
+        self.expanded = self.expanded.saturating_add(cost);
+        if self.expanded > MAX_EXPANDED {
+            self.fail(
+                format!(
+                    "the document expands to more than {} MiB of values (aliases included); \
+                     no real file is that large",
+                    MAX_EXPANDED >> 20
+                ),
+                pos,
+            );
+            return false;
+        }
+        true
+    }
+
+    fn fail(&mut self, message: String, pos: Position) {
+        self.error = Some(message);
+        self.error_at = pos;
+    }
+
+    fn push_value(&mut self, value: Value, anchor: usize, cost: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, (value.clone(), cost));
         }
         match self.stack.last_mut() {
             None => self.root = Some(value),
@@ -147,6 +234,15 @@ impl MarkedEventReceiver for Builder {
         }
         let pos = to_position(&mark);
         match ev {
+            Event::DocumentStart => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    self.fail(
+                        "a second YAML document (`---`): a file holds exactly one".into(),
+                        pos,
+                    );
+                }
+            }
             Event::Scalar(text, style, anchor, _tag) => {
                 if let Some(Frame::Map {
                     pending_key: key @ None,
@@ -157,18 +253,26 @@ impl MarkedEventReceiver for Builder {
                 {
                     let full = join(path, &text);
                     if map.contains_key(&text) {
-                        self.error = Some(format!("duplicate key `{text}`"));
-                        self.error_at = pos;
+                        self.fail(format!("duplicate key `{text}`"), pos);
                         return;
                     }
-                    if path.is_empty() {
+                    let root = path.is_empty();
+                    *key = Some(text);
+                    if !self.charge(NODE_COST + 2 * full.len(), pos) {
+                        return;
+                    }
+                    if root {
                         self.positions.entry(String::new()).or_insert(pos);
                     }
                     self.positions.insert(full, pos);
-                    *key = Some(text);
                     return;
                 }
-                if let Some(p) = self.child_path() {
+                let path = self.child_path();
+                let cost = NODE_COST + text.len() + path.as_ref().map_or(0, String::len);
+                if !self.charge(cost, pos) {
+                    return;
+                }
+                if let Some(p) = path {
                     self.positions.entry(p).or_insert(pos);
                 }
                 let value = if style == TScalarStyle::Plain {
@@ -176,14 +280,21 @@ impl MarkedEventReceiver for Builder {
                 } else {
                     Value::String(text)
                 };
-                self.push_value(value, anchor);
+                self.push_value(value, anchor, cost);
             }
             Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
                 let Some(path) = self.child_path() else {
-                    self.error = Some("complex mapping keys are not supported".into());
-                    self.error_at = pos;
+                    self.fail("complex mapping keys are not supported".into(), pos);
                     return;
                 };
+                if self.stack.len() >= MAX_DEPTH {
+                    self.fail(format!("nested more than {MAX_DEPTH} levels deep"), pos);
+                    return;
+                }
+                let cost_before = self.expanded;
+                if !self.charge(NODE_COST + path.len(), pos) {
+                    return;
+                }
                 if !path.is_empty() {
                     // The document root is placed at its first key instead (see below).
                     self.positions.entry(path.clone()).or_insert(pos);
@@ -194,29 +305,56 @@ impl MarkedEventReceiver for Builder {
                         path,
                         pending_key: None,
                         anchor,
+                        cost_before,
                     },
                     _ => Frame::Seq {
                         items: Vec::new(),
                         path,
                         anchor,
+                        cost_before,
                     },
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
-                let (value, anchor) = match self.stack.pop() {
-                    Some(Frame::Map { map, anchor, .. }) => (Value::Object(map), anchor),
-                    Some(Frame::Seq { items, anchor, .. }) => (Value::Array(items), anchor),
+                let (value, anchor, before) = match self.stack.pop() {
+                    Some(Frame::Map {
+                        map,
+                        anchor,
+                        cost_before,
+                        ..
+                    }) => (Value::Object(map), anchor, cost_before),
+                    Some(Frame::Seq {
+                        items,
+                        anchor,
+                        cost_before,
+                        ..
+                    }) => (Value::Array(items), anchor, cost_before),
                     None => return,
                 };
-                self.push_value(value, anchor);
+                let cost = self.expanded - before;
+                self.push_value(value, anchor, cost);
             }
             Event::Alias(id) => {
-                let value = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
-                self.push_value(value, 0);
+                let cost = self.anchors.get(&id).map_or(NODE_COST, |(_, c)| *c);
+                // Charged before the copy is made, so a bomb never allocates.
+                if !self.charge(cost, pos) {
+                    return;
+                }
+                let value = self
+                    .anchors
+                    .get(&id)
+                    .map_or(Value::Null, |(v, _)| v.clone());
+                self.push_value(value, 0, cost);
             }
             _ => {}
         }
     }
+}
+
+/// A value given as text outside a document (an environment variable), read as a plain
+/// YAML scalar: `40` is a number, `true` a bool, `5s` a string.
+pub fn scalar(text: &str) -> Value {
+    resolve_plain(text)
 }
 
 /// YAML 1.2 core schema for plain scalars.

@@ -211,7 +211,7 @@ impl LoadedScenario {
 pub fn parse(text: &str, origin: &str) -> anyhow::Result<Scenario> {
     let document = policy::yaml::parse(text).map_err(|error| {
         anyhow::anyhow!(
-            "{origin}:{}:{}: YAML syntax: {}",
+            "{origin}:{}:{}: {}",
             error.position.line,
             error.position.column,
             error.message
