@@ -201,6 +201,7 @@ pub fn scenario_for(args: &SimulateArgs) -> anyhow::Result<LoadedScenario> {
     if args.max_jobs.is_some() {
         s.workload.max_jobs = args.max_jobs;
     }
+    scenario::check_values(s).context("with the command-line options applied")?;
     Ok(loaded)
 }
 

@@ -7,7 +7,7 @@ pub mod errors;
 pub mod model;
 pub mod names;
 mod problem;
-mod ranges;
+pub mod ranges;
 pub mod schedule;
 pub mod signals;
 pub mod source;

@@ -15,7 +15,7 @@ use super::pool::PoolConfig;
 use super::pool::workers::JobModel;
 use super::removal;
 use super::report::{CONVENTIONS, Header, Report, Row, RowInputs, RowKind, attribution};
-use super::run::{Actuation, replay};
+use super::run::{Actuation, GIVE_UP_AFTER_LAST_ARRIVAL_MS, replay};
 use super::scenario::{Baseline, LoadedScenario};
 use super::timeline::Timeline;
 use super::trace::{self, ReadOptions, TraceFormat, Workload, to_centi};
@@ -59,6 +59,34 @@ pub fn load_workload(loaded: &LoadedScenario) -> anyhow::Result<Workload> {
     Ok(workload)
 }
 
+/// Most controller ticks one replay row may take: about 1.5 years at a 10 s tick. A replay
+/// visits every tick, so this, with the trace's job limit, bounds a simulation's cost by the
+/// trace's size rather than by how far apart its timestamps are.
+pub const MAX_REPLAY_TICKS: i64 = 5_000_000;
+
+/// Refuses a workload whose replay would take more than [`MAX_REPLAY_TICKS`]: from the first
+/// arrival to the last, plus the time a replay waits for the last jobs to finish.
+pub fn check_replay_ticks(workload: &Workload, tick: std::time::Duration) -> anyhow::Result<()> {
+    let (Some(first), Some(last)) = (workload.jobs.first(), workload.jobs.last()) else {
+        return Ok(());
+    };
+    let span_ms = (last.arrival.0 - first.arrival.0).saturating_add(GIVE_UP_AFTER_LAST_ARRIVAL_MS);
+    let period_ms = (tick.as_millis() as i64).clamp(1, HPA_SYNC_MS);
+    let ticks = span_ms / period_ms;
+    anyhow::ensure!(
+        ticks <= MAX_REPLAY_TICKS,
+        "{}: the jobs arrive over {} (plus up to 30 days to finish): {ticks} ticks of {}, more \
+         than the {MAX_REPLAY_TICKS} a replay allows; replay part of it (`max_jobs`) or use a \
+         longer tick",
+        workload.source,
+        humantime::format_duration(std::time::Duration::from_secs(
+            ((last.arrival.0 - first.arrival.0) / 1000).max(0) as u64
+        )),
+        humantime::format_duration(std::time::Duration::from_millis(period_ms as u64)),
+    );
+    Ok(())
+}
+
 /// Runs the whole scenario. `progress`: draw bars (only ever on a terminal).
 pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment> {
     let policies = loaded.load_policies()?;
@@ -74,6 +102,7 @@ pub fn run_on(
     progress: bool,
 ) -> anyhow::Result<Experiment> {
     let scenario = &loaded.scenario;
+    check_replay_ticks(&workload, scenario.tick)?;
     let pool_spec = &scenario.pool;
     let capacity = to_centi(pool_spec.worker_capacity).max(1);
     let config = PoolConfig {
@@ -339,4 +368,27 @@ fn bar(span_s: u64, name: &str) -> ProgressBar {
     }
     bar.set_prefix(name.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::trace::Job;
+    use crate::time::Timestamp;
+
+    #[test]
+    fn a_replay_costs_what_the_trace_spans_at_most() {
+        let job = |secs: i64| Job {
+            arrival: Timestamp::from_secs(secs),
+            width: 100,
+            runtime_ms: 1000,
+        };
+        let tick = std::time::Duration::from_secs(10);
+        let year = 366 * 86_400;
+        let one_year = Workload::new(vec![job(0), job(year)], "a.swf".into());
+        assert!(check_replay_ticks(&one_year, tick).is_ok());
+        let nine_years = Workload::new(vec![job(0), job(9 * year)], "b.swf".into());
+        let error = check_replay_ticks(&nine_years, tick).unwrap_err().to_string();
+        assert!(error.contains("b.swf") && error.contains("max_jobs"), "{error}");
+    }
 }

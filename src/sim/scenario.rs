@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use super::pool::billing::Billing;
@@ -207,7 +207,7 @@ impl LoadedScenario {
     }
 }
 
-/// Parses scenario YAML; errors name the field and its line.
+/// Parses scenario YAML; every error names the file, the field and its line and column.
 pub fn parse(text: &str, origin: &str) -> anyhow::Result<Scenario> {
     let document = policy::yaml::parse(text).map_err(|error| {
         anyhow::anyhow!(
@@ -217,42 +217,109 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Scenario> {
             error.message
         )
     })?;
-    let scenario: Scenario =
-        serde_path_to_error::deserialize(&document.value).map_err(|error| {
-            let path = error.path().to_string();
-            let at = document
-                .position(&path)
-                .map(|p| format!(":{}:{}", p.line, p.column))
-                .unwrap_or_default();
-            anyhow::anyhow!("{origin}{at}: {path}: {}", error.inner())
-        })?;
-    check(&scenario).with_context(|| origin.to_string())?;
-    Ok(scenario)
+    let (scenario, mut errors) =
+        policy::validate::deserialize_all::<Scenario>(&document, origin);
+    if let Some(scenario) = &scenario {
+        errors.extend(policy::validate::located(&document, origin, check(scenario)));
+    }
+    match scenario {
+        Some(scenario) if errors.is_empty() => Ok(scenario),
+        _ => bail!("{}", policy::PolicyErrors(errors)),
+    }
 }
 
-fn check(scenario: &Scenario) -> anyhow::Result<()> {
-    match (&scenario.workload.generate, &scenario.workload.trace) {
-        (Some(_), Some(_)) | (None, None) => {
-            bail!("workload: give exactly one of `generate` or `trace`")
-        }
-        _ => {}
+/// [`check`] for a scenario changed after parsing (command-line overrides): every problem,
+/// by field, no position.
+pub fn check_values(scenario: &Scenario) -> anyhow::Result<()> {
+    let problems = check(scenario);
+    if problems.is_empty() {
+        return Ok(());
     }
-    anyhow::ensure!(
-        scenario.pool.worker_capacity > 0.0,
-        "pool.worker_capacity must be > 0"
+    let lines: Vec<String> = problems
+        .into_iter()
+        .map(|(field, message, _)| format!("{field}: {message}"))
+        .collect();
+    bail!("{}", lines.join("\n"))
+}
+
+/// Semantic checks: (field, message, hint). Every number within a range a simulation can
+/// mean, so no scenario makes a replay hang or exhaust memory.
+fn check(scenario: &Scenario) -> Vec<(String, String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut push = |field: &str, message: String| out.push((field.to_string(), message, None));
+    match (&scenario.workload.generate, &scenario.workload.trace) {
+        (Some(_), Some(_)) | (None, None) => push(
+            "workload",
+            "give exactly one of `generate` or `trace`".into(),
+        ),
+        (Some(generator), None) => {
+            if let Err(why) = generator.validate() {
+                push("workload.generate", format!("{why:#}"));
+            }
+        }
+        (None, Some(trace)) => {
+            if trace.kappa.is_some_and(|k| !(k > 0.0 && k <= 1.0)) {
+                push("workload.trace.kappa", "must be in (0, 1]".into());
+            }
+        }
+    }
+    let (second, hour, day) = (
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+        Duration::from_secs(86_400),
     );
-    anyhow::ensure!(!scenario.tick.is_zero(), "tick must be longer than 0s");
-    anyhow::ensure!(
-        !scenario.policies.is_empty() || !scenario.baselines.is_empty(),
-        "nothing to simulate: no policies and no baselines"
-    );
-    Ok(())
+    if scenario.tick < second || scenario.tick > hour {
+        push("tick", "must be from 1s to 1h".into());
+    }
+    let pool = &scenario.pool;
+    if !(pool.worker_capacity > 0.0 && pool.worker_capacity <= 1e6) {
+        push("pool.worker_capacity", "must be a number > 0 and at most 1e6".into());
+    }
+    if pool.boot_time > day {
+        push("pool.boot_time", "must be at most 1 day".into());
+    }
+    if !(pool.price_per_worker_hour >= 0.0 && pool.price_per_worker_hour <= 1e9) {
+        push("pool.price_per_worker_hour", "must be a number from 0 to 1e9".into());
+    }
+    if pool
+        .max_workers
+        .is_some_and(|m| m == 0 || m > policy::ranges::MAX_WORKERS)
+    {
+        push(
+            "pool.max_workers",
+            format!("must be from 1 to {}", policy::ranges::MAX_WORKERS),
+        );
+    }
+    let settings = &scenario.baseline_settings;
+    if settings.termination_grace.is_some_and(|g| g > day) {
+        push("baseline_settings.termination_grace", "must be at most 1 day".into());
+    }
+    if settings
+        .keda_concurrency
+        .is_some_and(|c| !(c > 0.0 && c <= 1e6))
+    {
+        push("baseline_settings.keda_concurrency", "must be a number > 0 and at most 1e6".into());
+    }
+    for (row, metrics) in &scenario.expect {
+        for (metric, [low, high]) in metrics {
+            if !(low.is_finite() && high.is_finite() && low <= high) {
+                push(
+                    &format!("expect.{row}.{metric}"),
+                    format!("[{low}, {high}] is not a range (low <= high, both finite)"),
+                );
+            }
+        }
+    }
+    if scenario.policies.is_empty() && scenario.baselines.is_empty() {
+        push("baselines", "nothing to simulate: no policies and no baselines".into());
+    }
+    out
 }
 
 /// Reads a scenario file.
 pub fn load_file(path: &Path) -> anyhow::Result<LoadedScenario> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading scenario {}", path.display()))?;
+    let text = policy::yaml::read_file(path)
+        .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
     let scenario = parse(&text, &path.display().to_string())?;
     let name = scenario.name.clone().unwrap_or_else(|| {
         path.file_stem()
@@ -341,6 +408,29 @@ pool: { engine: generic, worker_capacity: 4, boot_time: 60s }
     fn workload_needs_exactly_one_source() {
         let text = MINIMAL.replace("  trace: { path: ../x.swf }\n", "  max_jobs: 3\n");
         assert!(format!("{:#}", parse(&text, "m.yaml").unwrap_err()).contains("exactly one"));
+    }
+
+    #[test]
+    fn out_of_range_values_are_every_one_reported_with_file_and_line() {
+        let text = format!(
+            "{}tick: 1ns\nexpect: {{ hpa: {{ cost: [2, 1] }} }}\n",
+            MINIMAL.replace("boot_time: 60s", "boot_time: 60s, price_per_worker_hour: -1")
+        );
+        let error = parse(&text, "m.yaml").unwrap_err().to_string();
+        assert!(error.contains("m.yaml:3:") && error.contains("pool.price_per_worker_hour"), "{error}");
+        assert!(error.contains("m.yaml:4:1: tick: must be from 1s to 1h"), "{error}");
+        assert!(error.contains("expect.hpa.cost: [2, 1] is not a range"), "{error}");
+        let generated = "workload:\n  generate:\n    seed: 1\n    duration: 100000d\n    \
+            arrivals_per_hour: 1e9\n    diurnal: { peak_to_mean: 1.5, peak_hour: 25 }\n    \
+            runtime: { median: 1m }\n    width: 1\npool: { engine: generic, worker_capacity: 4, boot_time: 60s }\n";
+        let error = parse(generated, "g.yaml").unwrap_err().to_string();
+        assert!(error.contains("g.yaml:2:3: workload.generate: duration must be at most 366d"), "{error}");
+        let error = parse(&generated.replace("100000d", "1d"), "g.yaml").unwrap_err().to_string();
+        assert!(error.contains("more than 2000000 jobs"), "{error}");
+        let error = parse(&generated.replace("100000d", "1d").replace("1e9", "10"), "g.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("peak_hour must be in [0, 24]"), "{error}");
     }
 
     #[test]

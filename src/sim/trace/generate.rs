@@ -102,6 +102,47 @@ impl GeneratorSpec {
             "arrivals_per_hour must be ≥ 0"
         );
         anyhow::ensure!(!self.duration.is_zero(), "duration must be > 0");
+        // Bounds so a generator's cost follows what it is asked for, within reason.
+        let max_duration = Duration::from_secs(366 * 86_400);
+        anyhow::ensure!(self.duration <= max_duration, "duration must be at most 366d");
+        let hours = self.duration.as_secs_f64() / 3600.0;
+        let max_jobs = super::limits::MAX_JOBS as f64;
+        anyhow::ensure!(
+            self.arrivals_per_hour * self.max_shape().max(1.0) * hours <= max_jobs,
+            "arrivals_per_hour × duration (at the peak rate) asks for more than {max_jobs} jobs"
+        );
+        if let Some(diurnal) = &self.diurnal {
+            anyhow::ensure!(
+                (0.0..=24.0).contains(&diurnal.peak_hour),
+                "diurnal.peak_hour must be in [0, 24]"
+            );
+            anyhow::ensure!(
+                diurnal.weekend_factor <= 10.0,
+                "diurnal.weekend_factor must be at most 10"
+            );
+        }
+        if let Some(bursts) = &self.bursts {
+            let count = self.duration.as_secs_f64() / bursts.every.as_secs_f64().max(1e-3);
+            anyhow::ensure!(
+                f64::from(bursts.jobs) * count <= max_jobs,
+                "bursts ask for more than {max_jobs} jobs"
+            );
+        }
+        let max_runtime = Duration::from_secs(super::limits::MAX_RUNTIME_SECS as u64);
+        anyhow::ensure!(
+            self.runtime.median <= max_runtime && self.runtime.max.is_none_or(|m| m <= max_runtime),
+            "runtime.median and runtime.max must be at most 366d"
+        );
+        anyhow::ensure!(self.runtime.sigma <= 10.0, "runtime.sigma must be at most 10");
+        let widths: Vec<f64> = match &self.width {
+            WidthSpec::Fixed(w) => vec![*w],
+            WidthSpec::Choices { choices } => choices.iter().map(|c| c.width).collect(),
+        };
+        anyhow::ensure!(
+            widths.iter().all(|w| *w <= super::limits::MAX_WIDTH_UNITS),
+            "widths must be at most {}",
+            super::limits::MAX_WIDTH_UNITS
+        );
         if let Some(diurnal) = &self.diurnal {
             anyhow::ensure!(
                 (1.0..=2.0).contains(&diurnal.peak_to_mean),

@@ -25,6 +25,47 @@ pub type Centi = u64;
 /// Hundredths per demand unit.
 pub const CENTI: Centi = 100;
 
+/// What a trace may hold, so a replay's time and memory follow the trace's size, never its
+/// numbers: a value outside these limits is not a real measurement and is refused with its
+/// file, line and field (fuzzing found runtimes of 2⁶³ s and arrivals 3,000 years apart).
+pub mod limits {
+    /// Longest time between a trace's first and last arrival: 10 years.
+    pub const MAX_SPAN_SECS: i64 = 10 * 366 * 86_400;
+    /// Longest runtime of one job: 1 year.
+    pub const MAX_RUNTIME_SECS: i64 = 366 * 86_400;
+    /// Widest job, in demand units (cores, slots, queries).
+    pub const MAX_WIDTH_UNITS: f64 = 1e6;
+    /// Most jobs in one workload (a few dozen bytes each, replayed by every row).
+    pub const MAX_JOBS: usize = 2_000_000;
+    /// Largest trace text once decompressed.
+    pub const MAX_TEXT_BYTES: u64 = 256 << 20;
+
+    /// `{origin}:{line}: {field} {value} is out of range ({min} to {max})` unless in range.
+    pub fn check(
+        origin: &str,
+        line: usize,
+        field: &str,
+        value: f64,
+        min: f64,
+        max: f64,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            value >= min && value <= max,
+            "{origin}:{line}: {field} {value} is out of range ({min} to {max})"
+        );
+        Ok(())
+    }
+
+    /// At most [`MAX_JOBS`] jobs.
+    pub fn check_jobs(origin: &str, jobs: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            jobs <= MAX_JOBS,
+            "{origin}: {jobs} jobs, more than the {MAX_JOBS} a replay takes; cut the trace"
+        );
+        Ok(())
+    }
+}
+
 /// Converts demand units to [`Centi`], rounding to the nearest hundredth (never below zero).
 pub fn to_centi(units: f64) -> Centi {
     if units.is_finite() && units > 0.0 {
@@ -161,7 +202,7 @@ pub fn read_trace(
     format: TraceFormat,
     options: ReadOptions,
 ) -> anyhow::Result<Workload> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading trace {}", path.display()))?;
+    let bytes = read_capped(path)?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let text = decompress(&bytes).with_context(|| format!("decompressing {}", path.display()))?;
     let name = path
@@ -175,25 +216,53 @@ pub fn read_trace(
             recording::workload_from_text(&text, &name, options.pool.as_deref())?
         }
     };
+    limits::check_jobs(&name, workload.jobs.len())?;
     workload.sha256 = Some(sha256);
     Ok(workload)
 }
 
+/// A file's bytes, refused when larger than [`limits::MAX_TEXT_BYTES`].
+fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limits::MAX_TEXT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= limits::MAX_TEXT_BYTES,
+        "{}: larger than {} MiB, the limit for a trace",
+        path.display(),
+        limits::MAX_TEXT_BYTES >> 20
+    );
+    Ok(bytes)
+}
+
 /// A trace file's text (gunzipped when it is gzip), for readers that work on the whole file.
 pub fn read_text(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = read_capped(path)?;
     decompress(&bytes).with_context(|| format!("decompressing {}", path.display()))
 }
 
-/// gzip is recognised by its magic bytes, not the file name.
+/// gzip is recognised by its magic bytes, not the file name. At most
+/// [`limits::MAX_TEXT_BYTES`] (a gzip bomb stops there); not UTF-8 names the byte offset.
 fn decompress(bytes: &[u8]) -> anyhow::Result<String> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(bytes).read_to_string(&mut text)?;
-        Ok(text)
+    let limit = limits::MAX_TEXT_BYTES;
+    let raw = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut raw = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .take(limit + 1)
+            .read_to_end(&mut raw)?;
+        raw
     } else {
-        Ok(String::from_utf8(bytes.to_vec())?)
-    }
+        bytes.to_vec()
+    };
+    anyhow::ensure!(
+        raw.len() as u64 <= limit,
+        "more than {} MiB of text, the limit for a trace",
+        limit >> 20
+    );
+    crate::policy::yaml::decode(raw).map_err(anyhow::Error::msg)
 }
 
 fn hex(bytes: &[u8]) -> String {

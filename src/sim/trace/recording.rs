@@ -8,7 +8,7 @@
 //! already includes the queueing of the recorded system, so treat results as an approximation.
 //! A missing reading holds the last good value.
 
-use super::{CENTI, Job, Workload};
+use super::{CENTI, Job, Workload, limits};
 use crate::engine::signal::{Signal, demand_in_workers};
 use crate::sim::recording::{self, RecordLine, RecordedPool, Recording};
 use crate::time::Timestamp;
@@ -72,13 +72,15 @@ pub fn pool_workload(
     let mut last_level = 0u64;
     let mut readings = 0usize;
     let mut per_signal = vec![0usize; per_worker.len()];
-    for (_, line) in &rec.lines {
+    let mut rises = 0u64;
+    for (number, line) in &rec.lines {
         let RecordLine::Tick(tick) = line else {
             continue;
         };
         if tick.pool != pool.name {
             continue;
         }
+        check_time(name, *number, tick.at, curve.first().map(|c| c.0), curve.last().map(|c| c.0))?;
         for (i, s) in tick.signals.iter().enumerate().take(per_signal.len()) {
             if matches!(s, Signal::Value { .. }) {
                 per_signal[i] += 1;
@@ -87,7 +89,11 @@ pub fn pool_workload(
         let need = demand_in_workers(&per_worker, &tick.signals);
         if let Some(workers) = need {
             readings += 1;
-            last_level = (workers * unit - 1e-9).ceil().max(0.0) as u64;
+            let level = (workers * unit - 1e-9).ceil().max(0.0);
+            limits::check(name, *number, "demand (in units of signal 0)", level, 0.0, limits::MAX_WIDTH_UNITS)?;
+            rises += (level as u64).saturating_sub(last_level);
+            last_level = level as u64;
+            limits::check_jobs(name, rises as usize)?;
         }
         curve.push((tick.at, last_level));
     }
@@ -127,6 +133,36 @@ pub fn pool_workload(
         })
         .collect();
     Ok((workload, warnings))
+}
+
+/// A tick's `at`: not before 1970, never back in time, within [`limits::MAX_SPAN_SECS`] of
+/// the pool's first tick (a replay's cost follows its span).
+fn check_time(
+    name: &str,
+    line: usize,
+    at: Timestamp,
+    first: Option<Timestamp>,
+    previous: Option<Timestamp>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(at.0 >= 0, "{name}:{line}: at {} is before 1970", at.0);
+    if let Some(previous) = previous {
+        anyhow::ensure!(
+            at >= previous,
+            "{name}:{line}: at {} goes back in time (the pool's previous tick is at {})",
+            at.0,
+            previous.0
+        );
+    }
+    if let Some(first) = first {
+        let span_s = (at.0 - first.0) / 1000;
+        anyhow::ensure!(
+            span_s <= limits::MAX_SPAN_SECS,
+            "{name}:{line}: at {} is {span_s} s after the pool's first tick, more than a trace may span ({} s)",
+            at.0,
+            limits::MAX_SPAN_SECS
+        );
+    }
+    Ok(())
 }
 
 /// Layer decomposition of a step curve (value held until the next point; the last point ends
@@ -177,6 +213,34 @@ mod tests {
             .map(|job| (job.arrival.0, job.runtime_ms))
             .collect();
         assert_eq!(spans, vec![(0, 20), (0, 40), (10, 10)]);
+    }
+
+    fn one_pool(ticks: &[(i64, f64)]) -> String {
+        let mut text = String::from(
+            r#"{"record":"header","format":"poolpilot-recording","version":2,"started_at":0,"pools":[{"name":"a","mode":"enforce","price_per_worker_hour":1.0,"boot_time":"1m","signals":[{"kind":"spark","per_worker":1.0}],"policy":{}}]}"#,
+        );
+        for (at, demand) in ticks {
+            text.push_str(&format!(
+                "\n{{\"record\":\"tick\",\"at\":{at},\"pool\":\"a\",\"signals\":[{{\"kind\":\"value\",\"demand\":{demand},\"observed_at\":{at}}}],\"workers\":{{\"requested\":1,\"ready\":1}}}}"
+            ));
+        }
+        text + "\n"
+    }
+
+    #[test]
+    fn impossible_ticks_are_refused_with_file_line_and_field() {
+        let error = |ticks: &[(i64, f64)]| {
+            format!("{:#}", workload_from_text(&one_pool(ticks), "r.jsonl", None).unwrap_err())
+        };
+        let e = error(&[(0, 1.0), (1000, 1e7)]);
+        assert!(e.contains("r.jsonl:3: demand"), "{e}");
+        let e = error(&[(4_294_967_296, 1.0), (1000, 1.0)]);
+        assert!(e.contains("r.jsonl:3: at 1000 goes back in time"), "{e}");
+        let e = error(&[(-5, 1.0)]);
+        assert!(e.contains("r.jsonl:2: at -5 is before 1970"), "{e}");
+        let e = error(&[(0, 1.0), (999_999_999_999_999, 1.0)]);
+        assert!(e.contains("r.jsonl:3: at 999999999999999"), "{e}");
+        assert!(workload_from_text(&one_pool(&[(0, 2.0), (4_294_967_296, 1.0)]), "r.jsonl", None).is_ok());
     }
 
     #[test]

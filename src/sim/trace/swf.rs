@@ -7,7 +7,7 @@
 
 use anyhow::{Context, bail};
 
-use super::{CENTI, Job, Workload};
+use super::{CENTI, Job, Workload, limits};
 use crate::time::Timestamp;
 
 /// The header fields a replay uses.
@@ -104,6 +104,13 @@ pub fn parse(text: &str, name: &str) -> anyhow::Result<SwfLog> {
         let runtime = fields[3];
         let procs = if fields[4] > 0 { fields[4] } else { fields[7] };
         if runtime > 0 && procs > 0 {
+            let line = index + 1;
+            let span = limits::MAX_SPAN_SECS as f64;
+            limits::check(name, line, "submit time (field 2)", fields[1] as f64, 0.0, span)?;
+            let max_runtime = limits::MAX_RUNTIME_SECS as f64;
+            limits::check(name, line, "run time (field 4)", runtime as f64, 1.0, max_runtime)?;
+            let max_width = limits::MAX_WIDTH_UNITS;
+            limits::check(name, line, "processors (field 5/8)", procs as f64, 1.0, max_width)?;
             jobs.push(SwfJob {
                 number: fields[0],
                 submit: fields[1],
@@ -129,7 +136,10 @@ fn read_header_line(comment: &str, header: &mut SwfHeader) {
     };
     let value = value.trim();
     match key.trim() {
-        "UnixStartTime" => header.unix_start_time = value.parse().ok(),
+        // 1970 to 2100: anything else is not a real start (and would overflow).
+        "UnixStartTime" => {
+            header.unix_start_time = value.parse().ok().filter(|t| (0..4_102_444_800).contains(t))
+        }
         "TimeZone" => header.time_zone = value.parse().ok(),
         "TimeZoneString" => header.time_zone_string = Some(value.to_string()),
         "MaxProcs" => header.max_procs = value.parse().ok(),
@@ -190,6 +200,17 @@ mod tests {
         );
         assert_eq!(workload.jobs[0].width, 400);
         assert_eq!(workload.jobs[0].runtime_ms, 3_477_000);
+    }
+
+    #[test]
+    fn impossible_values_are_refused_with_file_line_and_field() {
+        let runtime = "; x\n1 0 0 9223372036854775807 4 -1 -1 4 -1 -1 1 1 1 -1 -1 -1 -1 -1\n";
+        let error = format!("{:#}", parse(runtime, "r.swf").unwrap_err());
+        assert!(error.contains("r.swf:2: run time (field 4)"), "{error}");
+        let far = "1 0 10 10 4 -1 -1 4 -1 -1 1 1 1 -1 -1 -1 -1 -1\n\
+                   2 99999999999 10 10 4 -1 -1 4 -1 -1 1 1 1 -1 -1 -1 -1 -1\n";
+        let error = format!("{:#}", parse(far, "far.swf").unwrap_err());
+        assert!(error.contains("far.swf:2: submit time (field 2)"), "{error}");
     }
 
     #[test]
