@@ -10,6 +10,7 @@ fn main() {
     }
     match poolpilot::cli::run(cli) {
         Ok(code) => std::process::exit(code),
+        Err(e) if poolpilot::cli::is_broken_pipe(&e) => std::process::exit(0),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::exit(2);

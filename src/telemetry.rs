@@ -52,6 +52,65 @@ pub mod names {
     pub const SHADOW_EST_QUEUE_WAIT_SECONDS: &str = "poolpilot_shadow_est_queue_wait_seconds";
 }
 
+/// What a metric is, for its `# TYPE`-matching description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// The `# HELP` text of every metric in [`names`]; a test fails when a name has none.
+pub const DESCRIPTIONS: &[(&str, Kind, &str)] = {
+    use Kind::*;
+    use names::*;
+    &[
+        (POOL_DESIRED_WORKERS, Gauge, "Workers the engine decided the pool should have."),
+        (POOL_CURRENT_WORKERS, Gauge, "Workers the platform reports as requested."),
+        (POOL_READY_WORKERS, Gauge, "Workers the platform reports as ready."),
+        (POOL_SPEND_TOTAL, Gauge, "Money spent on the pool's workers since the state began (policy currency)."),
+        (DECISIONS_TOTAL, Counter, "Engine decisions, by pool and the reason that set the number."),
+        (SOURCE_ERRORS_TOTAL, Counter, "Failed or timed-out signal polls, by pool, source and fault."),
+        (SOURCE_POLL_SECONDS, Histogram, "Time one signal poll took."),
+        (SIGNAL_DEMAND, Gauge, "Demand the signal reported at the last good poll, in its units."),
+        (ACTUATIONS_TOTAL, Counter, "Pool size changes sent to the platform, by outcome."),
+        (ACTUATION_SECONDS, Histogram, "Time one pool size change took."),
+        (DRAINS_TOTAL, Counter, "Drains (scale-downs with work on the victims), by method and outcome."),
+        (DRAIN_DURATION_SECONDS, Histogram, "Time from the start of a drain to its outcome."),
+        (ACTUATOR_CALL_DURATION_SECONDS, Histogram, "Time one platform call took, by platform, op and outcome."),
+        (ACTUATOR_CALLS_TOTAL, Counter, "Platform calls, by platform, op and outcome."),
+        (ACTUATOR_RETRIES_TOTAL, Counter, "Platform calls retried, by platform, op and error."),
+        (BUDGET_SPEND_PER_HOUR, Gauge, "Current pool sizes times prices, across pools."),
+        (BUDGET_LIMIT_PER_HOUR, Gauge, "The global budget per hour from the settings."),
+        (TICK_SECONDS, Histogram, "Time one control-loop tick took."),
+        (POLICY_RELOADS_TOTAL, Counter, "Policy directory reloads, by outcome."),
+        (LEADER, Gauge, "1 when this replica may actuate (always 1 without leader election)."),
+        (SIGNAL_UP, Gauge, "1 when the signal's last poll answered, 0 when it failed."),
+        (POOL_STATUS_UP, Gauge, "1 when the pool's size could be read this tick (0: the pool is held)."),
+        (POOL_STATUS_ERRORS_TOTAL, Counter, "Failed reads of a pool's size, by error kind."),
+        (POOL_DRAINS_IN_FLIGHT, Gauge, "Drains under way for the pool."),
+        (STATE_LOADS_TOTAL, Counter, "State file loads at start, by outcome (ok, missing, corrupt)."),
+        (STATE_SAVES_TOTAL, Counter, "State file writes, by outcome."),
+        (POLICY_ERRORS_TOTAL, Counter, "Individual policy errors found by rejected reloads."),
+        (LAST_TICK_TIMESTAMP_SECONDS, Gauge, "Unix time of the last complete tick."),
+        (SHADOW_WORKERS, Gauge, "Workers a shadow or dry-run pool would run if it enforced."),
+        (SHADOW_COST_PER_HOUR, Gauge, "What the would-be pool costs per hour."),
+        (SHADOW_EST_QUEUE_WAIT_SECONDS, Gauge, "Estimated wait of newly queued work on the would-be pool."),
+    ]
+};
+
+/// Registers every description with the installed recorder, so `/metrics` carries a
+/// `# HELP` line for each metric.
+pub fn describe_metrics() {
+    for &(name, kind, help) in DESCRIPTIONS {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(name, help),
+            Kind::Gauge => metrics::describe_gauge!(name, help),
+            Kind::Histogram => metrics::describe_histogram!(name, help),
+        }
+    }
+}
+
 /// Upper bounds (seconds) of every duration histogram: 5 ms (a local poll) to 1 h (a long drain).
 pub const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
@@ -85,6 +144,37 @@ pub fn init_tracing(json: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_metric_name_has_help() {
+        let source = include_str!("telemetry.rs");
+        let module = &source[..source.find("/// What a metric is").unwrap()];
+        let declared: Vec<&str> = module
+            .lines()
+            .filter_map(|l| l.split("&str = \"").nth(1))
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        assert!(declared.len() >= 30, "{declared:?}");
+        let recorder = prometheus_builder().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            describe_metrics();
+            for &(name, kind, _) in DESCRIPTIONS {
+                match kind {
+                    Kind::Counter => metrics::counter!(name).increment(1),
+                    Kind::Gauge => metrics::gauge!(name).set(1.0),
+                    Kind::Histogram => metrics::histogram!(name).record(1.0),
+                }
+            }
+        });
+        let text = handle.render();
+        for name in declared {
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "no # HELP for {name} (add it to DESCRIPTIONS)"
+            );
+        }
+    }
 
     #[test]
     fn durations_render_as_bucketed_histograms() {

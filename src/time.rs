@@ -87,6 +87,21 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Serializes a [`Timestamp`] as RFC 3339 UTC with milliseconds (`2026-11-25T09:00:00.000Z`),
+/// for what people and dashboards read (`/status`); files poolpilot reads back keep
+/// milliseconds. `#[serde(serialize_with = "crate::time::rfc3339")]`.
+pub fn rfc3339<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(t)
+}
+
+/// [`rfc3339`] for an optional timestamp (`null` when absent).
+pub fn rfc3339_opt<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(t),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,3 +227,28 @@ fn schema_is_json_schema_of_the_policy_file() {
             .any(|r| r == "pool")
     );
 }
+
+/// A reader that goes away (`poolpilot schema | head -1`) ends the command quietly with exit 0:
+/// the pipe's read end is closed before the command writes, so every write fails with EPIPE.
+#[test]
+fn a_closed_stdout_is_exit_0_without_a_word() {
+    let runs: [&[&str]; 3] = [
+        &["schema"],
+        &["simulate", "--format", "json", "--no-progress"],
+        &["validate", "policies"],
+    ];
+    for args in runs {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_poolpilot"))
+            .args(args)
+            .current_dir(root())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}

@@ -36,6 +36,7 @@ pub struct ExplainArgs {
     /// The daemon's state file (`settings.state_path`), so cooldowns and windows are the live ones.
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// `text` (the reason chain, one stage a line) or `json` (the whole decision).
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -85,22 +86,22 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<i32> {
     )
     .remove(0);
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&decision)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&decision)?),
         Format::Text => {
-            println!(
+            outln!(
                 "pool {} ({}) at {now}",
                 decision.pool,
                 decision.mode.as_str()
             );
-            println!(
+            outln!(
                 "  current {} -> desired {}",
                 decision.current, decision.desired
             );
             for (i, r) in decision.reasons.iter().enumerate() {
-                println!("  {}. [{}] {r}", i + 1, r.label());
+                outln!("  {}. [{}] {r}", i + 1, r.label());
             }
             if let Some(d) = &decision.drain {
-                println!(
+                outln!(
                     "  drain: remove {} worker(s) via {:?}, timeout {}, on timeout {:?}",
                     d.remove,
                     d.method,

@@ -1,5 +1,22 @@
 //! The `poolpilot` command line: one file per subcommand.
 
+/// `println!` that returns the write error instead of panicking, so a reader that goes away
+/// (`poolpilot schema | head -1`) ends the command quietly: `main` exits 0 on a broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// `print!` with the same contract as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 pub mod explain;
 pub mod probe;
 pub mod run;
@@ -37,6 +54,16 @@ pub enum Command {
     Run(run::RunArgs),
 }
 
+/// Whether `error` comes from writing to a pipe whose reader has gone (`| head`): not a
+/// failure of the command, which then exits 0 without a word.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Runs a parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
@@ -52,5 +79,33 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             .enable_all()
             .build()?
             .block_on(probe::run(args)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag and positional of every subcommand says what it does in `--help`.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                if !builtin && help.trim().is_empty() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none_or(|a| a.to_string().trim().is_empty()) {
+                    missing.push(format!("{path} {} (the subcommand)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "poolpilot", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
     }
 }

@@ -1,7 +1,7 @@
 //! `poolpilot schema`: the policy JSON Schema, generated from the types.
 
 pub fn run() -> anyhow::Result<i32> {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&crate::policy::json_schema())?
     );

@@ -35,6 +35,7 @@ pub struct SimulateArgs {
     /// Policy files under test (replace the scenario's).
     #[arg(long = "policy", value_name = "FILE")]
     pub policies: Vec<PathBuf>,
+    /// `table` (one row per policy and baseline) or `json` (the whole report).
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
     /// Table: every column (waits, elasticity), not only the ones that fit 120 columns.
@@ -59,13 +60,16 @@ pub struct SimulateArgs {
     /// Worker boot delay, e.g. `90s` (default 60s without a scenario).
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
     pub boot_time: Option<Duration>,
+    /// Price of one worker for one hour, for the cost columns (default 0 without a scenario).
     #[arg(long, value_name = "X")]
     pub price_per_worker_hour: Option<f64>,
     /// The policies' decision period, e.g. `10s`.
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
     pub tick: Option<Duration>,
+    /// How a job uses workers: `slot`, `gang` or `moldable` (default: the scenario's, `slot`).
     #[arg(long, value_enum)]
     pub job_model: Option<JobModel>,
+    /// Physical cap of the pool, also the baselines' max (default: the policies' largest max).
     #[arg(long, value_name = "N")]
     pub max_workers: Option<u32>,
     /// Baselines to run (comma-separated); default: the scenario's, or all.
@@ -107,8 +111,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
     let loaded = scenario_for(&args)?;
     let experiment = experiment::run(&loaded, !args.no_progress)?;
     match args.format {
-        OutputFormat::Table => print!("{}", experiment.report.table(args.wide)),
-        OutputFormat::Json => println!(
+        OutputFormat::Table => out!("{}", experiment.report.table(args.wide)),
+        OutputFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&experiment.report.to_json())?
         ),

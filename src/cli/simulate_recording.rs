@@ -114,9 +114,9 @@ pub fn run(args: &SimulateArgs, path: &Path) -> anyhow::Result<i32> {
     match args.format {
         OutputFormat::Table => {
             for (_, heading, report) in &reports {
-                println!("{heading}");
-                print!("{}", report.table(args.wide));
-                println!();
+                outln!("{heading}");
+                out!("{}", report.table(args.wide));
+                outln!();
             }
         }
         OutputFormat::Json => {
@@ -125,7 +125,7 @@ pub fn run(args: &SimulateArgs, path: &Path) -> anyhow::Result<i32> {
                 .map(|(name, _, report)| serde_json::json!({ "pool": name, "report": report.to_json() }))
                 .collect();
             let doc = serde_json::json!({ "recording": origin, "pools": pools });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            outln!("{}", serde_json::to_string_pretty(&doc)?);
         }
     }
     Ok(0)
@@ -136,12 +136,12 @@ fn check(rec: &Recording, origin: &str) -> anyhow::Result<i32> {
     for warning in &report.warnings {
         eprintln!("warning: {warning}");
     }
-    println!("{}", report.summary());
+    outln!("{}", report.summary());
     for m in report.mismatches.iter().take(SHOWN_MISMATCHES) {
-        println!("{}", parity::describe(m, origin));
+        outln!("{}", parity::describe(m, origin));
     }
     if report.mismatches.len() > SHOWN_MISMATCHES {
-        println!(
+        outln!(
             "... and {} more",
             report.mismatches.len() - SHOWN_MISMATCHES
         );

@@ -38,7 +38,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     match policy::load_set(&args.paths, budget) {
         Ok(policies) => {
             for p in &policies {
-                println!(
+                outln!(
                     "ok: {} (pool `{}`, {} signal(s), mode {})",
                     p.origin,
                     p.name(),

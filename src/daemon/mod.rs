@@ -72,6 +72,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let prometheus = crate::telemetry::prometheus_builder()
         .install_recorder()
         .context("installing the metrics recorder")?;
+    crate::telemetry::describe_metrics();
     let wiring: Arc<dyn Wiring> = Arc::new(RealWiring::new());
     run_with(settings, options, wiring, Some(prometheus)).await
 }

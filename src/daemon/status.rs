@@ -1,6 +1,7 @@
 //! What `/status` shows: per pool current, desired, mode, the last reason chain, signal
 //! freshness, spend, and why a pool is held. Built from data the loop already has; never holds
 //! a credential (source names and errors are credential-free by construction in `sources`).
+//! Times are RFC 3339 UTC (`2026-11-25T09:00:00.000Z`), for people and dashboards.
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ pub struct DaemonStatus {
     #[serde(with = "humantime_serde")]
     pub tick_interval: Duration,
     pub ticks: u64,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub last_tick_at: Option<Timestamp>,
     pub policies: PolicySetStatus,
     pub state: StateStatus,
@@ -26,10 +28,12 @@ pub struct DaemonStatus {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PolicySetStatus {
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub loaded_at: Option<Timestamp>,
     pub pools: usize,
     /// Errors of the last rejected reload (empty when the last attempt succeeded).
     pub last_rejected: Vec<String>,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub last_rejected_at: Option<Timestamp>,
 }
 
@@ -39,6 +43,7 @@ pub struct StateStatus {
     /// `ok`, `missing` or `corrupt` at start.
     pub loaded: String,
     pub load_detail: Option<String>,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub last_saved_at: Option<Timestamp>,
     pub last_save_error: Option<String>,
 }
@@ -88,8 +93,10 @@ pub struct SignalView {
     /// `fresh` or `missing`.
     pub state: &'static str,
     pub demand: Option<f64>,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub observed_at: Option<Timestamp>,
     pub age_seconds: Option<f64>,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub missing_since: Option<Timestamp>,
     pub fault: Option<&'static str>,
     pub error: Option<String>,
@@ -123,6 +130,7 @@ pub struct ShadowView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ActuationView {
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub at: Timestamp,
     pub from: u32,
     pub to: u32,
@@ -135,14 +143,19 @@ pub struct ActuationView {
 pub struct DrainView {
     pub from: u32,
     pub to: u32,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub since: Timestamp,
     pub aborting: bool,
 }
 
 impl DaemonStatus {
-    /// Ready after the first complete tick, and not when the loop has stalled for more than
-    /// three tick intervals.
+    /// Ready once the policies are loaded and a first tick has completed, and not when the
+    /// loop has stalled for more than three tick intervals. (A sidecar deployment probes
+    /// liveness only, so this never takes its host pod out of a Service.)
     pub fn readiness(&self, now: Timestamp) -> Result<(), String> {
+        if self.policies.loaded_at.is_none() {
+            return Err("policies not loaded yet".into());
+        }
         let Some(last) = self.last_tick_at else {
             return Err("no complete tick yet".into());
         };
@@ -163,6 +176,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn times_are_rfc3339() {
+        let s = DaemonStatus {
+            last_tick_at: Some(Timestamp::parse_rfc3339("2026-11-25T09:00:00.250Z").unwrap()),
+            ..DaemonStatus::default()
+        };
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["last_tick_at"], "2026-11-25T09:00:00.250Z");
+        assert!(json["policies"]["loaded_at"].is_null());
+    }
+
+    #[test]
     fn ready_after_a_tick_until_the_loop_stalls_three_ticks() {
         let mut s = DaemonStatus {
             tick_interval: Duration::from_secs(5),
@@ -170,6 +194,9 @@ mod tests {
         };
         assert!(s.readiness(Timestamp::from_secs(100)).is_err());
         s.last_tick_at = Some(Timestamp::from_secs(100));
+        let why = s.readiness(Timestamp::from_secs(101)).unwrap_err();
+        assert!(why.contains("policies not loaded"), "{why}");
+        s.policies.loaded_at = Some(Timestamp::from_secs(99));
         assert!(s.readiness(Timestamp::from_secs(115)).is_ok());
         let why = s.readiness(Timestamp::from_secs(116)).unwrap_err();
         assert!(why.contains("16s"), "{why}");
