@@ -149,9 +149,9 @@ fn load_from(
         errors.extend(validate::located(&doc, &origin, check(s)));
     }
     for error in &mut errors {
-        let set_by = from_env.iter().find(|(path, _)| {
-            error.field == *path || error.field.starts_with(&format!("{path}."))
-        });
+        let set_by = from_env
+            .iter()
+            .find(|(path, _)| error.field == *path || error.field.starts_with(&format!("{path}.")));
         if let Some((_, var)) = set_by {
             error.file = format!("environment variable {var}");
             (error.line, error.column) = (None, None);
@@ -210,7 +210,9 @@ fn unknown_variable(name: &str, key: &str) -> String {
         Some(_) => {
             let closest = keys
                 .iter()
-                .max_by(|a, b| strsim::jaro_winkler(key, a).total_cmp(&strsim::jaro_winkler(key, b)))
+                .max_by(|a, b| {
+                    strsim::jaro_winkler(key, a).total_cmp(&strsim::jaro_winkler(key, b))
+                })
                 .map(|k| format!("POOLPILOT_{}", k.to_ascii_uppercase()))
                 .unwrap_or_default();
             format!("did you mean `{closest}`?")
@@ -237,7 +239,10 @@ fn check(s: &Settings) -> Vec<(String, String, Option<String>)> {
     if let Some(b) = s.global_budget
         && !(b.max_per_hour > 0.0 && b.max_per_hour <= 1e12)
     {
-        push("global_budget.max_per_hour", "must be a number > 0 (and at most 1e12)".into());
+        push(
+            "global_budget.max_per_hour",
+            "must be a number > 0 (and at most 1e12)".into(),
+        );
     }
     if !matches!(s.log_format.as_str(), "json" | "text") {
         push("log_format", "must be `json` or `text`".into());
@@ -252,11 +257,20 @@ fn check(s: &Settings) -> Vec<(String, String, Option<String>)> {
         if let Err(why) = names::dns_subdomain(&l.lease_name) {
             push("leader_election.lease_name", why);
         }
-        if l.identity.as_ref().is_some_and(|i| i.is_empty() || i.len() > 253) {
-            push("leader_election.identity", "must be 1 to 253 characters".into());
+        if l.identity
+            .as_ref()
+            .is_some_and(|i| i.is_empty() || i.len() > 253)
+        {
+            push(
+                "leader_election.identity",
+                "must be 1 to 253 characters".into(),
+            );
         }
         if l.lease_duration < Duration::from_secs(2) || l.lease_duration > hour {
-            push("leader_election.lease_duration", "must be from 2s to 1h".into());
+            push(
+                "leader_election.lease_duration",
+                "must be from 2s to 1h".into(),
+            );
         }
     }
     out
@@ -308,12 +322,18 @@ mod tests {
         let loaded = load_from(None, vars).unwrap();
         assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
         assert!(
-            loaded.warnings.iter().any(|w| w.contains("POOLPILOT_TIK")
-                && w.contains("did you mean `POOLPILOT_TICK`?")),
+            loaded.warnings.iter().any(
+                |w| w.contains("POOLPILOT_TIK") && w.contains("did you mean `POOLPILOT_TICK`?")
+            ),
             "{:?}",
             loaded.warnings
         );
-        assert!(loaded.warnings.iter().any(|w| w.contains("POOLPILOT_COLOUR")));
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.contains("POOLPILOT_COLOUR"))
+        );
     }
 
     #[test]
@@ -321,13 +341,19 @@ mod tests {
         let (_dir, path) = write("tik: 5s\nlog_format: xml\nglobal_budget: { max_per_hour: -1 }\n");
         let errors = load_from(Some(&path), env(&[])).unwrap_err();
         assert_eq!(errors.len(), 3, "{errors:?}");
-        assert!(errors[0].contains("poolpilot.yaml:1:1: tik: unknown field `tik`"), "{errors:?}");
+        assert!(
+            errors[0].contains("poolpilot.yaml:1:1: tik: unknown field `tik`"),
+            "{errors:?}"
+        );
         assert!(errors[0].contains("did you mean `tick`?"), "{errors:?}");
-        let (_dir, path) = write("tick: 1ns\nlog_format: xml\nglobal_budget: { max_per_hour: -1 }\n");
+        let (_dir, path) =
+            write("tick: 1ns\nlog_format: xml\nglobal_budget: { max_per_hour: -1 }\n");
         let errors = load_from(Some(&path), env(&[])).unwrap_err();
         assert_eq!(errors.len(), 3, "{errors:?}");
         assert!(
-            errors.iter().any(|e| e.contains("poolpilot.yaml:2:1: log_format")),
+            errors
+                .iter()
+                .any(|e| e.contains("poolpilot.yaml:2:1: log_format")),
             "{errors:?}"
         );
     }
@@ -343,8 +369,10 @@ mod tests {
         let vars = env(&[("POOLPILOT_GLOBAL_BUDGET__MAX_PR_HOUR", "3")]);
         let errors = load_from(None, vars).unwrap_err();
         assert!(
-            errors.iter().any(|e| e.contains("POOLPILOT_GLOBAL_BUDGET__MAX_PR_HOUR")
-                && e.contains("did you mean `max_per_hour`?")),
+            errors
+                .iter()
+                .any(|e| e.contains("POOLPILOT_GLOBAL_BUDGET__MAX_PR_HOUR")
+                    && e.contains("did you mean `max_per_hour`?")),
             "{errors:?}"
         );
     }
@@ -363,7 +391,10 @@ mod tests {
             "leader_election.lease_name",
             "leader_election.lease_duration",
         ] {
-            assert!(errors.contains(&format!(": {field}: ")), "{field}: {errors}");
+            assert!(
+                errors.contains(&format!(": {field}: ")),
+                "{field}: {errors}"
+            );
         }
         let (_dir, path) = write("state_path: /\n");
         assert!(load_from(Some(&path), env(&[])).is_err());
@@ -372,7 +403,10 @@ mod tests {
     #[test]
     fn alias_bombs_second_documents_and_huge_files_are_refused() {
         let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
-        for (name, prev) in ["b", "c", "d", "e", "f", "g", "h", "i"].iter().zip(["a", "b", "c", "d", "e", "f", "g", "h"]) {
+        for (name, prev) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+            .iter()
+            .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+        {
             bomb.push_str(&format!("{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
         }
         let (_dir, path) = write(&bomb);
@@ -380,7 +414,10 @@ mod tests {
         assert!(errors[0].contains("expands to more than"), "{errors:?}");
         let (_dir, path) = write("tick: 5s\n---\ntick: 6s\n");
         let errors = load_from(Some(&path), env(&[])).unwrap_err();
-        assert!(errors[0].contains(":2:1: a second YAML document"), "{errors:?}");
+        assert!(
+            errors[0].contains(":2:1: a second YAML document"),
+            "{errors:?}"
+        );
         let (_dir, path) = write(&format!("tick: 5s\n#{}\n", "x".repeat(2 << 20)));
         let errors = load_from(Some(&path), env(&[])).unwrap_err();
         assert!(errors[0].contains("larger than 1024 KiB"), "{errors:?}");

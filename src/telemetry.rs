@@ -65,37 +65,149 @@ pub const DESCRIPTIONS: &[(&str, Kind, &str)] = {
     use Kind::*;
     use names::*;
     &[
-        (POOL_DESIRED_WORKERS, Gauge, "Workers the engine decided the pool should have."),
-        (POOL_CURRENT_WORKERS, Gauge, "Workers the platform reports as requested."),
-        (POOL_READY_WORKERS, Gauge, "Workers the platform reports as ready."),
-        (POOL_SPEND_TOTAL, Gauge, "Money spent on the pool's workers since the state began (policy currency)."),
-        (DECISIONS_TOTAL, Counter, "Engine decisions, by pool and the reason that set the number."),
-        (SOURCE_ERRORS_TOTAL, Counter, "Failed or timed-out signal polls, by pool, source and fault."),
+        (
+            POOL_DESIRED_WORKERS,
+            Gauge,
+            "Workers the engine decided the pool should have.",
+        ),
+        (
+            POOL_CURRENT_WORKERS,
+            Gauge,
+            "Workers the platform reports as requested.",
+        ),
+        (
+            POOL_READY_WORKERS,
+            Gauge,
+            "Workers the platform reports as ready.",
+        ),
+        (
+            POOL_SPEND_TOTAL,
+            Gauge,
+            "Money spent on the pool's workers since the state began (policy currency).",
+        ),
+        (
+            DECISIONS_TOTAL,
+            Counter,
+            "Engine decisions, by pool and the reason that set the number.",
+        ),
+        (
+            SOURCE_ERRORS_TOTAL,
+            Counter,
+            "Failed or timed-out signal polls, by pool, source and fault.",
+        ),
         (SOURCE_POLL_SECONDS, Histogram, "Time one signal poll took."),
-        (SIGNAL_DEMAND, Gauge, "Demand the signal reported at the last good poll, in its units."),
-        (ACTUATIONS_TOTAL, Counter, "Pool size changes sent to the platform, by outcome."),
-        (ACTUATION_SECONDS, Histogram, "Time one pool size change took."),
-        (DRAINS_TOTAL, Counter, "Drains (scale-downs with work on the victims), by method and outcome."),
-        (DRAIN_DURATION_SECONDS, Histogram, "Time from the start of a drain to its outcome."),
-        (ACTUATOR_CALL_DURATION_SECONDS, Histogram, "Time one platform call took, by platform, op and outcome."),
-        (ACTUATOR_CALLS_TOTAL, Counter, "Platform calls, by platform, op and outcome."),
-        (ACTUATOR_RETRIES_TOTAL, Counter, "Platform calls retried, by platform, op and error."),
-        (BUDGET_SPEND_PER_HOUR, Gauge, "Current pool sizes times prices, across pools."),
-        (BUDGET_LIMIT_PER_HOUR, Gauge, "The global budget per hour from the settings."),
+        (
+            SIGNAL_DEMAND,
+            Gauge,
+            "Demand the signal reported at the last good poll, in its units.",
+        ),
+        (
+            ACTUATIONS_TOTAL,
+            Counter,
+            "Pool size changes sent to the platform, by outcome.",
+        ),
+        (
+            ACTUATION_SECONDS,
+            Histogram,
+            "Time one pool size change took.",
+        ),
+        (
+            DRAINS_TOTAL,
+            Counter,
+            "Drains (scale-downs with work on the victims), by method and outcome.",
+        ),
+        (
+            DRAIN_DURATION_SECONDS,
+            Histogram,
+            "Time from the start of a drain to its outcome.",
+        ),
+        (
+            ACTUATOR_CALL_DURATION_SECONDS,
+            Histogram,
+            "Time one platform call took, by platform, op and outcome.",
+        ),
+        (
+            ACTUATOR_CALLS_TOTAL,
+            Counter,
+            "Platform calls, by platform, op and outcome.",
+        ),
+        (
+            ACTUATOR_RETRIES_TOTAL,
+            Counter,
+            "Platform calls retried, by platform, op and error.",
+        ),
+        (
+            BUDGET_SPEND_PER_HOUR,
+            Gauge,
+            "Current pool sizes times prices, across pools.",
+        ),
+        (
+            BUDGET_LIMIT_PER_HOUR,
+            Gauge,
+            "The global budget per hour from the settings.",
+        ),
         (TICK_SECONDS, Histogram, "Time one control-loop tick took."),
-        (POLICY_RELOADS_TOTAL, Counter, "Policy directory reloads, by outcome."),
-        (LEADER, Gauge, "1 when this replica may actuate (always 1 without leader election)."),
-        (SIGNAL_UP, Gauge, "1 when the signal's last poll answered, 0 when it failed."),
-        (POOL_STATUS_UP, Gauge, "1 when the pool's size could be read this tick (0: the pool is held)."),
-        (POOL_STATUS_ERRORS_TOTAL, Counter, "Failed reads of a pool's size, by error kind."),
-        (POOL_DRAINS_IN_FLIGHT, Gauge, "Drains under way for the pool."),
-        (STATE_LOADS_TOTAL, Counter, "State file loads at start, by outcome (ok, missing, corrupt)."),
+        (
+            POLICY_RELOADS_TOTAL,
+            Counter,
+            "Policy directory reloads, by outcome.",
+        ),
+        (
+            LEADER,
+            Gauge,
+            "1 when this replica may actuate (always 1 without leader election).",
+        ),
+        (
+            SIGNAL_UP,
+            Gauge,
+            "1 when the signal's last poll answered, 0 when it failed.",
+        ),
+        (
+            POOL_STATUS_UP,
+            Gauge,
+            "1 when the pool's size could be read this tick (0: the pool is held).",
+        ),
+        (
+            POOL_STATUS_ERRORS_TOTAL,
+            Counter,
+            "Failed reads of a pool's size, by error kind.",
+        ),
+        (
+            POOL_DRAINS_IN_FLIGHT,
+            Gauge,
+            "Drains under way for the pool.",
+        ),
+        (
+            STATE_LOADS_TOTAL,
+            Counter,
+            "State file loads at start, by outcome (ok, missing, corrupt).",
+        ),
         (STATE_SAVES_TOTAL, Counter, "State file writes, by outcome."),
-        (POLICY_ERRORS_TOTAL, Counter, "Individual policy errors found by rejected reloads."),
-        (LAST_TICK_TIMESTAMP_SECONDS, Gauge, "Unix time of the last complete tick."),
-        (SHADOW_WORKERS, Gauge, "Workers a shadow or dry-run pool would run if it enforced."),
-        (SHADOW_COST_PER_HOUR, Gauge, "What the would-be pool costs per hour."),
-        (SHADOW_EST_QUEUE_WAIT_SECONDS, Gauge, "Estimated wait of newly queued work on the would-be pool."),
+        (
+            POLICY_ERRORS_TOTAL,
+            Counter,
+            "Individual policy errors found by rejected reloads.",
+        ),
+        (
+            LAST_TICK_TIMESTAMP_SECONDS,
+            Gauge,
+            "Unix time of the last complete tick.",
+        ),
+        (
+            SHADOW_WORKERS,
+            Gauge,
+            "Workers a shadow or dry-run pool would run if it enforced.",
+        ),
+        (
+            SHADOW_COST_PER_HOUR,
+            Gauge,
+            "What the would-be pool costs per hour.",
+        ),
+        (
+            SHADOW_EST_QUEUE_WAIT_SECONDS,
+            Gauge,
+            "Estimated wait of newly queued work on the would-be pool.",
+        ),
     ]
 };
 

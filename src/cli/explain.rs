@@ -95,7 +95,8 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<i32> {
             );
             outln!(
                 "  current {} -> desired {}",
-                decision.current, decision.desired
+                decision.current,
+                decision.desired
             );
             for (i, r) in decision.reasons.iter().enumerate() {
                 outln!("  {}. [{}] {r}", i + 1, r.label());

@@ -98,7 +98,10 @@ mod tests {
                 }
             }
             for sub in cmd.get_subcommands() {
-                if sub.get_about().is_none_or(|a| a.to_string().trim().is_empty()) {
+                if sub
+                    .get_about()
+                    .is_none_or(|a| a.to_string().trim().is_empty())
+                {
                     missing.push(format!("{path} {} (the subcommand)", sub.get_name()));
                 }
                 walk(sub, &format!("{path} {}", sub.get_name()), missing);

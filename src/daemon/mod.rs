@@ -85,8 +85,7 @@ pub async fn run_with(
     prometheus: Option<PrometheusHandle>,
 ) -> anyhow::Result<()> {
     // Settings::load checks this too; settings built in code must not bypass it.
-    state::check_path(&settings.state_path)
-        .map_err(|why| anyhow::anyhow!("state_path: {why}"))?;
+    state::check_path(&settings.state_path).map_err(|why| anyhow::anyhow!("state_path: {why}"))?;
     let clock: Arc<dyn Clock> = Arc::new(WallClock);
     let board = Arc::new(RwLock::new(DaemonStatus::default()));
     let mut watcher = PolicyWatcher::new(

@@ -302,7 +302,11 @@ mod tests {
         // Only inspected: check_path refuses before save would open anything.
         let why = check_path(Path::new("/dev/null")).unwrap_err();
         assert!(why.contains("not a regular file"), "{why}");
-        assert!(check_path(Path::new("/")).unwrap_err().contains("names no file"));
+        assert!(
+            check_path(Path::new("/"))
+                .unwrap_err()
+                .contains("names no file")
+        );
         let dir = tempfile::tempdir().unwrap();
         let why = check_path(dir.path()).unwrap_err();
         assert!(why.contains("is a directory"), "{why}");
@@ -336,7 +340,12 @@ mod tests {
         std::os::unix::fs::symlink("state-real.json", &link).unwrap();
         assert_eq!(check_path(&link).unwrap(), real);
         save(&link, &sample()).unwrap();
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert!(matches!(load(&real), Loaded::Ok(_)));
     }
 

@@ -3,9 +3,9 @@
 
 use super::model::*;
 use super::problem::{Problem, check_url, problem};
-use super::{names, ranges};
 use super::schedule::Schedule;
 use super::source::{NotOneKind, SourceKind};
+use super::{names, ranges};
 
 /// The HPA's API limits for stabilization windows and rate-limit periods.
 const MAX_WINDOW_SECS: u64 = 3600;

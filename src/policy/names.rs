@@ -91,7 +91,14 @@ mod tests {
         for good in ["airflow", "a", "trino-workers-2", &"a".repeat(63)] {
             assert!(dns_label(good).is_ok(), "{good}");
         }
-        for bad in ["", "Not A Valid NS!", "-airflow", "airflow-", "Airflow", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Not A Valid NS!",
+            "-airflow",
+            "airflow-",
+            "Airflow",
+            &"a".repeat(64),
+        ] {
             assert!(dns_label(bad).is_err(), "{bad}");
         }
         assert!(dns_subdomain("spark.workers-1").is_ok());

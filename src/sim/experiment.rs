@@ -388,7 +388,12 @@ mod tests {
         let one_year = Workload::new(vec![job(0), job(year)], "a.swf".into());
         assert!(check_replay_ticks(&one_year, tick).is_ok());
         let nine_years = Workload::new(vec![job(0), job(9 * year)], "b.swf".into());
-        let error = check_replay_ticks(&nine_years, tick).unwrap_err().to_string();
-        assert!(error.contains("b.swf") && error.contains("max_jobs"), "{error}");
+        let error = check_replay_ticks(&nine_years, tick)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("b.swf") && error.contains("max_jobs"),
+            "{error}"
+        );
     }
 }

@@ -217,10 +217,13 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Scenario> {
             error.message
         )
     })?;
-    let (scenario, mut errors) =
-        policy::validate::deserialize_all::<Scenario>(&document, origin);
+    let (scenario, mut errors) = policy::validate::deserialize_all::<Scenario>(&document, origin);
     if let Some(scenario) = &scenario {
-        errors.extend(policy::validate::located(&document, origin, check(scenario)));
+        errors.extend(policy::validate::located(
+            &document,
+            origin,
+            check(scenario),
+        ));
     }
     match scenario {
         Some(scenario) if errors.is_empty() => Ok(scenario),
@@ -273,13 +276,19 @@ fn check(scenario: &Scenario) -> Vec<(String, String, Option<String>)> {
     }
     let pool = &scenario.pool;
     if !(pool.worker_capacity > 0.0 && pool.worker_capacity <= 1e6) {
-        push("pool.worker_capacity", "must be a number > 0 and at most 1e6".into());
+        push(
+            "pool.worker_capacity",
+            "must be a number > 0 and at most 1e6".into(),
+        );
     }
     if pool.boot_time > day {
         push("pool.boot_time", "must be at most 1 day".into());
     }
     if !(pool.price_per_worker_hour >= 0.0 && pool.price_per_worker_hour <= 1e9) {
-        push("pool.price_per_worker_hour", "must be a number from 0 to 1e9".into());
+        push(
+            "pool.price_per_worker_hour",
+            "must be a number from 0 to 1e9".into(),
+        );
     }
     if pool
         .max_workers
@@ -292,13 +301,19 @@ fn check(scenario: &Scenario) -> Vec<(String, String, Option<String>)> {
     }
     let settings = &scenario.baseline_settings;
     if settings.termination_grace.is_some_and(|g| g > day) {
-        push("baseline_settings.termination_grace", "must be at most 1 day".into());
+        push(
+            "baseline_settings.termination_grace",
+            "must be at most 1 day".into(),
+        );
     }
     if settings
         .keda_concurrency
         .is_some_and(|c| !(c > 0.0 && c <= 1e6))
     {
-        push("baseline_settings.keda_concurrency", "must be a number > 0 and at most 1e6".into());
+        push(
+            "baseline_settings.keda_concurrency",
+            "must be a number > 0 and at most 1e6".into(),
+        );
     }
     for (row, metrics) in &scenario.expect {
         for (metric, [low, high]) in metrics {
@@ -311,7 +326,10 @@ fn check(scenario: &Scenario) -> Vec<(String, String, Option<String>)> {
         }
     }
     if scenario.policies.is_empty() && scenario.baselines.is_empty() {
-        push("baselines", "nothing to simulate: no policies and no baselines".into());
+        push(
+            "baselines",
+            "nothing to simulate: no policies and no baselines".into(),
+        );
     }
     out
 }
@@ -414,22 +432,42 @@ pool: { engine: generic, worker_capacity: 4, boot_time: 60s }
     fn out_of_range_values_are_every_one_reported_with_file_and_line() {
         let text = format!(
             "{}tick: 1ns\nexpect: {{ hpa: {{ cost: [2, 1] }} }}\n",
-            MINIMAL.replace("boot_time: 60s", "boot_time: 60s, price_per_worker_hour: -1")
+            MINIMAL.replace(
+                "boot_time: 60s",
+                "boot_time: 60s, price_per_worker_hour: -1"
+            )
         );
         let error = parse(&text, "m.yaml").unwrap_err().to_string();
-        assert!(error.contains("m.yaml:3:") && error.contains("pool.price_per_worker_hour"), "{error}");
-        assert!(error.contains("m.yaml:4:1: tick: must be from 1s to 1h"), "{error}");
-        assert!(error.contains("expect.hpa.cost: [2, 1] is not a range"), "{error}");
+        assert!(
+            error.contains("m.yaml:3:") && error.contains("pool.price_per_worker_hour"),
+            "{error}"
+        );
+        assert!(
+            error.contains("m.yaml:4:1: tick: must be from 1s to 1h"),
+            "{error}"
+        );
+        assert!(
+            error.contains("expect.hpa.cost: [2, 1] is not a range"),
+            "{error}"
+        );
         let generated = "workload:\n  generate:\n    seed: 1\n    duration: 100000d\n    \
             arrivals_per_hour: 1e9\n    diurnal: { peak_to_mean: 1.5, peak_hour: 25 }\n    \
             runtime: { median: 1m }\n    width: 1\npool: { engine: generic, worker_capacity: 4, boot_time: 60s }\n";
         let error = parse(generated, "g.yaml").unwrap_err().to_string();
-        assert!(error.contains("g.yaml:2:3: workload.generate: duration must be at most 366d"), "{error}");
-        let error = parse(&generated.replace("100000d", "1d"), "g.yaml").unwrap_err().to_string();
-        assert!(error.contains("more than 2000000 jobs"), "{error}");
-        let error = parse(&generated.replace("100000d", "1d").replace("1e9", "10"), "g.yaml")
+        assert!(
+            error.contains("g.yaml:2:3: workload.generate: duration must be at most 366d"),
+            "{error}"
+        );
+        let error = parse(&generated.replace("100000d", "1d"), "g.yaml")
             .unwrap_err()
             .to_string();
+        assert!(error.contains("more than 2000000 jobs"), "{error}");
+        let error = parse(
+            &generated.replace("100000d", "1d").replace("1e9", "10"),
+            "g.yaml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("peak_hour must be in [0, 24]"), "{error}");
     }
 

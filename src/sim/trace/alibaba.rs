@@ -68,14 +68,35 @@ pub fn parse(text: &str, name: &str, kappa: f64) -> anyhow::Result<Workload> {
         let span = limits::MAX_SPAN_SECS as f64;
         let (create, end) = (number(0)?, number(1)?);
         // Relative seconds; tasks created before the window are negative in the real trace.
-        limits::check(name, line, "task_create_time (column 1)", create, -span, span)?;
+        limits::check(
+            name,
+            line,
+            "task_create_time (column 1)",
+            create,
+            -span,
+            span,
+        )?;
         limits::check(name, line, "task_end_time (column 2)", end, -span, span)?;
         let (create, end) = (create as i64, end as i64);
         let instances = number(4)?;
         let max_width = limits::MAX_WIDTH_UNITS;
-        limits::check(name, line, "number_of_instances (column 5)", instances, 0.0, max_width)?;
+        limits::check(
+            name,
+            line,
+            "number_of_instances (column 5)",
+            instances,
+            0.0,
+            max_width,
+        )?;
         let plan_cpu = number(6)?;
-        limits::check(name, line, "plan_cpu (column 7)", plan_cpu, 0.0, max_width * 100.0)?;
+        limits::check(
+            name,
+            line,
+            "plan_cpu (column 7)",
+            plan_cpu,
+            0.0,
+            max_width * 100.0,
+        )?;
         let cores = instances * plan_cpu / 100.0;
         limits::check(name, line, "cores of the task", cores, 0.0, max_width)?;
         if end <= create || cores <= 0.0 {
@@ -148,10 +169,16 @@ task_create_time, task_end_time, job_id, task_id,number_of_instances, status, nu
     fn impossible_times_are_refused_with_file_line_and_column() {
         let end = "100,18446744073709551616,7,1,4,Terminated,50,0.01\n";
         let error = format!("{:#}", parse(end, "t.csv", 1.0).unwrap_err());
-        assert!(error.contains("t.csv:1: task_end_time (column 2)"), "{error}");
+        assert!(
+            error.contains("t.csv:1: task_end_time (column 2)"),
+            "{error}"
+        );
         let start = "999999999999,999999999999,7,1,4,Terminated,50,0.01\n";
         let error = format!("{:#}", parse(start, "t.csv", 1.0).unwrap_err());
-        assert!(error.contains("t.csv:1: task_create_time (column 1)"), "{error}");
+        assert!(
+            error.contains("t.csv:1: task_create_time (column 1)"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -104,7 +104,10 @@ impl GeneratorSpec {
         anyhow::ensure!(!self.duration.is_zero(), "duration must be > 0");
         // Bounds so a generator's cost follows what it is asked for, within reason.
         let max_duration = Duration::from_secs(366 * 86_400);
-        anyhow::ensure!(self.duration <= max_duration, "duration must be at most 366d");
+        anyhow::ensure!(
+            self.duration <= max_duration,
+            "duration must be at most 366d"
+        );
         let hours = self.duration.as_secs_f64() / 3600.0;
         let max_jobs = super::limits::MAX_JOBS as f64;
         anyhow::ensure!(
@@ -133,7 +136,10 @@ impl GeneratorSpec {
             self.runtime.median <= max_runtime && self.runtime.max.is_none_or(|m| m <= max_runtime),
             "runtime.median and runtime.max must be at most 366d"
         );
-        anyhow::ensure!(self.runtime.sigma <= 10.0, "runtime.sigma must be at most 10");
+        anyhow::ensure!(
+            self.runtime.sigma <= 10.0,
+            "runtime.sigma must be at most 10"
+        );
         let widths: Vec<f64> = match &self.width {
             WidthSpec::Fixed(w) => vec![*w],
             WidthSpec::Choices { choices } => choices.iter().map(|c| c.width).collect(),

@@ -223,8 +223,7 @@ pub fn read_trace(
 
 /// A file's bytes, refused when larger than [`limits::MAX_TEXT_BYTES`].
 fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut bytes = Vec::new();
     file.take(limits::MAX_TEXT_BYTES + 1)
         .read_to_end(&mut bytes)

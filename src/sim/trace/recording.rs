@@ -80,7 +80,13 @@ pub fn pool_workload(
         if tick.pool != pool.name {
             continue;
         }
-        check_time(name, *number, tick.at, curve.first().map(|c| c.0), curve.last().map(|c| c.0))?;
+        check_time(
+            name,
+            *number,
+            tick.at,
+            curve.first().map(|c| c.0),
+            curve.last().map(|c| c.0),
+        )?;
         for (i, s) in tick.signals.iter().enumerate().take(per_signal.len()) {
             if matches!(s, Signal::Value { .. }) {
                 per_signal[i] += 1;
@@ -90,7 +96,14 @@ pub fn pool_workload(
         if let Some(workers) = need {
             readings += 1;
             let level = (workers * unit - 1e-9).ceil().max(0.0);
-            limits::check(name, *number, "demand (in units of signal 0)", level, 0.0, limits::MAX_WIDTH_UNITS)?;
+            limits::check(
+                name,
+                *number,
+                "demand (in units of signal 0)",
+                level,
+                0.0,
+                limits::MAX_WIDTH_UNITS,
+            )?;
             rises += (level as u64).saturating_sub(last_level);
             last_level = level as u64;
             limits::check_jobs(name, rises as usize)?;
@@ -230,7 +243,10 @@ mod tests {
     #[test]
     fn impossible_ticks_are_refused_with_file_line_and_field() {
         let error = |ticks: &[(i64, f64)]| {
-            format!("{:#}", workload_from_text(&one_pool(ticks), "r.jsonl", None).unwrap_err())
+            format!(
+                "{:#}",
+                workload_from_text(&one_pool(ticks), "r.jsonl", None).unwrap_err()
+            )
         };
         let e = error(&[(0, 1.0), (1000, 1e7)]);
         assert!(e.contains("r.jsonl:3: demand"), "{e}");
@@ -240,7 +256,14 @@ mod tests {
         assert!(e.contains("r.jsonl:2: at -5 is before 1970"), "{e}");
         let e = error(&[(0, 1.0), (999_999_999_999_999, 1.0)]);
         assert!(e.contains("r.jsonl:3: at 999999999999999"), "{e}");
-        assert!(workload_from_text(&one_pool(&[(0, 2.0), (4_294_967_296, 1.0)]), "r.jsonl", None).is_ok());
+        assert!(
+            workload_from_text(
+                &one_pool(&[(0, 2.0), (4_294_967_296, 1.0)]),
+                "r.jsonl",
+                None
+            )
+            .is_ok()
+        );
     }
 
     #[test]

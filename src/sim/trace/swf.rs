@@ -106,11 +106,32 @@ pub fn parse(text: &str, name: &str) -> anyhow::Result<SwfLog> {
         if runtime > 0 && procs > 0 {
             let line = index + 1;
             let span = limits::MAX_SPAN_SECS as f64;
-            limits::check(name, line, "submit time (field 2)", fields[1] as f64, 0.0, span)?;
+            limits::check(
+                name,
+                line,
+                "submit time (field 2)",
+                fields[1] as f64,
+                0.0,
+                span,
+            )?;
             let max_runtime = limits::MAX_RUNTIME_SECS as f64;
-            limits::check(name, line, "run time (field 4)", runtime as f64, 1.0, max_runtime)?;
+            limits::check(
+                name,
+                line,
+                "run time (field 4)",
+                runtime as f64,
+                1.0,
+                max_runtime,
+            )?;
             let max_width = limits::MAX_WIDTH_UNITS;
-            limits::check(name, line, "processors (field 5/8)", procs as f64, 1.0, max_width)?;
+            limits::check(
+                name,
+                line,
+                "processors (field 5/8)",
+                procs as f64,
+                1.0,
+                max_width,
+            )?;
             jobs.push(SwfJob {
                 number: fields[0],
                 submit: fields[1],
@@ -138,7 +159,10 @@ fn read_header_line(comment: &str, header: &mut SwfHeader) {
     match key.trim() {
         // 1970 to 2100: anything else is not a real start (and would overflow).
         "UnixStartTime" => {
-            header.unix_start_time = value.parse().ok().filter(|t| (0..4_102_444_800).contains(t))
+            header.unix_start_time = value
+                .parse()
+                .ok()
+                .filter(|t| (0..4_102_444_800).contains(t))
         }
         "TimeZone" => header.time_zone = value.parse().ok(),
         "TimeZoneString" => header.time_zone_string = Some(value.to_string()),
@@ -210,7 +234,10 @@ mod tests {
         let far = "1 0 10 10 4 -1 -1 4 -1 -1 1 1 1 -1 -1 -1 -1 -1\n\
                    2 99999999999 10 10 4 -1 -1 4 -1 -1 1 1 1 -1 -1 -1 -1 -1\n";
         let error = format!("{:#}", parse(far, "far.swf").unwrap_err());
-        assert!(error.contains("far.swf:2: submit time (field 2)"), "{error}");
+        assert!(
+            error.contains("far.swf:2: submit time (field 2)"),
+            "{error}"
+        );
     }
 
     #[test]
