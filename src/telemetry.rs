@@ -223,6 +223,52 @@ pub fn describe_metrics() {
     }
 }
 
+/// Identical warnings (same key) are logged at most once per [`WARN_EVERY`]; the ones held back
+/// are counted and the next one logged says how many. Missing AWS credentials otherwise log
+/// the same retry warning for every pool on every tick.
+pub const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Per key: when it was last logged and how many were held back since.
+#[derive(Debug, Default)]
+pub struct WarnThrottle {
+    seen: std::sync::Mutex<std::collections::HashMap<String, (crate::time::Timestamp, u64)>>,
+}
+
+impl WarnThrottle {
+    /// Keys kept at most; past that the table starts over (a burst of distinct errors must
+    /// not grow memory without bound).
+    const MAX_KEYS: usize = 1024;
+
+    /// `Some(held back since the last one)` when a warning with `key` should be logged at `now`.
+    pub fn check(&self, key: &str, now: crate::time::Timestamp) -> Option<u64> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= Self::MAX_KEYS && !seen.contains_key(key) {
+            seen.clear();
+        }
+        match seen.get_mut(key) {
+            Some((last, held)) if now.since(*last) < WARN_EVERY => {
+                *held += 1;
+                None
+            }
+            Some((last, held)) => {
+                let suppressed = *held;
+                (*last, *held) = (now, 0);
+                Some(suppressed)
+            }
+            None => {
+                seen.insert(key.to_string(), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+/// The process-wide throttle, on the wall clock.
+pub fn warn_allowed(key: &str) -> Option<u64> {
+    static THROTTLE: std::sync::LazyLock<WarnThrottle> = std::sync::LazyLock::new(Default::default);
+    THROTTLE.check(key, crate::time::Timestamp::now())
+}
+
 /// Upper bounds (seconds) of every duration histogram: 5 ms (a local poll) to 1 h (a long drain).
 pub const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
@@ -256,6 +302,20 @@ pub fn init_tracing(json: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identical_warnings_are_held_back_and_counted() {
+        use crate::time::Timestamp;
+        let throttle = WarnThrottle::default();
+        let t = |s| Timestamp::from_secs(s);
+        assert_eq!(throttle.check("aws: no credentials", t(0)), Some(0));
+        for s in 1..10 {
+            assert_eq!(throttle.check("aws: no credentials", t(s * 10)), None);
+        }
+        assert_eq!(throttle.check("other", t(50)), Some(0), "keys are apart");
+        assert_eq!(throttle.check("aws: no credentials", t(300)), Some(9));
+        assert_eq!(throttle.check("aws: no credentials", t(301)), None);
+    }
 
     #[test]
     fn every_metric_name_has_help() {

@@ -91,7 +91,10 @@ where
 
 /// Counts and logs one retry of `action` (the `notify` hook of the backoff).
 pub(crate) fn note_retry(action: &'static str, error: &ActuatorError, delay: Duration) {
-    tracing::warn!(action, reason = error.label(), delay_ms = delay.as_millis() as u64, %error, "AWS call failed; retrying");
+    let key = format!("aws {action} {error}");
+    if let Some(suppressed) = crate::telemetry::warn_allowed(&key) {
+        tracing::warn!(action, reason = error.label(), delay_ms = delay.as_millis() as u64, %error, suppressed, "AWS call failed; retrying (identical warnings at most every 5 min; `suppressed` since the last)");
+    }
     metrics::counter!(names::ACTUATOR_RETRIES_TOTAL, "platform" => "aws_asg", "op" => action, "reason" => error.label())
         .increment(1);
 }
