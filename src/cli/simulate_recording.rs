@@ -8,6 +8,7 @@ use std::path::Path;
 use super::simulate::{OutputFormat, SimulateArgs, from_trace};
 use crate::policy::{self, Policy};
 use crate::sim::recording::{self, RecordLine, RecordedPool, Recording};
+use crate::sim::run::Clock;
 use crate::sim::{experiment, parity, plot, trace};
 
 /// Mismatches shown in full; the rest are counted.
@@ -101,7 +102,13 @@ pub fn run(args: &SimulateArgs, path: &Path) -> anyhow::Result<i32> {
             s.pool.price_per_worker_hour,
             humantime::format_duration(s.tick),
         );
-        let experiment = experiment::run_on(&loaded, vec![policy], workload, !args.no_progress)?;
+        let experiment = experiment::run_on(
+            &loaded,
+            vec![policy],
+            workload,
+            !args.no_progress,
+            Clock::SkipQuiet,
+        )?;
         if let Some(dir) = &args.out {
             plot::write_outputs(&dir.join(&pool.name), &experiment)?;
         }

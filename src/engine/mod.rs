@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use decide::decide;
-pub use memory::{Memory, PoolMemory};
+pub use memory::{Memory, PoolMemory, Recommendation};
 pub use reason::{Direction, MissingAction, Reason};
 pub use rules::PoolRules;
 pub use signal::{Signal, SignalFault};

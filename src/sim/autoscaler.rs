@@ -2,7 +2,9 @@
 //! test, and the HPA baseline as a built-in policy with HPA defaults), KEDA's 0↔1 logic in
 //! front of that HPA, or a static size.
 
-use crate::engine::{self, Memory, PoolObservation, PoolRules, Signal, WorkerCounts, World};
+use crate::engine::{
+    self, Memory, PoolObservation, PoolRules, Recommendation, Signal, WorkerCounts, World,
+};
 use crate::policy::{DrainMethod, Mode, OnDrainTimeout, Policy};
 use crate::time::Timestamp;
 
@@ -33,6 +35,15 @@ pub trait Autoscaler {
     ) -> Option<Action>;
     /// The pool applied a change (feeds cooldowns and rate limits).
     fn actuated(&mut self, from: u32, to: u32, now: Timestamp);
+    /// Asked after a `decide` that returned `None`: would every later tick return `None` too
+    /// while demand and workers stay as they are? Then the replay skips to the pool's next
+    /// event. `false` (tick through) is always correct.
+    fn settled(&self) -> bool {
+        false
+    }
+    /// The replay did not call `decide` at the ticks from `from` up to (not including) `to`,
+    /// all while settled: bring memory to where those calls would have left it.
+    fn skipped(&mut self, _from: Timestamp, _to: Timestamp) {}
 }
 
 /// `engine::step` with one pool's rules, exactly as the daemon calls it.
@@ -42,6 +53,9 @@ pub struct EngineAutoscaler {
     memory: Memory,
     period_ms: i64,
     scale_down: ScaleDown,
+    /// Set by a `decide` after which the engine holds until its inputs change: the size it
+    /// recommended (and would record at each later tick).
+    settled: Option<u32>,
 }
 
 impl EngineAutoscaler {
@@ -95,6 +109,7 @@ impl EngineAutoscaler {
             memory: Memory::default(),
             period_ms,
             scale_down,
+            settled: None,
         }
     }
 
@@ -132,9 +147,11 @@ impl Autoscaler for EngineAutoscaler {
             };
         }
         observation.workers = workers;
+        self.settled = None;
         let decision = engine::step(&self.rules, &self.world, &mut self.memory, now).pop()?;
         // Shadow policies are simulated as if enforced: that is what a dry run is for.
         if decision.mode == Mode::Paused || decision.desired == decision.current {
+            self.settled = self.settled_at(now, decision.current, decision.mode);
             return None;
         }
         let reason = decision
@@ -153,6 +170,54 @@ impl Autoscaler for EngineAutoscaler {
     fn actuated(&mut self, from: u32, to: u32, now: Timestamp) {
         let name = &self.rules[0].name;
         self.memory.record_actuation(name, from, to, now);
+        self.settled = None;
+    }
+
+    fn settled(&self) -> bool {
+        self.settled.is_some()
+    }
+
+    fn skipped(&mut self, from: Timestamp, to: Timestamp) {
+        let Some(workers) = self.settled.take() else {
+            return;
+        };
+        if self.rules[0].mode == Mode::Paused {
+            return;
+        }
+        // Each skipped tick would have recorded the same recommendation; only those the
+        // stabilization windows can still see at `to` matter.
+        let keep = self.rules[0].scale_up.stabilization.max(self.rules[0].scale_down.stabilization);
+        let oldest = to.0 - keep.as_millis() as i64 - self.period_ms;
+        let first = if from.0 > oldest {
+            from.0
+        } else {
+            from.0 + ((oldest - from.0) as u64).div_ceil(self.period_ms as u64) as i64 * self.period_ms
+        };
+        let name = self.rules[0].name.clone();
+        let recs = &mut self.memory.pool_mut(&name).recommendations;
+        for at in (first..to.0).step_by(self.period_ms.max(1) as usize) {
+            recs.push_back(Recommendation { at: Timestamp(at), workers });
+        }
+    }
+}
+
+impl EngineAutoscaler {
+    /// The engine holds at every later tick with the same demand and workers when nothing in
+    /// the pipeline depends on the clock alone: the recommendation it just recorded is the
+    /// current size (then stabilization returns the current size whatever the window holds,
+    /// and cooldowns, rate limits, the flap budget and boot-awareness only ever hold), and no
+    /// schedule can change the floor. A paused pool always holds.
+    fn settled_at(&self, now: Timestamp, current: u32, mode: Mode) -> Option<u32> {
+        if mode == Mode::Paused {
+            return Some(current);
+        }
+        let rules = &self.rules[0];
+        if !rules.schedules.is_empty() {
+            return None;
+        }
+        let memory = self.memory.pools.get(&rules.name)?;
+        let last = memory.recommendations.back()?;
+        (last.at == now && last.workers == current).then_some(current)
     }
 }
 
@@ -267,6 +332,10 @@ impl Autoscaler for StaticAutoscaler {
     }
 
     fn actuated(&mut self, _: u32, _: u32, _: Timestamp) {}
+
+    fn settled(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

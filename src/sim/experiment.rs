@@ -15,7 +15,7 @@ use super::pool::PoolConfig;
 use super::pool::workers::JobModel;
 use super::removal;
 use super::report::{CONVENTIONS, Header, Report, Row, RowInputs, RowKind, attribution};
-use super::run::{Actuation, replay};
+use super::run::{Actuation, Clock, replay_with};
 use super::scenario::{Baseline, LoadedScenario};
 use super::timeline::Timeline;
 use super::trace::{self, ReadOptions, TraceFormat, Workload, to_centi};
@@ -61,9 +61,14 @@ pub fn load_workload(loaded: &LoadedScenario) -> anyhow::Result<Workload> {
 
 /// Runs the whole scenario. `progress`: draw bars (only ever on a terminal).
 pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment> {
+    run_with(loaded, progress, Clock::SkipQuiet)
+}
+
+/// [`run`] with a chosen replay clock (tests compare both).
+pub fn run_with(loaded: &LoadedScenario, progress: bool, clock: Clock) -> anyhow::Result<Experiment> {
     let policies = loaded.load_policies()?;
     let workload = load_workload(loaded)?;
-    run_on(loaded, policies, workload, progress)
+    run_on(loaded, policies, workload, progress, clock)
 }
 
 /// [`run`] on policies and a workload the caller already has (a recording's pools).
@@ -72,6 +77,7 @@ pub fn run_on(
     policies: Vec<crate::policy::Policy>,
     mut workload: Workload,
     progress: bool,
+    clock: Clock,
 ) -> anyhow::Result<Experiment> {
     let scenario = &loaded.scenario;
     let pool_spec = &scenario.pool;
@@ -170,7 +176,7 @@ pub fn run_on(
         } else {
             ProgressBar::hidden()
         };
-        let result = replay(&workload.jobs, config, controller.as_mut(), &bar);
+        let result = replay_with(&workload.jobs, config, controller.as_mut(), &bar, clock);
         bar.finish_and_clear();
         let inputs = RowInputs {
             name,
