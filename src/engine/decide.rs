@@ -2,6 +2,7 @@
 //! [`Reason`]. Where it overlaps the Kubernetes HPA (tolerance, stabilization windows,
 //! Pods/Percent rate limits with `selectPolicy`) it follows `horizontal.go` exactly.
 
+use super::backlog::BacklogSize;
 use super::limits::{cooldowns, flap_budget, rate_limit, stabilize};
 use super::memory::PoolMemory;
 use super::reason::{MissingAction, Reason};
@@ -30,10 +31,11 @@ pub fn decide(
         return finish(rules, current, current, reasons);
     }
 
-    // 1 + 2. Signals → raw recommendation.
+    // 1 + 2. Signals → raw recommendation (backlog-deadline size when the policy has one).
     let readings = read_signals(rules, obs, now);
+    let backlog = readings.backlog(rules, obs, memory, now);
     let mut no_scale_down = false;
-    let mut desired = match readings.raw(rules, current, &mut reasons) {
+    let mut desired = match readings.raw(rules, current, backlog, &mut reasons) {
         Some(raw) => raw,
         None => current,
     };
@@ -196,10 +198,54 @@ fn read_signals(rules: &PoolRules, obs: &PoolObservation, now: Timestamp) -> Rea
     }
 }
 
+/// What backlog sizing says this tick.
+enum Backlog {
+    Sized(BacklogSize),
+    Unknown { samples: u32 },
+}
+
 impl Readings {
+    /// With `clear_backlog_within` and every signal fresh: feed the estimates, then size.
+    /// A tick with a missing signal leaves the estimates alone (its demand is partial).
+    fn backlog(
+        &self,
+        rules: &PoolRules,
+        obs: &PoolObservation,
+        memory: &mut PoolMemory,
+        now: Timestamp,
+    ) -> Option<Backlog> {
+        let within = rules.clear_backlog_within?;
+        if self.missing.is_some() || self.values.is_empty() {
+            return None;
+        }
+        let demand = self
+            .values
+            .iter()
+            .map(|&(i, d)| d / rules.per_worker[i])
+            .fold(0.0, f64::max);
+        let estimate = &mut memory.backlog;
+        estimate.observe(demand, obs.workers.ready, within, now);
+        let current = obs.workers.requested;
+        Some(
+            match estimate.size(demand, current, within, rules.boot_time, now) {
+                Some(size) => Backlog::Sized(size),
+                None => Backlog::Unknown {
+                    samples: estimate.samples,
+                },
+            },
+        )
+    }
+
     /// HPA AverageValue per signal (`ceil(demand / per_worker)`, current size kept inside the
-    /// tolerance band), max over signals, plus KEDA-style activation at zero.
-    fn raw(&self, rules: &PoolRules, current: u32, reasons: &mut Vec<Reason>) -> Option<u32> {
+    /// tolerance band), max over signals, plus KEDA-style activation at zero. A backlog size
+    /// replaces the proportional one (same tolerance band).
+    fn raw(
+        &self,
+        rules: &PoolRules,
+        current: u32,
+        backlog: Option<Backlog>,
+        reasons: &mut Vec<Reason>,
+    ) -> Option<u32> {
         let mut best: Option<(u32, Reason, Option<Reason>)> = None;
         for &(i, demand) in &self.values {
             let per_worker = rules.per_worker[i];
@@ -227,8 +273,38 @@ impl Readings {
                 best = Some((proposal, raw, tolerance_reason));
             }
         }
-        let (mut proposal, raw, tolerance) = best?;
+        let (mut proposal, raw, mut tolerance) = best?;
         reasons.push(raw);
+        match backlog {
+            Some(Backlog::Sized(size)) => {
+                reasons.push(Reason::Backlog {
+                    workers: size.workers,
+                    demand: size.demand,
+                    rise_per_s: size.rise_per_s,
+                    turnover_per_s: size.turnover_per_s,
+                    within_s: rules.clear_backlog_within.unwrap_or_default().as_secs(),
+                    boot_s: rules.boot_time.as_secs(),
+                    current,
+                });
+                proposal = size.workers;
+                tolerance = None;
+                if current > 0 {
+                    let ratio = f64::from(size.workers) / f64::from(current);
+                    if (1.0 - ratio).abs() <= rules.tolerance && size.workers != current {
+                        proposal = current;
+                        tolerance = Some(Reason::WithinTolerance {
+                            ratio,
+                            tolerance: rules.tolerance,
+                        });
+                    }
+                }
+            }
+            Some(Backlog::Unknown { samples }) => reasons.push(Reason::BacklogUnknown {
+                samples,
+                needed: super::backlog::MIN_SAMPLES,
+            }),
+            None => {}
+        }
         reasons.extend(tolerance);
         if let Some(z) = rules.scale_to_zero {
             let active = self.values.iter().any(|&(_, d)| d > z.activation_threshold);

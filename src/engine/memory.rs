@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::backlog::BacklogMemory;
 use super::reason::Direction;
 use crate::time::Timestamp;
 
@@ -89,6 +90,8 @@ pub struct PoolMemory {
     pub last_scale_down: Option<Timestamp>,
     pub hold_scale_down_until: Option<Timestamp>,
     pub spend: SpendLedger,
+    /// Turnover and demand history for `clear_backlog_within`.
+    pub backlog: BacklogMemory,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 //! A test in this module fails if any engine file imports an I/O crate or reads the clock.
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod backlog;
 mod budget;
 mod decide;
 mod limits;

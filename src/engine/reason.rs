@@ -56,6 +56,23 @@ pub enum Reason {
         per_worker: f64,
         signal: usize,
     },
+    /// `clear_backlog_within`: the size that starts the waiting work within the deadline,
+    /// counting the turnover measured online (engine::backlog has the arithmetic).
+    Backlog {
+        workers: u32,
+        /// Demand in workers (max over signals of demand / per_worker).
+        demand: f64,
+        rise_per_s: f64,
+        turnover_per_s: f64,
+        within_s: u64,
+        boot_s: u64,
+        current: u32,
+    },
+    /// `clear_backlog_within` set but the turnover is not measured yet: proportional target.
+    BacklogUnknown {
+        samples: u32,
+        needed: u32,
+    },
     /// Demand within `tolerance` of what the current size carries: keep the current size.
     WithinTolerance {
         ratio: f64,
@@ -131,6 +148,8 @@ impl Reason {
             Reason::Paused => "paused",
             Reason::SignalMissing { .. } => "signal_missing",
             Reason::Raw { .. } => "raw",
+            Reason::Backlog { .. } => "backlog",
+            Reason::BacklogUnknown { .. } => "backlog_unknown",
             Reason::WithinTolerance { .. } => "within_tolerance",
             Reason::BelowActivation { .. } => "below_activation",
             Reason::ScheduleFloor { .. } => "schedule_floor",
@@ -184,6 +203,33 @@ impl fmt::Display for Reason {
                     "signal {signal}: demand {demand} / {per_worker} per worker = {workers} workers"
                 )
             }
+            Reason::Backlog {
+                workers,
+                demand,
+                rise_per_s,
+                turnover_per_s,
+                within_s,
+                boot_s,
+                current,
+            } => {
+                let work = demand + rise_per_s * *boot_s as f64;
+                let t = *within_s as f64;
+                let placed = f64::from(*current) * (1.0 + turnover_per_s * t);
+                write!(
+                    f,
+                    "backlog: demand {demand:.2} + rise {rise_per_s:.4}/s x boot {boot_s}s = {work:.2} worker-loads; \
+                     {current} workers place {current} x (1 + {turnover_per_s:.5}/s x {within_s}s) = {placed:.2} within {within_s}s"
+                )?;
+                if work > placed {
+                    let per_new = 1.0 + turnover_per_s * (t - *boot_s as f64).max(0.0);
+                    write!(f, "; each new worker places {per_new:.2}")?;
+                }
+                write!(f, " = {workers} workers")
+            }
+            Reason::BacklogUnknown { samples, needed } => write!(
+                f,
+                "backlog: turnover not measured yet ({samples} of {needed} drains seen): proportional target"
+            ),
             Reason::WithinTolerance { ratio, tolerance } => {
                 write!(
                     f,

@@ -28,6 +28,8 @@ pub struct PoolRules {
     pub on_missing_signal: MissingSignalRule,
     pub flap_budget: Option<FlapBudget>,
     pub cost: CostRule,
+    /// `target.clear_backlog_within`: size to start waiting work within this deadline.
+    pub clear_backlog_within: Option<Duration>,
 }
 
 /// Stabilization, cooldown and rate limit of one direction.
@@ -94,6 +96,7 @@ impl PoolRules {
                     max_per_hour: c.max_per_hour,
                     priority: c.priority,
                 }),
+            clear_backlog_within: spec.target.as_ref().and_then(|t| t.clear_backlog_within),
         }
     }
 
@@ -140,6 +143,7 @@ impl PoolRules {
             on_missing_signal: MissingSignalRule::default(),
             flap_budget: None,
             cost: CostRule::default(),
+            clear_backlog_within: None,
         }
     }
 

@@ -555,3 +555,53 @@ proptest! {
         one(&p, &mut m, demand, current, Timestamp(i64::from(t2) * 1000));
     }
 }
+
+/// `clear_backlog_within` without a measured turnover keeps the proportional target and says so.
+#[test]
+fn backlog_target_falls_back_to_proportional_while_turnover_is_unknown() {
+    let p = policy("tolerance: 0\ntarget: { clear_backlog_within: 2m }\n");
+    let mut m = Memory::default();
+    let d = one(&p, &mut m, 30.0, 10, at(0));
+    assert_eq!(d.desired, 20, "rate limit: 100 % of 10 per 15 s");
+    assert_eq!(labels(&d)[..2], ["raw", "backlog_unknown"]);
+    assert!(d.reasons[1].to_string().contains("0 of 3 drains seen"));
+}
+
+/// Once drains were seen, a queue the pool clears by itself within the deadline buys no
+/// worker (the proportional target would add 10), and the arithmetic is in the chain.
+#[test]
+fn backlog_target_sizes_from_measured_turnover() {
+    let p = policy(
+        "tolerance: 0\nboot_time: 60s\ntarget: { clear_backlog_within: 2m }\n\
+         scale_up: { max_step: { workers: 100 } }\nscale_down: { stabilization: 0s }\n",
+    );
+    let mut m = Memory::default();
+    // A saturated pool of 10 draining 1 load per 10 s: turnover 0.01/s.
+    for i in 0..5 {
+        one(&p, &mut m, 24.0 - i as f64, 10, at(i * 10));
+    }
+    let d = one(&p, &mut m, 20.0, 10, at(300));
+    assert_eq!(d.desired, 10, "{:#?}", d.reasons);
+    assert_eq!(labels(&d)[..2], ["raw", "backlog"]);
+    let text = d.reasons[1].to_string();
+    assert!(
+        text.contains("10 workers place 10 x (1 + 0.01000/s x 120s) = 22.00"),
+        "{text}"
+    );
+    // A jump: the rise over the deadline (20 / 120 s) times the boot time is placed too.
+    let d = one(&p, &mut m, 40.0, 10, at(600));
+    assert_eq!(
+        d.desired,
+        10 + ((50.0f64 - 22.0) / 1.6).ceil() as u32,
+        "{:#?}",
+        d.reasons
+    );
+    // A steady backlog beyond what the pool clears buys workers that count their turnover.
+    let d = one(&p, &mut m, 40.0, 10, at(800));
+    assert_eq!(
+        d.desired,
+        10 + ((40.0f64 - 22.0) / 1.6).ceil() as u32,
+        "{:#?}",
+        d.reasons
+    );
+}

@@ -9,6 +9,9 @@ use super::source::{NotOneKind, SourceKind};
 /// The HPA's API limits for stabilization windows and rate-limit periods.
 const MAX_WINDOW_SECS: u64 = 3600;
 const MAX_PERIOD_SECS: u64 = 1800;
+/// Backlog deadlines: at least a second, at most a day.
+const MIN_DEADLINE_SECS: u64 = 1;
+const MAX_DEADLINE_SECS: u64 = 86_400;
 
 /// Semantic checks of one file; returns compiled schedules and every problem found.
 pub(super) fn check_file(f: &PolicyFile) -> (Vec<Schedule>, Vec<Problem>) {
@@ -72,6 +75,18 @@ pub(super) fn check_file(f: &PolicyFile) -> (Vec<Schedule>, Vec<Problem>) {
         f.scale_down.stabilization,
         &mut out,
     );
+    if let Some(within) = f.target.and_then(|t| t.clear_backlog_within)
+        && !(MIN_DEADLINE_SECS..=MAX_DEADLINE_SECS).contains(&within.as_secs())
+    {
+        out.push((
+            "target.clear_backlog_within".into(),
+            format!(
+                "{} is outside 1s..24h (a deadline for waiting work to start)",
+                humantime::format_duration(within)
+            ),
+            Some("a service level such as `2m`".into()),
+        ));
+    }
     if f.scale_down.drain.timeout.is_zero() {
         out.push(problem(
             "scale_down.drain.timeout",

@@ -49,6 +49,9 @@ pub struct PolicyFile {
     /// Limits direction reversals (up→down or down→up) to damp flapping.
     #[serde(default)]
     pub flap_budget: Option<FlapBudget>,
+    /// Service-level targets that size the pool beyond `demand / per_worker`.
+    #[serde(default)]
+    pub target: Option<TargetSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -287,6 +290,18 @@ impl Default for MissingSignalRule {
 pub struct FlapBudget {
     /// At most this many direction reversals in any hour.
     pub max_reversals_per_hour: u32,
+}
+
+/// Service-level sizing (policies/README.md, "Sizing for a service level").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// Size the pool so the work waiting now starts within this time, counting what the
+    /// pool's workers finish meanwhile (turnover measured online) and the boot time. Until
+    /// the turnover is measured the proportional target (`per_worker`) applies.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub clear_backlog_within: Option<Duration>,
 }
 
 /// Defaults, named so the schema and `policies/README.md` can cite them.

@@ -186,18 +186,28 @@ impl Autoscaler for EngineAutoscaler {
         }
         // Each skipped tick would have recorded the same recommendation; only those the
         // stabilization windows can still see at `to` matter.
-        let keep = self.rules[0].scale_up.stabilization.max(self.rules[0].scale_down.stabilization);
+        let keep = self.rules[0]
+            .scale_up
+            .stabilization
+            .max(self.rules[0].scale_down.stabilization);
         let oldest = to.0 - keep.as_millis() as i64 - self.period_ms;
         let first = if from.0 > oldest {
             from.0
         } else {
-            from.0 + ((oldest - from.0) as u64).div_ceil(self.period_ms as u64) as i64 * self.period_ms
+            from.0
+                + ((oldest - from.0) as u64).div_ceil(self.period_ms as u64) as i64 * self.period_ms
         };
         let name = self.rules[0].name.clone();
-        let recs = &mut self.memory.pool_mut(&name).recommendations;
+        let memory = self.memory.pool_mut(&name);
         for at in (first..to.0).step_by(self.period_ms.max(1) as usize) {
-            recs.push_back(Recommendation { at: Timestamp(at), workers });
+            memory.recommendations.push_back(Recommendation {
+                at: Timestamp(at),
+                workers,
+            });
         }
+        memory
+            .backlog
+            .skipped_until(Timestamp(to.0 - self.period_ms));
     }
 }
 
@@ -205,8 +215,9 @@ impl EngineAutoscaler {
     /// The engine holds at every later tick with the same demand and workers when nothing in
     /// the pipeline depends on the clock alone: the recommendation it just recorded is the
     /// current size (then stabilization returns the current size whatever the window holds,
-    /// and cooldowns, rate limits, the flap budget and boot-awareness only ever hold), and no
-    /// schedule can change the floor. A paused pool always holds.
+    /// and cooldowns, rate limits, the flap budget and boot-awareness only ever hold), no
+    /// schedule can change the floor, and a backlog target's estimates stay as they are. A
+    /// paused pool always holds.
     fn settled_at(&self, now: Timestamp, current: u32, mode: Mode) -> Option<u32> {
         if mode == Mode::Paused {
             return Some(current);
@@ -216,6 +227,11 @@ impl EngineAutoscaler {
             return None;
         }
         let memory = self.memory.pools.get(&rules.name)?;
+        if let Some(within) = rules.clear_backlog_within
+            && !memory.backlog.settled(now, within)
+        {
+            return None;
+        }
         let last = memory.recommendations.back()?;
         (last.at == now && last.workers == current).then_some(current)
     }

@@ -65,7 +65,11 @@ pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment
 }
 
 /// [`run`] with a chosen replay clock (tests compare both).
-pub fn run_with(loaded: &LoadedScenario, progress: bool, clock: Clock) -> anyhow::Result<Experiment> {
+pub fn run_with(
+    loaded: &LoadedScenario,
+    progress: bool,
+    clock: Clock,
+) -> anyhow::Result<Experiment> {
     let policies = loaded.load_policies()?;
     let workload = load_workload(loaded)?;
     run_on(loaded, policies, workload, progress, clock)

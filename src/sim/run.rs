@@ -139,7 +139,8 @@ pub fn replay_with(
                 // or after it (or past the give-up time when nothing is left to happen).
                 let resume = pool.next_event().unwrap_or(give_up_at + 1);
                 let ahead = (resume - next_tick).max(0);
-                let resume_tick = next_tick + (ahead as u64).div_ceil(period as u64) as i64 * period;
+                let resume_tick =
+                    next_tick + (ahead as u64).div_ceil(period as u64) as i64 * period;
                 if resume_tick > next_tick {
                     skipped_from = Some(next_tick);
                     next_tick = resume_tick;
