@@ -6,6 +6,7 @@ pub mod run;
 pub mod schema;
 pub mod simulate;
 mod simulate_recording;
+pub mod tune;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,9 @@ pub enum Command {
     Schema,
     /// Replay a workload through the engine (dry-run simulation) and report against baselines.
     Simulate(simulate::SimulateArgs),
+    /// Search a policy's knobs on a scenario for a p95-wait service level; print the Pareto
+    /// front against the baselines and write the cheapest policy that meets it.
+    Tune(tune::TuneArgs),
     /// Poll every signal of the given policies once; print demand, raw numbers, latency or the error.
     Probe(probe::ProbeArgs),
     /// Run the daemon: the control loop, /metrics /healthz /readyz /status, reload on SIGHUP.
@@ -47,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Some(recording) => simulate_recording::run(&args, recording),
             None => simulate::run(args),
         },
+        Command::Tune(args) => tune::run(args),
         Command::Run(args) => run::run(args),
         Command::Probe(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
