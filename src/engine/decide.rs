@@ -3,6 +3,7 @@
 //! Pods/Percent rate limits with `selectPolicy`) it follows `horizontal.go` exactly.
 
 use super::backlog::BacklogSize;
+use super::forecast::Forecast;
 use super::limits::{cooldowns, flap_budget, rate_limit, stabilize};
 use super::memory::PoolMemory;
 use super::reason::{MissingAction, Reason};
@@ -39,7 +40,7 @@ pub fn decide(
         Some(raw) => raw,
         None => current,
     };
-    if let Some(missing) = readings.missing {
+    if let Some(missing) = &readings.missing {
         let all_missing = readings.fresh == 0;
         let action = if !all_missing {
             MissingAction::NoScaleDown
@@ -75,6 +76,26 @@ pub fn decide(
             min: s.min,
             schedule: i,
         });
+    }
+    if let Some(forecast) = readings.forecast(rules, memory, now) {
+        match forecast {
+            Forecast::Floor { workers, demand } if workers > desired => {
+                desired = workers;
+                reasons.push(Reason::Forecast {
+                    workers,
+                    demand,
+                    lead_s: rules.boot_time.as_secs(),
+                });
+            }
+            Forecast::Floor { .. } => {}
+            Forecast::Off {
+                history_s,
+                needed_s,
+            } => reasons.push(Reason::ForecastOff {
+                history_s,
+                needed_s,
+            }),
+        }
     }
     desired = clamp_bounds(rules, desired, &mut reasons);
 
@@ -218,11 +239,7 @@ impl Readings {
         if self.missing.is_some() || self.values.is_empty() {
             return None;
         }
-        let demand = self
-            .values
-            .iter()
-            .map(|&(i, d)| d / rules.per_worker[i])
-            .fold(0.0, f64::max);
+        let demand = self.in_workers(rules);
         let estimate = &mut memory.backlog;
         estimate.observe(demand, obs.workers.ready, within, now);
         let current = obs.workers.requested;
@@ -234,6 +251,29 @@ impl Readings {
                 },
             },
         )
+    }
+
+    /// Demand in workers: max over signals of demand / per_worker.
+    fn in_workers(&self, rules: &PoolRules) -> f64 {
+        self.values
+            .iter()
+            .map(|&(i, d)| d / rules.per_worker[i])
+            .fold(0.0, f64::max)
+    }
+
+    /// With `target.prewarm`: learn from this tick's demand (only when every signal is fresh)
+    /// and forecast the floor for the next boot time.
+    fn forecast(
+        &self,
+        rules: &PoolRules,
+        memory: &mut PoolMemory,
+        now: Timestamp,
+    ) -> Option<Forecast> {
+        let season = rules.prewarm_season?;
+        if self.missing.is_none() && !self.values.is_empty() {
+            memory.forecast.observe(self.in_workers(rules), season, now);
+        }
+        memory.forecast.floor(season, rules.boot_time, now)
     }
 
     /// HPA AverageValue per signal (`ceil(demand / per_worker)`, current size kept inside the

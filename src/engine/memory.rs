@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::backlog::BacklogMemory;
+use super::forecast::ForecastMemory;
 use super::reason::Direction;
 use crate::time::Timestamp;
 
@@ -92,6 +93,8 @@ pub struct PoolMemory {
     pub spend: SpendLedger,
     /// Turnover and demand history for `clear_backlog_within`.
     pub backlog: BacklogMemory,
+    /// Slot peaks for `target.prewarm` (fixed size).
+    pub forecast: ForecastMemory,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 pub mod backlog;
 mod budget;
 mod decide;
+pub mod forecast;
 mod limits;
 pub mod memory;
 pub mod reason;

@@ -87,6 +87,17 @@ pub enum Reason {
         min: u32,
         schedule: usize,
     },
+    /// `target.prewarm`: the learned rhythm expects `demand` workers within `lead_s`.
+    Forecast {
+        workers: u32,
+        demand: f64,
+        lead_s: u64,
+    },
+    /// `target.prewarm` is on but has not seen a whole season yet.
+    ForecastOff {
+        history_s: u64,
+        needed_s: u64,
+    },
     BoundMin {
         min: u32,
     },
@@ -153,6 +164,8 @@ impl Reason {
             Reason::WithinTolerance { .. } => "within_tolerance",
             Reason::BelowActivation { .. } => "below_activation",
             Reason::ScheduleFloor { .. } => "schedule_floor",
+            Reason::Forecast { .. } => "forecast",
+            Reason::ForecastOff { .. } => "forecast_off",
             Reason::BoundMin { .. } => "bound_min",
             Reason::BoundMax { .. } => "bound_max",
             Reason::ConservativeStart { .. } => "conservative_start",
@@ -245,6 +258,23 @@ impl fmt::Display for Reason {
             Reason::ScheduleFloor { min, schedule } => {
                 write!(f, "schedule {schedule} is active: at least {min}")
             }
+            Reason::Forecast {
+                workers,
+                demand,
+                lead_s,
+            } => write!(
+                f,
+                "forecast: the learned rhythm expects {demand:.2} workers of demand within {lead_s}s (boot time): at least {workers}"
+            ),
+            Reason::ForecastOff {
+                history_s,
+                needed_s,
+            } => write!(
+                f,
+                "forecast off: {:.1} h of history, needs {:.0} h (one whole season)",
+                *history_s as f64 / 3600.0,
+                *needed_s as f64 / 3600.0
+            ),
             Reason::BoundMin { min } => write!(f, "raised to bounds.min {min}"),
             Reason::BoundMax { max } => write!(f, "capped at bounds.max {max}"),
             Reason::ConservativeStart { until } => {

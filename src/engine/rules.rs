@@ -30,6 +30,8 @@ pub struct PoolRules {
     pub cost: CostRule,
     /// `target.clear_backlog_within`: size to start waiting work within this deadline.
     pub clear_backlog_within: Option<Duration>,
+    /// `target.prewarm`: the season length the forecaster learns.
+    pub prewarm_season: Option<Duration>,
 }
 
 /// Stabilization, cooldown and rate limit of one direction.
@@ -97,6 +99,11 @@ impl PoolRules {
                     priority: c.priority,
                 }),
             clear_backlog_within: spec.target.as_ref().and_then(|t| t.clear_backlog_within),
+            prewarm_season: spec
+                .target
+                .as_ref()
+                .and_then(|t| t.prewarm)
+                .map(|p| p.season.length()),
         }
     }
 
@@ -144,6 +151,7 @@ impl PoolRules {
             flap_budget: None,
             cost: CostRule::default(),
             clear_backlog_within: None,
+            prewarm_season: None,
         }
     }
 

@@ -605,3 +605,60 @@ fn backlog_target_sizes_from_measured_turnover() {
         d.reasons
     );
 }
+
+/// Pre-warming: off (and said so) until a whole day was seen; then the floor rises one boot
+/// time ahead of the learned 09:00 peak.
+#[test]
+fn prewarm_raises_the_floor_ahead_of_the_learned_rise() {
+    let p = policy(
+        "boot_time: 5m\ntarget: { prewarm: { season: daily } }\n\
+         scale_down: { stabilization: 0s }\n",
+    );
+    let mut m = Memory::default();
+    let day = |d: i64, h: i64, min: i64| Timestamp::from_secs(d * 86_400 + h * 3600 + min * 60);
+    let first = one(&p, &mut m, 2.0, 2, day(0, 0, 0));
+    assert!(
+        labels(&first).contains(&"forecast_off"),
+        "{:?}",
+        first.reasons
+    );
+    for d in 0..2 {
+        for minute in (0..1440).step_by(5) {
+            let demand = if minute / 60 == 9 { 40.0 } else { 2.0 };
+            one(&p, &mut m, demand, 2, day(d, 0, minute));
+        }
+    }
+    let early = one(&p, &mut m, 2.0, 2, day(2, 8, 50));
+    assert_eq!(early.desired, 2, "{:?}", early.reasons);
+    let ahead = one(&p, &mut m, 2.0, 2, day(2, 8, 56));
+    assert!(labels(&ahead).contains(&"forecast"), "{:?}", ahead.reasons);
+    assert_eq!(
+        ahead.desired, 6,
+        "forecast floor 40, then the default rate limit (2 + 4 pods)"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// A forecast only ever raises: with the same observations, the pool with pre-warming
+    /// never wants fewer workers than the same policy without it, and never more than its
+    /// cost cap allows.
+    #[test]
+    fn a_forecast_never_lowers_the_size(levels in proptest::collection::vec(0.0f64..60.0, 24), currents in proptest::collection::vec(1u32..40, 24)) {
+        let common = "boot_time: 10m\ncost: { per_worker_hour: 1, max_per_hour: 30 }\n";
+        let plain = policy(common);
+        let warm = policy(&format!("{common}target: {{ prewarm: {{ season: daily }} }}\n"));
+        let (mut a, mut b) = (Memory::default(), Memory::default());
+        for tick in 0..(3 * 288) {
+            let hour = (tick / 12) % 24;
+            let demand = levels[hour as usize];
+            let current = currents[(tick as usize * 7) % 24];
+            let now = Timestamp::from_secs(tick * 300);
+            let d_plain = one(&plain, &mut a, demand, current, now);
+            let d_warm = one(&warm, &mut b, demand, current, now);
+            prop_assert!(d_warm.desired >= d_plain.desired, "{d_warm:?} vs {d_plain:?}");
+            prop_assert!(d_warm.desired <= 30, "cost cap: {d_warm:?}");
+        }
+    }
+}

@@ -302,6 +302,35 @@ pub struct TargetSpec {
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "Option<String>")]
     pub clear_backlog_within: Option<Duration>,
+    /// Learn the pool's daily or weekly rhythm and raise the floor one boot time ahead of a
+    /// predicted rise (never lowers the size; off until one whole season was seen).
+    #[serde(default)]
+    pub prewarm: Option<PrewarmSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrewarmSpec {
+    /// The rhythm to learn.
+    #[serde(default)]
+    pub season: Season,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Season {
+    #[default]
+    Daily,
+    Weekly,
+}
+
+impl Season {
+    pub fn length(self) -> Duration {
+        match self {
+            Season::Daily => Duration::from_secs(86_400),
+            Season::Weekly => Duration::from_secs(7 * 86_400),
+        }
+    }
 }
 
 /// Defaults, named so the schema and `policies/README.md` can cite them.

@@ -10,6 +10,9 @@ use crate::time::Timestamp;
 
 use super::pool::{Removal, ScaleDown, VictimOrder};
 
+/// Settled for as long as demand and workers stay as they are.
+pub const UNTIL_CHANGE: Timestamp = Timestamp(i64::MAX);
+
 /// A size change the controller wants, with how removed workers are emptied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Action {
@@ -35,11 +38,12 @@ pub trait Autoscaler {
     ) -> Option<Action>;
     /// The pool applied a change (feeds cooldowns and rate limits).
     fn actuated(&mut self, from: u32, to: u32, now: Timestamp);
-    /// Asked after a `decide` that returned `None`: would every later tick return `None` too
-    /// while demand and workers stay as they are? Then the replay skips to the pool's next
-    /// event. `false` (tick through) is always correct.
-    fn settled(&self) -> bool {
-        false
+    /// Asked after a `decide` that returned `None`: until when would every later tick return
+    /// `None` too while demand and workers stay as they are? The replay skips ticks up to the
+    /// pool's next event or that time. `None` (tick through) is always correct;
+    /// [`UNTIL_CHANGE`] means as long as the pool does not change.
+    fn settled_until(&self) -> Option<Timestamp> {
+        None
     }
     /// The replay did not call `decide` at the ticks from `from` up to (not including) `to`,
     /// all while settled: bring memory to where those calls would have left it.
@@ -53,9 +57,9 @@ pub struct EngineAutoscaler {
     memory: Memory,
     period_ms: i64,
     scale_down: ScaleDown,
-    /// Set by a `decide` after which the engine holds until its inputs change: the size it
-    /// recommended (and would record at each later tick).
-    settled: Option<u32>,
+    /// Set by a `decide` after which the engine holds until its inputs change (or a time):
+    /// the size it recommended (and would record at each later tick), and until when.
+    settled: Option<(u32, Timestamp)>,
 }
 
 impl EngineAutoscaler {
@@ -173,12 +177,12 @@ impl Autoscaler for EngineAutoscaler {
         self.settled = None;
     }
 
-    fn settled(&self) -> bool {
-        self.settled.is_some()
+    fn settled_until(&self) -> Option<Timestamp> {
+        self.settled.map(|(_, until)| until)
     }
 
     fn skipped(&mut self, from: Timestamp, to: Timestamp) {
-        let Some(workers) = self.settled.take() else {
+        let Some((workers, _)) = self.settled.take() else {
             return;
         };
         if self.rules[0].mode == Mode::Paused {
@@ -216,11 +220,11 @@ impl EngineAutoscaler {
     /// the pipeline depends on the clock alone: the recommendation it just recorded is the
     /// current size (then stabilization returns the current size whatever the window holds,
     /// and cooldowns, rate limits, the flap budget and boot-awareness only ever hold), no
-    /// schedule can change the floor, and a backlog target's estimates stay as they are. A
-    /// paused pool always holds.
-    fn settled_at(&self, now: Timestamp, current: u32, mode: Mode) -> Option<u32> {
+    /// schedule can change the floor, and a backlog target's estimates stay as they are; a
+    /// forecast floor holds until its next slot. A paused pool always holds.
+    fn settled_at(&self, now: Timestamp, current: u32, mode: Mode) -> Option<(u32, Timestamp)> {
         if mode == Mode::Paused {
-            return Some(current);
+            return Some((current, UNTIL_CHANGE));
         }
         let rules = &self.rules[0];
         if !rules.schedules.is_empty() {
@@ -232,8 +236,12 @@ impl EngineAutoscaler {
         {
             return None;
         }
+        // The forecast floor moves at slot boundaries only.
+        let until = rules.prewarm_season.map_or(UNTIL_CHANGE, |season| {
+            memory.forecast.next_change(season, rules.boot_time, now)
+        });
         let last = memory.recommendations.back()?;
-        (last.at == now && last.workers == current).then_some(current)
+        (last.at == now && last.workers == current).then_some((current, until))
     }
 }
 
@@ -349,8 +357,8 @@ impl Autoscaler for StaticAutoscaler {
 
     fn actuated(&mut self, _: u32, _: u32, _: Timestamp) {}
 
-    fn settled(&self) -> bool {
-        true
+    fn settled_until(&self) -> Option<Timestamp> {
+        Some(UNTIL_CHANGE)
     }
 }
 

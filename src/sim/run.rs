@@ -118,7 +118,10 @@ pub fn replay_with(
                 controller.skipped(Timestamp(skipped_from), Timestamp(now));
             }
             let action = controller.decide(Timestamp(now), demand, workers);
-            let settled = action.is_none() && clock == Clock::SkipQuiet && controller.settled();
+            let settled = match clock {
+                Clock::SkipQuiet if action.is_none() => controller.settled_until(),
+                _ => None,
+            };
             if let Some(action) = action {
                 pool.scale_to(action.desired, action.scale_down, now);
                 let to = pool.requested();
@@ -134,10 +137,11 @@ pub fn replay_with(
             }
             requested = pool.requested();
             next_tick += period;
-            if settled {
-                // Nothing changes before the pool's next event: resume at the first tick at
-                // or after it (or past the give-up time when nothing is left to happen).
-                let resume = pool.next_event().unwrap_or(give_up_at + 1);
+            if let Some(until) = settled {
+                // Nothing changes before the pool's next event (or the controller's own next
+                // change): resume at the first tick at or after it, or past the give-up time
+                // when nothing is left to happen.
+                let resume = pool.next_event().unwrap_or(give_up_at + 1).min(until.0);
                 let ahead = (resume - next_tick).max(0);
                 let resume_tick =
                     next_tick + (ahead as u64).div_ceil(period as u64) as i64 * period;
@@ -202,6 +206,50 @@ mod tests {
         assert!(result.actuations.is_empty());
         assert!(result.totals.outcomes.iter().all(|o| o.wait_ms == 0));
         assert_eq!(result.timeline.end, 39 * 30_000 + 200_000);
+    }
+
+    /// The fast clock on the targets whose estimates move with time: a backlog deadline (its
+    /// rise ages out) and pre-warming (its floor moves per slot), over three days of a daily
+    /// rhythm with quiet nights, against ticking through every tick.
+    #[test]
+    fn skipping_quiet_ticks_changes_nothing_with_backlog_and_prewarm_targets() {
+        let mut jobs = Vec::new();
+        for day in 0..3i64 {
+            for i in 0..120i64 {
+                jobs.push(Job {
+                    arrival: Timestamp(day * 86_400_000 + 9 * 3_600_000 + i * 20_000),
+                    width: 100 * (1 + (i as u64 % 4)),
+                    runtime_ms: 90_000 + (i % 5) * 30_000,
+                });
+            }
+        }
+        let text = "pool: p\nsignals:\n  - spark: { master: \"http://s:8080\", cores_per_waiting_app: 4 }\n    per_worker: 4\n\
+                    workers: { kubernetes: { namespace: n, deployment: d } }\nbounds: { min: 0, max: 30 }\n\
+                    scale_to_zero: { activation_threshold: 0 }\nboot_time: 60s\n\
+                    target: { clear_backlog_within: 2m, prewarm: { season: daily } }\n";
+        let policy = crate::policy::load_str(text, "t.yaml").unwrap();
+        let run = |clock| {
+            let mut controller = EngineAutoscaler::new(&policy, 10_000);
+            replay_with(
+                &jobs,
+                config(),
+                &mut controller,
+                &ProgressBar::hidden(),
+                clock,
+            )
+        };
+        let (fast, every) = (run(Clock::SkipQuiet), run(Clock::EveryTick));
+        assert_eq!(fast.totals.unfinished, 0);
+        assert!(
+            fast.actuations
+                .iter()
+                .any(|a| a.reason.contains("forecast")),
+            "{:?}",
+            fast.actuations
+        );
+        assert!(fast.actuations.iter().any(|a| a.reason.contains("backlog")));
+        assert_eq!(fast.actuations, every.actuations);
+        assert_eq!(fast.timeline, every.timeline);
     }
 
     #[test]

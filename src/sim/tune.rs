@@ -29,6 +29,8 @@ enum Values {
     Scale(&'static [f64]),
     Numbers(&'static [f64]),
     Durations(&'static [Option<&'static str>]),
+    /// JSON values (`None` removes the field).
+    Json(&'static [Option<&'static str>]),
 }
 
 /// The search space. Windows and periods stay inside the HPA's API limits, so every variant
@@ -83,6 +85,10 @@ const KNOBS: &[Knob] = &[
             Some("5m"),
             Some("10m"),
         ]),
+    },
+    Knob {
+        path: "target.prewarm",
+        values: Values::Json(&[None, Some(r#"{"season":"daily"}"#)]),
     },
 ];
 
@@ -208,6 +214,15 @@ fn turn(knob: &Knob, value: &mut Value, rng: &mut fastrand::Rng) -> Option<Strin
             let old = parent.get(field).cloned().unwrap_or(Value::Null);
             parent.insert(field.to_string(), new.clone());
             describe(&normalize_duration(&old), &new)
+        }
+        Values::Json(options) => {
+            let new = options[rng.usize(..options.len())].map_or(Value::Null, |text| {
+                serde_json::from_str(text).expect("valid knob JSON")
+            });
+            let parent = object_at(value, parent_path)?;
+            let old = parent.get(field).cloned().unwrap_or(Value::Null);
+            parent.insert(field.to_string(), new.clone());
+            describe(&old, &new)
         }
     }
 }
