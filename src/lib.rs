@@ -13,7 +13,7 @@
 //! - [`actuators`]  worker-pool actuators (Kubernetes, AWS ASG) + dry-run/metrics decorators
 //! - [`drain`]      engine-aware drains (Trino, Spark, Celery) and victim choice
 //! - [`daemon`]     tokio control loop, HTTP endpoints, state store, reload, leader lease
-//! - [`sim`]        simulator: traces, virtual pool, baselines, oracle, metrics, report
+//! - [`sim`]        simulator: traces, virtual pool, baselines, oracle, metrics, report, `tune`
 //! - [`telemetry`]  tracing setup and every metric name
 //! - [`cli`]        the `poolpilot` command line (one file per subcommand)
 
