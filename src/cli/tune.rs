@@ -10,15 +10,21 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::policy;
 use crate::sim::experiment::{self, Stage};
+use crate::sim::recording;
 use crate::sim::report::Row;
 use crate::sim::run::Clock;
 use crate::sim::scenario::{self, LoadedScenario};
+use crate::sim::trace::{self, TraceFormat};
 use crate::sim::tune::{self, Score, Variant};
 
 #[derive(Debug, clap::Args)]
 pub struct TuneArgs {
-    /// Scenario YAML (`simulations/*.yaml`) or `builtin:trino`.
+    /// Scenario YAML (`simulations/*.yaml`), `builtin:trino`, or a recording the daemon wrote
+    /// with `--record` (`.jsonl`: its pool's recorded policy, capacity, boot time and price).
     pub scenario: String,
+    /// Recording: the pool to tune (needed when it holds several).
+    #[arg(long, value_name = "NAME")]
+    pub pool: Option<String>,
     /// The policy to tune (default: the scenario's first policy).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -60,21 +66,31 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 /// Exit codes: 0 a policy met the level (and was written if asked), 1 none did.
 pub fn run(args: TuneArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(args.variants >= 1, "--variants must be at least 1");
-    let loaded = load_scenario(&args.scenario)?;
-    let base = match &args.policy {
-        Some(path) => policy::load_file(path).map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => loaded
-            .load_policies()?
-            .into_iter()
-            .next()
-            .with_context(|| {
-                format!(
-                    "{}: the scenario has no policy; give --policy",
-                    args.scenario
-                )
-            })?,
+    let given = match &args.policy {
+        Some(path) => Some(policy::load_file(path).map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
     };
-    let workload = experiment::load_workload(&loaded)?;
+    let (loaded, base, workload) = if is_recording(&args.scenario) {
+        recorded_pool(&args, given)?
+    } else {
+        anyhow::ensure!(args.pool.is_none(), "--pool is for recordings");
+        let loaded = load_scenario(&args.scenario)?;
+        let base = match given {
+            Some(p) => p,
+            None => loaded
+                .load_policies()?
+                .into_iter()
+                .next()
+                .with_context(|| {
+                    format!(
+                        "{}: the scenario has no policy; give --policy",
+                        args.scenario
+                    )
+                })?,
+        };
+        let workload = experiment::load_workload(&loaded)?;
+        (loaded, base, workload)
+    };
     let (tuning, holdout) = tune::split(&workload, args.holdout);
     anyhow::ensure!(
         !tuning.jobs.is_empty(),
@@ -233,6 +249,57 @@ pub fn run(args: TuneArgs) -> anyhow::Result<i32> {
         println!("wrote {} (validated)", path.display());
     }
     Ok(0)
+}
+
+fn is_recording(name: &str) -> bool {
+    TraceFormat::from_path(Path::new(name)) == Some(TraceFormat::Recording)
+}
+
+/// A recorded pool to tune: its scenario (recorded capacity, boot time, price, tick), its
+/// policy as recorded (or `--policy`), and the workload its recorded demand implies.
+fn recorded_pool(
+    args: &TuneArgs,
+    given: Option<policy::Policy>,
+) -> anyhow::Result<(LoadedScenario, policy::Policy, crate::sim::trace::Workload)> {
+    let path = Path::new(&args.scenario);
+    let origin = path.display().to_string();
+    let rec = recording::parse(&trace::read_text(path)?, &origin)?;
+    for warning in &rec.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let pools = rec.pools();
+    let names = pools
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let pool = match (&args.pool, pools.as_slice()) {
+        (Some(name), _) => *pools.iter().find(|p| &p.name == name).with_context(|| {
+            format!("--pool {name}: no such pool in {origin} (it has: {names})")
+        })?,
+        (None, [only]) => *only,
+        (None, _) => {
+            anyhow::bail!("{origin} holds several pools ({names}): choose one with --pool")
+        }
+    };
+    let (workload, warnings) = trace::recording::pool_workload(&rec, pool, &origin)?;
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    let base = match given {
+        Some(p) => {
+            anyhow::ensure!(
+                p.name() == pool.name,
+                "--policy is for pool `{}`, not `{}`",
+                p.name(),
+                pool.name
+            );
+            p
+        }
+        None => pool.load_policy(&origin)?,
+    };
+    let loaded = super::simulate_recording::pool_scenario(path, &rec, pool, None);
+    Ok((loaded, base, workload))
 }
 
 fn load_scenario(name: &str) -> anyhow::Result<LoadedScenario> {

@@ -214,9 +214,17 @@ fn shadow_view(
 /// steady pool stays quiet and every change is explained once.
 fn log_decision(d: &Decision, actuation: Actuation, held_because: Option<&str>) {
     let trivial = d.desired == d.current
-        && d.reasons
-            .iter()
-            .all(|r| matches!(r.label(), "raw" | "within_tolerance"));
+        && d.reasons.iter().all(|r| {
+            matches!(
+                r.label(),
+                "raw"
+                    | "within_tolerance"
+                    | "backlog"
+                    | "backlog_unknown"
+                    | "forecast"
+                    | "forecast_off"
+            )
+        });
     if trivial {
         return;
     }

@@ -106,10 +106,14 @@ pub(super) fn rate_limit(
 ) -> u32 {
     let changes_in = |period: Duration| -> (i64, i64) {
         let (mut added, mut removed) = (0i64, 0i64);
+        // Events are kept in time order: walk back from the newest, stop at the period.
+        let since = now - period;
         for e in memory
             .scale_events
             .iter()
-            .filter(|e| e.at > now - period && e.at <= now)
+            .rev()
+            .take_while(|e| e.at > since)
+            .filter(|e| e.at <= now)
         {
             let delta = i64::from(e.to) - i64::from(e.from);
             if delta > 0 {
@@ -217,15 +221,20 @@ pub(super) fn flap_budget(
         return desired;
     }
     let hour_ago = now - Duration::from_secs(3600);
-    let recent: Vec<_> = memory
+    let mut recent = memory
         .scale_events
         .iter()
-        .filter(|e| e.at > hour_ago && e.at <= now)
-        .collect();
-    let reversals = recent
-        .windows(2)
-        .filter(|w| w[0].direction() != w[1].direction())
-        .count() as u32;
+        .rev()
+        .take_while(|e| e.at > hour_ago)
+        .filter(|e| e.at <= now)
+        .map(|e| e.direction());
+    let mut reversals = 0u32;
+    if let Some(mut later) = recent.next() {
+        for earlier in recent {
+            reversals += u32::from(earlier != later);
+            later = earlier;
+        }
+    }
     if reversals >= budget.max_reversals_per_hour {
         reasons.push(Reason::FlapBudget {
             reversals_last_hour: reversals,

@@ -52,7 +52,10 @@ impl Memory {
             Direction::Up => m.last_scale_up = Some(now),
             Direction::Down => m.last_scale_down = Some(now),
         }
-        m.scale_events.push_back(ScaleEvent { at: now, from, to });
+        // Kept in time order (rate limits walk back from the newest), even if a wall
+        // clock stepped back.
+        let at = m.scale_events.partition_point(|e| e.at <= now);
+        m.scale_events.insert(at, ScaleEvent { at: now, from, to });
         while m.scale_events.len() > MAX_EVENTS {
             m.scale_events.pop_front();
         }
