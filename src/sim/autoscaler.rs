@@ -3,7 +3,7 @@
 //! front of that HPA, or a static size.
 
 use crate::engine::{
-    self, Memory, PoolObservation, PoolRules, Recommendation, Signal, WorkerCounts, World,
+    self, PoolMemory, PoolObservation, PoolRules, Recommendation, Signal, WorkerCounts, World,
 };
 use crate::policy::{DrainMethod, Mode, OnDrainTimeout, Policy};
 use crate::time::Timestamp;
@@ -50,11 +50,13 @@ pub trait Autoscaler {
     fn skipped(&mut self, _from: Timestamp, _to: Timestamp) {}
 }
 
-/// `engine::step` with one pool's rules, exactly as the daemon calls it.
+/// The engine with one pool's rules. The daemon calls `engine::step`, which is
+/// `engine::decide` per pool plus the global budget across pools; a simulated pool has no
+/// global budget, so this calls `decide` on the pool's own memory (no name lookups).
 pub struct EngineAutoscaler {
     rules: Vec<PoolRules>,
     world: World,
-    memory: Memory,
+    memory: PoolMemory,
     period_ms: i64,
     scale_down: ScaleDown,
     /// Set by a `decide` after which the engine holds until its inputs change (or a time):
@@ -110,7 +112,7 @@ impl EngineAutoscaler {
         EngineAutoscaler {
             rules: vec![rules],
             world,
-            memory: Memory::default(),
+            memory: PoolMemory::default(),
             period_ms,
             scale_down,
             settled: None,
@@ -152,7 +154,7 @@ impl Autoscaler for EngineAutoscaler {
         }
         observation.workers = workers;
         self.settled = None;
-        let decision = engine::step(&self.rules, &self.world, &mut self.memory, now).pop()?;
+        let decision = engine::decide(&self.rules[0], &self.world.pools[0], &mut self.memory, now);
         // Shadow policies are simulated as if enforced: that is what a dry run is for.
         if decision.mode == Mode::Paused || decision.desired == decision.current {
             self.settled = self.settled_at(now, decision.current, decision.mode);
@@ -172,8 +174,7 @@ impl Autoscaler for EngineAutoscaler {
     }
 
     fn actuated(&mut self, from: u32, to: u32, now: Timestamp) {
-        let name = &self.rules[0].name;
-        self.memory.record_actuation(name, from, to, now);
+        self.memory.record_actuation(from, to, now);
         self.settled = None;
     }
 
@@ -201,8 +202,7 @@ impl Autoscaler for EngineAutoscaler {
             from.0
                 + ((oldest - from.0) as u64).div_ceil(self.period_ms as u64) as i64 * self.period_ms
         };
-        let name = self.rules[0].name.clone();
-        let memory = self.memory.pool_mut(&name);
+        let memory = &mut self.memory;
         for at in (first..to.0).step_by(self.period_ms.max(1) as usize) {
             memory.recommendations.push_back(Recommendation {
                 at: Timestamp(at),
@@ -230,7 +230,7 @@ impl EngineAutoscaler {
         if !rules.schedules.is_empty() {
             return None;
         }
-        let memory = self.memory.pools.get(&rules.name)?;
+        let memory = &self.memory;
         if let Some(within) = rules.clear_backlog_within
             && !memory.backlog.settled(now, within)
         {
