@@ -21,6 +21,9 @@ pub mod names {
     pub const ACTUATOR_CALL_DURATION_SECONDS: &str = "poolpilot_actuator_call_duration_seconds";
     /// Counter; labels `platform`, `op`, `outcome`.
     pub const ACTUATOR_CALLS_TOTAL: &str = "poolpilot_actuator_calls_total";
+    /// Counter; labels `reason` (Event reason), `outcome` (`published`|`suppressed`|`failed`):
+    /// Kubernetes Events about scaled objects (`actuators::events`).
+    pub const EVENTS_TOTAL: &str = "poolpilot_events_total";
     /// Counter; labels `platform`, `op`, `reason` (error label); retried attempts only.
     pub const ACTUATOR_RETRIES_TOTAL: &str = "poolpilot_actuator_retries_total";
     pub const BUDGET_SPEND_PER_HOUR: &str = "poolpilot_budget_spend_per_hour";
