@@ -11,7 +11,7 @@ use crate::actuators::aws_asg::AsgConnection;
 use crate::actuators::events::kube::KubeEvents;
 use crate::actuators::events::{Evented, limit};
 use crate::actuators::kubernetes::KubernetesActuator;
-use crate::actuators::{Actuator, ActuatorError, PoolStatus};
+use crate::actuators::{Actuator, ActuatorError, Instrumented, PoolStatus};
 use crate::drain::{self, Drainer};
 use crate::engine::WorkerCounts;
 use crate::policy::{Policy, SignalSpec};
@@ -139,7 +139,8 @@ pub async fn ensure_actuator(wiring: &dyn Wiring, pool: &mut PoolRuntime) {
 }
 
 /// The production wiring: HTTP/SQL sources, Kubernetes/AWS actuators, engine drainers.
-/// Kubernetes actuators write Events about the objects they scale (`actuators::events`).
+/// Every actuator is timed and counted (`actuators::Instrumented`); Kubernetes actuators also
+/// write Events about the objects they scale (`actuators::events`).
 ///
 /// Pools share clients: one AWS connection per region and endpoint (one connection pool,
 /// credentials cache and status batch), where a client per pool would cost ~0.5 MiB and two
@@ -187,7 +188,7 @@ impl Wiring for RealWiring {
             let actuator = KubernetesActuator::from_target(target).await?;
             let events = KubeEvents::for_actuator(&actuator, &self.instance);
             return Ok(Arc::new(Evented::new(
-                actuator,
+                Instrumented::new(actuator),
                 events,
                 limit::DEFAULT_WINDOW,
             )));
@@ -204,7 +205,9 @@ impl Wiring for RealWiring {
                     c
                 }
             };
-            return Ok(Arc::new(connection.actuator(&target.group)));
+            return Ok(Arc::new(Instrumented::new(
+                connection.actuator(&target.group),
+            )));
         }
         Err(ActuatorError::Config {
             message: "workers: neither `kubernetes` nor `aws_asg` is set".into(),

@@ -61,5 +61,8 @@ pub async fn query(
     if body["status"] != "success" {
         return Err(body.to_string());
     }
-    Ok(body["data"]["result"].as_array().cloned().unwrap_or_default())
+    Ok(body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
 }
