@@ -250,22 +250,43 @@ fn the_image_reference_lives_in_one_place() {
         env!("CARGO_PKG_VERSION"),
         "tag = Cargo.toml version"
     );
-    // Nothing else in deploy/ names a poolpilot image with a tag of its own.
-    for file in walk(&root.join("deploy")) {
+    // Every other mention in deploy/ and the READMEs (build commands, docs) names the same
+    // tag, and no manifest sets an image of its own (they say `image: poolpilot`).
+    let mut files = walk(&root.join("deploy"));
+    files.extend([root.join("README.md"), root.join("ARCHITECTURE.md")]);
+    let expected = format!("{IMAGE}:{}", env!("CARGO_PKG_VERSION"));
+    let mut mentions = 0;
+    for file in files {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
-        if file.ends_with("components/image/kustomization.yaml") {
-            continue;
+        for (at, _) in text.match_indices(&format!("{IMAGE}:")) {
+            let tag_end = text[at..]
+                .find(|c: char| c.is_whitespace() || c == '`' || c == '"')
+                .map_or(text.len(), |e| at + e);
+            assert_eq!(&text[at..tag_end], expected, "{}", file.display());
+            mentions += 1;
         }
-        for (i, line) in text.lines().enumerate() {
-            let code = line.split('#').next().unwrap_or("");
-            assert!(
-                !(code.contains(&format!("{IMAGE}:")) && !line.trim_start().starts_with('#')),
-                "{}:{}: an image reference outside components/image: {line}",
-                file.display(),
-                i + 1
-            );
+        if file.extension().is_some_and(|e| e == "yaml") {
+            for line in text
+                .lines()
+                .filter(|l| l.trim_start().starts_with("image:"))
+            {
+                let image = line.trim_start()["image:".len()..]
+                    .split('#')
+                    .next()
+                    .unwrap()
+                    .trim();
+                assert!(
+                    image != IMAGE && !image.starts_with(&format!("{IMAGE}:")),
+                    "{}: a poolpilot image set outside components/image: {line}",
+                    file.display()
+                );
+            }
         }
     }
+    assert!(
+        mentions >= 2,
+        "the build command names the image: {mentions}"
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
