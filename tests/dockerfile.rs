@@ -38,10 +38,10 @@ fn allowed_by_dockerignore(path: &str) -> bool {
     for rule in ignore.lines().map(str::trim) {
         if rule == "*" {
             allowed = false;
-        } else if let Some(p) = rule.strip_prefix('!') {
-            if path == p || path.starts_with(&format!("{p}/")) {
-                allowed = true;
-            }
+        } else if let Some(p) = rule.strip_prefix('!')
+            && (path == p || path.starts_with(&format!("{p}/")))
+        {
+            allowed = true;
         }
     }
     allowed

@@ -9,7 +9,7 @@
 //! - StatefulSet scale-down always removes the highest ordinals, so a victim list naming any
 //!   other pod is refused rather than silently ignored.
 //!
-//! RBAC needed (least privilege, see `deploy/kubernetes/base/role.yaml`): `apps`
+//! RBAC needed (least privilege, see `deploy/kubernetes/pool-access/role.yaml`): `apps`
 //! `deployments/scale` or `statefulsets/scale`: get, patch; core `pods`: list, patch.
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -3,7 +3,7 @@
 //! own events (kubectl matches on the object's uid, read once from the scale subresource).
 //!
 //! RBAC: `events.k8s.io` `events` `create` in each pool's namespace
-//! (`deploy/kubernetes/base/role.yaml`). Field limits are the API server's
+//! (`deploy/kubernetes/pool-access/role.yaml`). Field limits are the API server's
 //! (`kubernetes/kubernetes: pkg/apis/core/validation/events.go`: note ≤ 1024 bytes,
 //! reportingController a qualified name, eventTime required).
 
