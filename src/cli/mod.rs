@@ -1,11 +1,14 @@
 //! The `poolpilot` command line: one file per subcommand.
 
+pub mod completions;
 pub mod explain;
+pub mod man;
 pub mod probe;
 pub mod run;
 pub mod schema;
 pub mod simulate;
 mod simulate_recording;
+pub mod status;
 pub mod tune;
 pub mod validate;
 
@@ -39,6 +42,12 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// Run the daemon: the control loop, /metrics /healthz /readyz /status, reload on SIGHUP.
     Run(run::RunArgs),
+    /// Show a running daemon's pools: size → desired, mode, reason, signal ages, spend.
+    Status(status::StatusArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (or write one page per command with --dir).
+    Man(man::ManArgs),
 }
 
 /// Runs a parsed command; returns the process exit code.
@@ -53,9 +62,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         },
         Command::Tune(args) => tune::run(args),
         Command::Run(args) => run::run(args),
-        Command::Probe(args) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(probe::run(args)),
+        Command::Probe(args) => current_thread()?.block_on(probe::run(args)),
+        Command::Status(args) => current_thread()?.block_on(status::run(args)),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
+}
+
+fn current_thread() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
