@@ -36,8 +36,14 @@ fn kth_one_policy(c: &mut Criterion) {
     let mut group = c.benchmark_group("replay");
     group.sample_size(10);
     for (name, clock) in [
-        ("kth-sp2 whole trace, 10 s ticks, one policy (skip quiet)", Clock::SkipQuiet),
-        ("kth-sp2 whole trace, 10 s ticks, one policy (every tick)", Clock::EveryTick),
+        (
+            "kth-sp2 whole trace, 10 s ticks, one policy (skip quiet)",
+            Clock::SkipQuiet,
+        ),
+        (
+            "kth-sp2 whole trace, 10 s ticks, one policy (every tick)",
+            Clock::EveryTick,
+        ),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| {

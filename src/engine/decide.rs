@@ -120,7 +120,15 @@ pub fn decide(
 
     // 6. Rate limits and flap budget.
     desired = rate_limit(rules, memory, current, desired, now, &mut reasons);
-    desired = flap_budget(rules, memory, current, desired, needed_up, now, &mut reasons);
+    desired = flap_budget(
+        rules,
+        memory,
+        current,
+        desired,
+        needed_up,
+        now,
+        &mut reasons,
+    );
 
     // 7. Boot-awareness: don't judge capacity that was just ordered and is not ready yet.
     let booting = current.saturating_sub(obs.workers.ready);

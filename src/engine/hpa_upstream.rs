@@ -191,7 +191,10 @@ fn replica_calculator_configurable_tolerance_rows() {
 fn tolerance_edges_fall_where_hpa_puts_them() {
     let t = Tolerance::both(0.1);
     assert!(t.within(44.0 / (4.0 * 10.0)));
-    assert!((1.0f64 - 44.0 / 40.0).abs() > 0.1, "the old test disagreed here");
+    assert!(
+        (1.0f64 - 44.0 / 40.0).abs() > 0.1,
+        "the old test disagreed here"
+    );
     assert!(t.within(36.0 / (4.0 * 10.0)));
     assert!(!t.within(35.6 / (4.0 * 10.0)));
     assert!(!t.within(44.4 / (4.0 * 10.0)));
@@ -309,24 +312,60 @@ fn scaling_with_rules_rows() -> Vec<RulesRow> {
     };
     let ev = |c: &[u32]| uniform(c, 120);
     vec![
-        row("prenormalized desired replicas within range", 3, 8, 5, 7, 7, "DesiredWithinRange"),
-        row("prenormalized desired replicas < minReplicas", 2, 8, 3, 1, 2, "TooFewReplicas"),
+        row(
+            "prenormalized desired replicas within range",
+            3,
+            8,
+            5,
+            7,
+            7,
+            "DesiredWithinRange",
+        ),
+        row(
+            "prenormalized desired replicas < minReplicas",
+            2,
+            8,
+            3,
+            1,
+            2,
+            "TooFewReplicas",
+        ),
         row(
             "prenormalized desired replicas within range when minReplicas is 0",
-            0, 10, 1, 0, 0, "DesiredWithinRange",
+            0,
+            10,
+            1,
+            0,
+            0,
+            "DesiredWithinRange",
         ),
         row(
             "maxReplicas is the limit because maxReplicas < scaleUpLimit",
-            1, 10, 20, 1000, 10, "TooManyReplicas",
+            1,
+            10,
+            20,
+            1000,
+            10,
+            "TooManyReplicas",
         ),
         row(
             "desired replica count is more than the maximum replica count",
-            100, 150, 100, 1000, 150, "TooManyReplicas",
+            100,
+            150,
+            100,
+            1000,
+            150,
+            "TooManyReplicas",
         ),
         up(
             row(
                 "scaleUpLimit is the limit because scaleUpLimit < maxReplicas with user policies",
-                1, 2000, 3, 1000, 4, "ScaleUpLimit",
+                1,
+                2000,
+                3,
+                1000,
+                4,
+                "ScaleUpLimit",
             ),
             generate(0, 0, 1, 60),
         ),
@@ -334,189 +373,458 @@ fn scaling_with_rules_rows() -> Vec<RulesRow> {
         down(
             row(
                 "scaleDownLimit is the limit because scaleDownLimit > minReplicas with user defined policies",
-                3, 2000, 1000, 3, 980, "ScaleDownLimit",
+                3,
+                2000,
+                1000,
+                3,
+                980,
+                "ScaleDownLimit",
             ),
             generate(20, 60, 0, 0),
         ),
-        row("scaleUp with default behavior", 1, 1000, 10, 50, 20, "ScaleUpLimit"),
+        row(
+            "scaleUp with default behavior",
+            1,
+            1000,
+            10,
+            50,
+            20,
+            "ScaleUpLimit",
+        ),
         up(
-            row("scaleUp with pods policy larger than percent policy", 1, 1000, 10, 500, 110, "ScaleUpLimit"),
+            row(
+                "scaleUp with pods policy larger than percent policy",
+                1,
+                1000,
+                10,
+                500,
+                110,
+                "ScaleUpLimit",
+            ),
             generate(100, 60, 100, 60),
         ),
         up(
-            row("scaleUp with percent policy larger than pods policy", 1, 1000, 10, 500, 20, "ScaleUpLimit"),
+            row(
+                "scaleUp with percent policy larger than pods policy",
+                1,
+                1000,
+                10,
+                500,
+                20,
+                "ScaleUpLimit",
+            ),
             generate(2, 60, 100, 60),
         ),
         up(
-            row("scaleUp with spec MaxReplicas limitation with large pod policy", 1, 1000, 10, 50, 50, "DesiredWithinRange"),
+            row(
+                "scaleUp with spec MaxReplicas limitation with large pod policy",
+                1,
+                1000,
+                10,
+                50,
+                50,
+                "DesiredWithinRange",
+            ),
             generate(100, 60, 0, 0),
         ),
         up(
-            row("scaleUp with spec MaxReplicas limitation with large percent policy", 1, 1000, 10, 50, 50, "DesiredWithinRange"),
+            row(
+                "scaleUp with spec MaxReplicas limitation with large percent policy",
+                1,
+                1000,
+                10,
+                50,
+                50,
+                "DesiredWithinRange",
+            ),
             generate(10000, 60, 0, 0),
         ),
         up(
-            row("scaleUp with pod policy limitation", 1, 1000, 10, 50, 40, "ScaleUpLimit"),
+            row(
+                "scaleUp with pod policy limitation",
+                1,
+                1000,
+                10,
+                50,
+                40,
+                "ScaleUpLimit",
+            ),
             generate(30, 60, 0, 0),
         ),
         up(
-            row("scaleUp with percent policy limitation", 1, 1000, 10, 50, 30, "ScaleUpLimit"),
+            row(
+                "scaleUp with percent policy limitation",
+                1,
+                1000,
+                10,
+                50,
+                30,
+                "ScaleUpLimit",
+            ),
             generate(0, 0, 200, 60),
         ),
         down(
-            row("scaleDown with percent policy larger than pod policy", 1, 1000, 100, 2, 80, "ScaleDownLimit"),
+            row(
+                "scaleDown with percent policy larger than pod policy",
+                1,
+                1000,
+                100,
+                2,
+                80,
+                "ScaleDownLimit",
+            ),
             generate(20, 60, 1, 60),
         ),
         down(
-            row("scaleDown with pod policy larger than percent policy", 1, 1000, 100, 2, 98, "ScaleDownLimit"),
+            row(
+                "scaleDown with pod policy larger than percent policy",
+                1,
+                1000,
+                100,
+                2,
+                98,
+                "ScaleDownLimit",
+            ),
             generate(2, 60, 1, 60),
         ),
         down(
-            row("scaleDown with spec MinReplicas=nil limitation with large pod policy", 1, 1000, 10, 0, 1, "TooFewReplicas"),
+            row(
+                "scaleDown with spec MinReplicas=nil limitation with large pod policy",
+                1,
+                1000,
+                10,
+                0,
+                1,
+                "TooFewReplicas",
+            ),
             generate(100, 60, 0, 0),
         ),
         down(
-            row("scaleDown with spec MinReplicas limitation with large pod policy", 1, 1000, 10, 0, 1, "TooFewReplicas"),
+            row(
+                "scaleDown with spec MinReplicas limitation with large pod policy",
+                1,
+                1000,
+                10,
+                0,
+                1,
+                "TooFewReplicas",
+            ),
             generate(100, 60, 0, 0),
         ),
         down(
-            row("scaleDown with spec MinReplicas limitation with large percent policy", 5, 1000, 10, 2, 5, "TooFewReplicas"),
+            row(
+                "scaleDown with spec MinReplicas limitation with large percent policy",
+                5,
+                1000,
+                10,
+                2,
+                5,
+                "TooFewReplicas",
+            ),
             generate(0, 0, 100, 60),
         ),
         down(
-            row("scaleDown with pod policy limitation", 1, 1000, 10, 2, 5, "ScaleDownLimit"),
+            row(
+                "scaleDown with pod policy limitation",
+                1,
+                1000,
+                10,
+                2,
+                5,
+                "ScaleDownLimit",
+            ),
             generate(5, 60, 0, 0),
         ),
         down(
-            row("scaleDown with percent policy limitation", 1, 1000, 10, 5, 5, "DesiredWithinRange"),
+            row(
+                "scaleDown with percent policy limitation",
+                1,
+                1000,
+                10,
+                5,
+                5,
+                "DesiredWithinRange",
+            ),
             generate(0, 0, 50, 60),
         ),
         up_ev(
             up(
-                row("scaleUp with spec MaxReplicas limitation with large pod policy and events", 1, 200, 100, 500, 200, "TooManyReplicas"),
+                row(
+                    "scaleUp with spec MaxReplicas limitation with large pod policy and events",
+                    1,
+                    200,
+                    100,
+                    500,
+                    200,
+                    "TooManyReplicas",
+                ),
                 generate(300, 60, 0, 0),
             ),
             ev(&[1, 5, 9]),
         ),
         up_ev(
             up(
-                row("scaleUp with spec MaxReplicas limitation with large percent policy and events", 1, 200, 100, 500, 200, "TooManyReplicas"),
+                row(
+                    "scaleUp with spec MaxReplicas limitation with large percent policy and events",
+                    1,
+                    200,
+                    100,
+                    500,
+                    200,
+                    "TooManyReplicas",
+                ),
                 generate(0, 0, 10000, 60),
             ),
             ev(&[1, 5, 9]),
         ),
         up_ev(
             up(
-                row("scaleUp with currentReplicas limitation with rate.PeriodSeconds with a lot of recent scale up events", 1, 1000, 100, 500, 100, "ScaleUpLimit"),
+                row(
+                    "scaleUp with currentReplicas limitation with rate.PeriodSeconds with a lot of recent scale up events",
+                    1,
+                    1000,
+                    100,
+                    500,
+                    100,
+                    "ScaleUpLimit",
+                ),
                 generate(5, 120, 0, 0),
             ),
             ev(&[1, 5, 9]),
         ),
         up_ev(
             up(
-                row("scaleUp with pod policy and previous scale up events", 1, 1000, 100, 500, 235, "ScaleUpLimit"),
+                row(
+                    "scaleUp with pod policy and previous scale up events",
+                    1,
+                    1000,
+                    100,
+                    500,
+                    235,
+                    "ScaleUpLimit",
+                ),
                 generate(150, 120, 0, 0),
             ),
             ev(&[1, 5, 9]),
         ),
         up_ev(
             up(
-                row("scaleUp with percent policy and previous scale up events", 1, 1000, 100, 500, 255, "ScaleUpLimit"),
+                row(
+                    "scaleUp with percent policy and previous scale up events",
+                    1,
+                    1000,
+                    100,
+                    500,
+                    255,
+                    "ScaleUpLimit",
+                ),
                 generate(0, 0, 200, 120),
             ),
             ev(&[1, 5, 9]),
         ),
         down_ev(
-            row("scaleDown with default policy and previous events", 1, 1000, 10, 5, 5, "DesiredWithinRange"),
+            row(
+                "scaleDown with default policy and previous events",
+                1,
+                1000,
+                10,
+                5,
+                5,
+                "DesiredWithinRange",
+            ),
             ev(&[1, 5, 9]),
         ),
         down_ev(
             down(
-                row("scaleDown with spec MinReplicas=nil limitation with large pod policy and previous events", 1, 1000, 100, 0, 1, "TooFewReplicas"),
+                row(
+                    "scaleDown with spec MinReplicas=nil limitation with large pod policy and previous events",
+                    1,
+                    1000,
+                    100,
+                    0,
+                    1,
+                    "TooFewReplicas",
+                ),
                 generate(115, 120, 0, 0),
             ),
             ev(&[1, 5, 9]),
         ),
         down_ev(
             down(
-                row("scaleDown with spec MinReplicas limitation with large pod policy and previous events", 5, 1000, 100, 0, 5, "TooFewReplicas"),
+                row(
+                    "scaleDown with spec MinReplicas limitation with large pod policy and previous events",
+                    5,
+                    1000,
+                    100,
+                    0,
+                    5,
+                    "TooFewReplicas",
+                ),
                 generate(130, 120, 0, 0),
             ),
             ev(&[1, 5, 9]),
         ),
         down_ev(
             down(
-                row("scaleDown with spec MinReplicas limitation with large percent policy and previous events", 5, 1000, 100, 2, 5, "TooFewReplicas"),
+                row(
+                    "scaleDown with spec MinReplicas limitation with large percent policy and previous events",
+                    5,
+                    1000,
+                    100,
+                    2,
+                    5,
+                    "TooFewReplicas",
+                ),
                 generate(0, 0, 100, 120),
             ),
             ev(&[1, 5, 9]),
         ),
         down_ev(
             down(
-                row("scaleDown with pod policy limitation and previous events", 1, 1000, 100, 2, 100, "ScaleDownLimit"),
+                row(
+                    "scaleDown with pod policy limitation and previous events",
+                    1,
+                    1000,
+                    100,
+                    2,
+                    100,
+                    "ScaleDownLimit",
+                ),
                 generate(5, 120, 0, 0),
             ),
             ev(&[1, 5, 9]),
         ),
         down_ev(
             down(
-                row("scaleDown with percent policy limitation and previous events", 1, 1000, 100, 0, 56, "ScaleDownLimit"),
+                row(
+                    "scaleDown with percent policy limitation and previous events",
+                    1,
+                    1000,
+                    100,
+                    0,
+                    56,
+                    "ScaleDownLimit",
+                ),
                 generate(0, 0, 50, 120),
             ),
             ev(&[2, 4, 6]),
         ),
         down_ev(
             down(
-                row("scaleDown with previous events preventing further scale down", 1, 1000, 100, 0, 100, "ScaleDownLimit"),
+                row(
+                    "scaleDown with previous events preventing further scale down",
+                    1,
+                    1000,
+                    100,
+                    0,
+                    100,
+                    "ScaleDownLimit",
+                ),
                 generate(0, 0, 10, 120),
             ),
             ev(&[10, 10, 10]),
         ),
         down_ev(
             down(
-                row("scaleDown with with previous events still allowing more scale down", 1, 1000, 10, 5, 5, "DesiredWithinRange"),
+                row(
+                    "scaleDown with with previous events still allowing more scale down",
+                    1,
+                    1000,
+                    10,
+                    5,
+                    5,
+                    "DesiredWithinRange",
+                ),
                 generate(0, 0, 1000, 120),
             ),
             ev(&[10, 10, 10]),
         ),
         up_ev(
             up(
-                row("check 'outdated' flag for events for one behavior for up", 1, 1000, 100, 200, 200, "DesiredWithinRange"),
+                row(
+                    "check 'outdated' flag for events for one behavior for up",
+                    1,
+                    1000,
+                    100,
+                    200,
+                    200,
+                    "DesiredWithinRange",
+                ),
                 generate(1000, 60, 0, 0),
             ),
             ev(&[8, 12, 9, 11]),
         ),
         up_ev(
             up(
-                row("check that events were not marked 'outdated' for two different policies in the behavior for up", 1, 1000, 100, 200, 200, "DesiredWithinRange"),
+                row(
+                    "check that events were not marked 'outdated' for two different policies in the behavior for up",
+                    1,
+                    1000,
+                    100,
+                    200,
+                    200,
+                    "DesiredWithinRange",
+                ),
                 generate(1000, 120, 100, 60),
             ),
             ev(&[8, 12, 9, 11]),
         ),
         up_ev(
             up(
-                row("check that events were marked 'outdated' for two different policies in the behavior for up", 1, 1000, 100, 200, 200, "DesiredWithinRange"),
+                row(
+                    "check that events were marked 'outdated' for two different policies in the behavior for up",
+                    1,
+                    1000,
+                    100,
+                    200,
+                    200,
+                    "DesiredWithinRange",
+                ),
                 generate(1000, 30, 100, 60),
             ),
             ev(&[8, 12, 9, 11]),
         ),
         down_ev(
             down(
-                row("check 'outdated' flag for events for one behavior for down", 1, 1000, 100, 5, 5, "DesiredWithinRange"),
+                row(
+                    "check 'outdated' flag for events for one behavior for down",
+                    1,
+                    1000,
+                    100,
+                    5,
+                    5,
+                    "DesiredWithinRange",
+                ),
                 generate(1000, 60, 0, 0),
             ),
             ev(&[8, 12, 9, 11]),
         ),
         down_ev(
             down(
-                row("check that events were not marked 'outdated' for two different policies in the behavior for down", 1, 1000, 100, 5, 5, "DesiredWithinRange"),
+                row(
+                    "check that events were not marked 'outdated' for two different policies in the behavior for down",
+                    1,
+                    1000,
+                    100,
+                    5,
+                    5,
+                    "DesiredWithinRange",
+                ),
                 generate(1000, 120, 100, 60),
             ),
             ev(&[8, 12, 9, 11]),
         ),
         down_ev(
             down(
-                row("check that events were marked 'outdated' for two different policies in the behavior for down", 1, 1000, 100, 5, 5, "DesiredWithinRange"),
+                row(
+                    "check that events were marked 'outdated' for two different policies in the behavior for down",
+                    1,
+                    1000,
+                    100,
+                    5,
+                    5,
+                    "DesiredWithinRange",
+                ),
                 generate(1000, 30, 100, 60),
             ),
             ev(&[8, 12, 9, 11]),
@@ -749,7 +1057,12 @@ fn normalize_desired_replicas_tables() {
                 workers,
             });
         }
-        let d = tick(&rules, &mut memory, f64::from(row.prenormalized), row.current);
+        let d = tick(
+            &rules,
+            &mut memory,
+            f64::from(row.prenormalized),
+            row.current,
+        );
         assert_eq!(d.desired, row.expected, "{}: {:?}", row.test, d.reasons);
     }
     assert_eq!(STABILIZE_ROWS.len(), 14);

@@ -175,11 +175,7 @@ fn up_limit(rate: &RateRules, current: i64, changes_in: impl Fn(Duration) -> (i6
 }
 
 /// HPA `calculateScaleDownLimitWithBehaviors`.
-fn down_limit(
-    rate: &RateRules,
-    current: i64,
-    changes_in: impl Fn(Duration) -> (i64, i64),
-) -> i64 {
+fn down_limit(rate: &RateRules, current: i64, changes_in: impl Fn(Duration) -> (i64, i64)) -> i64 {
     if rate.select == SelectPolicy::Disabled {
         return current;
     }

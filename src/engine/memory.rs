@@ -98,7 +98,8 @@ impl PoolMemory {
         // Kept in time order (rate limits walk back from the newest), even if a wall
         // clock stepped back.
         let at = self.scale_events.partition_point(|e| e.at <= now);
-        self.scale_events.insert(at, ScaleEvent { at: now, from, to });
+        self.scale_events
+            .insert(at, ScaleEvent { at: now, from, to });
         while self.scale_events.len() > MAX_EVENTS {
             self.scale_events.pop_front();
         }

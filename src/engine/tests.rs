@@ -754,3 +754,52 @@ proptest! {
         }
     }
 }
+
+/// The policy language says what HPA `behavior` says: per-direction tolerance (KEP-4951,
+/// the top-level `tolerance` as default) and several rate policies per direction, each with
+/// its own period, next to the `workers`/`percent` shorthand (old files keep their meaning).
+#[test]
+fn per_direction_tolerance_and_rate_policy_lists_compile() {
+    use super::rules::{RateKind, RatePolicy, Tolerance};
+    let p = policy(
+        "tolerance: 0.2\n\
+         scale_up:\n  tolerance: 0.05\n  max_step:\n    workers: 4\n    period: 30s\n    \
+         policies: [{ percent: 50, period: 2m }, { workers: 10 }]\n    select: min\n",
+    );
+    assert_eq!(
+        p.tolerance,
+        Tolerance {
+            down: 0.2,
+            up: 0.05
+        }
+    );
+    let s = |secs| Duration::from_secs(secs);
+    assert_eq!(
+        p.scale_up.rate.policies,
+        vec![
+            RatePolicy {
+                kind: RateKind::Workers(4),
+                period: s(30)
+            },
+            RatePolicy {
+                kind: RateKind::Percent(50),
+                period: s(120)
+            },
+            RatePolicy {
+                kind: RateKind::Workers(10),
+                period: s(30)
+            },
+        ]
+    );
+    assert_eq!(p.scale_up.rate.select, policy::SelectPolicy::Min);
+    // select: min over the three from 10 with no history: min(14, 15, 20) = 14.
+    let d = one(&p, &mut Memory::default(), 100.0, 10, at(0));
+    assert_eq!(d.desired, 14);
+    // Up uses its own 0.05: 1.04 stays, 1.06 scales.
+    assert_eq!(one(&p, &mut Memory::default(), 10.4, 10, at(0)).desired, 10);
+    assert_eq!(one(&p, &mut Memory::default(), 10.6, 10, at(0)).desired, 11);
+    // Down uses the top-level 0.2: 0.85 stays (0.85 >= 0.8).
+    let p = policy("tolerance: 0.2\nscale_down: { stabilization: 0s }\n");
+    assert_eq!(one(&p, &mut Memory::default(), 8.5, 10, at(0)).desired, 10);
+    assert_eq!(one(&p, &mut Memory::default(), 7.9, 10, at(0)).desired, 8);
+}
