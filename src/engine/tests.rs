@@ -329,6 +329,11 @@ fn flap_budget_never_holds_a_needed_scale_up() {
     );
     // HPA rate limit from 3: max(3 + 4, 3 × 2) = 7.
     assert_eq!(d.desired, 7);
+    // The same stage without the need (the old rule, which never asked) holds the pool at 3.
+    let mut old = Vec::new();
+    let held = super::limits::flap_budget(&p, m.pool_mut("p"), 3, 7, None, at(200), &mut old);
+    assert_eq!(held, 3);
+    assert_eq!(old.last().map(Reason::label), Some("flap_budget"));
     m.record_actuation("p", 3, 7, at(200));
     // Same direction as the last move: no reversal, the pool reaches what the work needs.
     let d = one(&p, &mut m, 9.0, 7, at(215));
