@@ -40,6 +40,9 @@ pub fn decide(
         Some(raw) => raw,
         None => current,
     };
+    // What the load itself asks for (proportional or backlog-deadline size, outside the
+    // tolerance band): a scale-up to it is needed, so the flap budget never holds it.
+    let needed_up = (readings.fresh > 0 && desired > current).then_some(desired);
     if let Some(missing) = &readings.missing {
         let all_missing = readings.fresh == 0;
         let action = if !all_missing {
@@ -117,7 +120,15 @@ pub fn decide(
 
     // 6. Rate limits and flap budget.
     desired = rate_limit(rules, memory, current, desired, now, &mut reasons);
-    desired = flap_budget(rules, memory, current, desired, now, &mut reasons);
+    desired = flap_budget(
+        rules,
+        memory,
+        current,
+        desired,
+        needed_up,
+        now,
+        &mut reasons,
+    );
 
     // 7. Boot-awareness: don't judge capacity that was just ordered and is not ready yet.
     let booting = current.saturating_sub(obs.workers.ready);
@@ -276,9 +287,10 @@ impl Readings {
         memory.forecast.floor(season, rules.boot_time, now)
     }
 
-    /// HPA AverageValue per signal (`ceil(demand / per_worker)`, current size kept inside the
-    /// tolerance band), max over signals, plus KEDA-style activation at zero. A backlog size
-    /// replaces the proportional one (same tolerance band).
+    /// HPA AverageValue per signal (`GetExternalPerPodMetricReplicas`: ratio
+    /// `demand / (per_worker * current)`; `ceil(demand / per_worker)` unless the ratio is
+    /// inside the tolerance band, then the current size), max over signals, plus KEDA-style
+    /// activation at zero. A backlog size replaces the proportional one (same band).
     fn raw(
         &self,
         rules: &PoolRules,
@@ -294,12 +306,13 @@ impl Readings {
             let mut proposal = workers;
             let mut tolerance_reason = None;
             if current > 0 {
-                let ratio = exact / f64::from(current);
-                if (1.0 - ratio).abs() <= rules.tolerance {
+                // The HPA's order of operations, so the band edge falls where HPA puts it.
+                let ratio = demand / (per_worker * f64::from(current));
+                if rules.tolerance.within(ratio) {
                     proposal = current;
                     tolerance_reason = Some(Reason::WithinTolerance {
                         ratio,
-                        tolerance: rules.tolerance,
+                        tolerance: rules.tolerance.toward(ratio),
                     });
                 }
             }
@@ -330,11 +343,11 @@ impl Readings {
                 tolerance = None;
                 if current > 0 {
                     let ratio = f64::from(size.workers) / f64::from(current);
-                    if (1.0 - ratio).abs() <= rules.tolerance && size.workers != current {
+                    if rules.tolerance.within(ratio) && size.workers != current {
                         proposal = current;
                         tolerance = Some(Reason::WithinTolerance {
                             ratio,
-                            tolerance: rules.tolerance,
+                            tolerance: rules.tolerance.toward(ratio),
                         });
                     }
                 }

@@ -91,4 +91,6 @@ pub fn step(
 }
 
 #[cfg(test)]
+mod hpa_upstream;
+#[cfg(test)]
 mod tests;

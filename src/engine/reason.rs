@@ -133,6 +133,14 @@ pub enum Reason {
         reversals_last_hour: u32,
         max: u32,
     },
+    /// The flap budget is spent, but the load needs `needed` workers (work is queued beyond
+    /// what the pool carries, or the backlog deadline asks for them): the scale-up goes ahead,
+    /// up to `needed`.
+    FlapBudgetNeeded {
+        reversals_last_hour: u32,
+        max: u32,
+        needed: u32,
+    },
     /// Workers ordered recently are still booting: no scale-down until they are ready.
     Booting {
         booting: u32,
@@ -174,6 +182,7 @@ impl Reason {
             Reason::Cooldown { .. } => "cooldown",
             Reason::RateLimit { .. } => "rate_limit",
             Reason::FlapBudget { .. } => "flap_budget",
+            Reason::FlapBudgetNeeded { .. } => "flap_budget_needed",
             Reason::Booting { .. } => "booting",
             Reason::CostCap { .. } => "cost_cap",
             Reason::GlobalBudget { .. } => "global_budget",
@@ -246,7 +255,7 @@ impl fmt::Display for Reason {
             Reason::WithinTolerance { ratio, tolerance } => {
                 write!(
                     f,
-                    "load ratio {ratio:.3} is within ±{tolerance} of target: keep current size"
+                    "load ratio {ratio:.3} is within the {tolerance} tolerance of target: keep current size"
                 )
             }
             Reason::BelowActivation { demand, threshold } => {
@@ -316,6 +325,15 @@ impl fmt::Display for Reason {
                     "flap budget spent: {reversals_last_hour} reversals in the last hour (max {max})"
                 )
             }
+            Reason::FlapBudgetNeeded {
+                reversals_last_hour,
+                max,
+                needed,
+            } => write!(
+                f,
+                "flap budget spent ({reversals_last_hour} reversals in the last hour, max {max}), \
+                 but the load needs {needed} workers: scale up anyway"
+            ),
             Reason::Booting { booting } => write!(
                 f,
                 "{booting} worker(s) still booting: scale-down waits for them"
