@@ -50,7 +50,11 @@ impl MetricSource for WaveSource {
         let phase = (self.index % 24) as f64 / 24.0;
         let day = (secs / 86_400.0 + phase) * std::f64::consts::TAU;
         let base = 4.0 + (self.index % 7) as f64 * 3.0;
-        let burst = if (secs as i64 / 600 + self.index as i64) % 17 == 0 { base } else { 0.0 };
+        let burst = if (secs as i64 / 600 + self.index as i64) % 17 == 0 {
+            base
+        } else {
+            0.0
+        };
         Ok(Reading {
             demand: (base * (1.0 + 0.8 * day.sin()) + burst).max(0.0),
             raw: vec![],
@@ -144,8 +148,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let pools: usize = std::env::var("SOAK_POOLS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let hours: i64 = std::env::var("SOAK_HOURS").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    let pools: usize = std::env::var("SOAK_POOLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let hours: i64 = std::env::var("SOAK_HOURS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
     let handle = poolpilot::telemetry::prometheus_builder()
         .install_recorder()
         .expect("the metrics recorder");

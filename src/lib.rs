@@ -10,12 +10,12 @@
 //! - [`settings`]   daemon settings (YAML file + `POOLPILOT_*` env, validated like policies)
 //! - [`engine`]     PURE decision pipeline: `step`, `decide`, `Decision`, `Reason`, `Memory`
 //! - [`sources`]    metric sources (Trino, Presto, Airflow REST/DB, Spark): fetch + pure parse
-//! - [`actuators`]  worker-pool actuators (Kubernetes, AWS ASG) + dry-run/metrics decorators
+//! - [`actuators`]  worker-pool actuators (Kubernetes, AWS ASG) + dry-run/metrics/Events decorators
 //! - [`drain`]      engine-aware drains (Trino, Spark, Celery) and victim choice
 //! - [`daemon`]     tokio control loop, HTTP endpoints, state store, reload, leader lease
-//! - [`sim`]        simulator: traces, virtual pool, baselines, oracle, metrics, report
+//! - [`sim`]        simulator: traces, virtual pool, baselines, oracle, metrics, report, `tune`
 //! - [`telemetry`]  tracing setup and every metric name
-//! - [`cli`]        the `poolpilot` command line (one file per subcommand)
+//! - [`cli`]        the `poolpilot` command line (one file per subcommand, `status` included)
 
 pub mod actuators;
 pub mod cli;

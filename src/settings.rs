@@ -165,19 +165,37 @@ fn load_from(
 
 /// Writes each settings variable into `value` at its field path; returns (path, variable)
 /// for every one applied and a warning for each `POOLPILOT_*` variable that is no setting.
+/// The `config` crate's `Environment` source reads the variables (prefix, `__` nesting,
+/// lower-cased keys); they are laid over the located YAML document rather than merged by
+/// `config` so that every error still names its file, line and column, or its variable.
 fn overlay_env(
     value: &mut Value,
     vars: impl Iterator<Item = (String, String)>,
 ) -> (Vec<(String, String)>, Vec<String>) {
+    use config::Source as _;
     let mut applied = Vec::new();
     let mut warnings = Vec::new();
-    let mut vars: Vec<(String, String)> = vars
+    let source: config::Map<String, String> = vars
         .filter(|(name, _)| name.starts_with("POOLPILOT_"))
         .collect();
-    vars.sort();
-    for (name, text) in vars {
-        let rest = &name["POOLPILOT_".len()..];
-        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    let environment = config::Environment::with_prefix("POOLPILOT")
+        .prefix_separator("_")
+        .separator("__")
+        .source(Some(source));
+    let mut collected: Vec<(String, String)> = match environment.collect() {
+        Ok(map) => map
+            .into_iter()
+            .map(|(key, v)| (key, v.into_string().unwrap_or_default()))
+            .collect(),
+        Err(e) => {
+            warnings.push(format!("environment variables POOLPILOT_* not read: {e}"));
+            Vec::new()
+        }
+    };
+    collected.sort();
+    for (key, text) in collected {
+        let path: Vec<String> = key.split('.').map(str::to_string).collect();
+        let name = format!("POOLPILOT_{}", path.join("__").to_ascii_uppercase());
         if !KEYS.contains(&path[0].as_str()) {
             if !NOT_SETTINGS.iter().any(|n| name.starts_with(n)) {
                 warnings.push(unknown_variable(&name, &path[0]));

@@ -7,6 +7,16 @@ pub mod names {
     pub const POOL_CURRENT_WORKERS: &str = "poolpilot_pool_current_workers";
     pub const POOL_READY_WORKERS: &str = "poolpilot_pool_ready_workers";
     pub const POOL_SPEND_TOTAL: &str = "poolpilot_pool_spend_total";
+    /// Gauges per `pool`: the policy's bounds (`bounds.min`, `bounds.max`).
+    pub const POOL_MIN_WORKERS: &str = "poolpilot_pool_min_workers";
+    pub const POOL_MAX_WORKERS: &str = "poolpilot_pool_max_workers";
+    /// Gauge per `pool`: `max(demand / per_worker)` over the fresh signals (kept at its last
+    /// value while every signal is missing).
+    pub const POOL_DEMAND_WORKERS: &str = "poolpilot_pool_demand_workers";
+    /// Gauge per `pool`: the platform's size × price per worker-hour.
+    pub const POOL_SPEND_PER_HOUR: &str = "poolpilot_pool_spend_per_hour";
+    /// Gauge per `pool` with `cost.max_per_hour`: the pool's cost cap.
+    pub const POOL_MAX_SPEND_PER_HOUR: &str = "poolpilot_pool_max_spend_per_hour";
     pub const DECISIONS_TOTAL: &str = "poolpilot_decisions_total";
     pub const SOURCE_ERRORS_TOTAL: &str = "poolpilot_source_errors_total";
     pub const SOURCE_POLL_SECONDS: &str = "poolpilot_source_poll_duration_seconds";
@@ -21,6 +31,9 @@ pub mod names {
     pub const ACTUATOR_CALL_DURATION_SECONDS: &str = "poolpilot_actuator_call_duration_seconds";
     /// Counter; labels `platform`, `op`, `outcome`.
     pub const ACTUATOR_CALLS_TOTAL: &str = "poolpilot_actuator_calls_total";
+    /// Counter; labels `reason` (Event reason), `outcome` (`published`|`suppressed`|`failed`):
+    /// Kubernetes Events about scaled objects (`actuators::events`).
+    pub const EVENTS_TOTAL: &str = "poolpilot_events_total";
     /// Counter; labels `platform`, `op`, `reason` (error label); retried attempts only.
     pub const ACTUATOR_RETRIES_TOTAL: &str = "poolpilot_actuator_retries_total";
     pub const BUDGET_SPEND_PER_HOUR: &str = "poolpilot_budget_spend_per_hour";
@@ -79,6 +92,36 @@ pub const DESCRIPTIONS: &[(&str, Kind, &str)] = {
             POOL_READY_WORKERS,
             Gauge,
             "Workers the platform reports as ready.",
+        ),
+        (
+            POOL_MIN_WORKERS,
+            Gauge,
+            "The policy's lower bound (bounds.min).",
+        ),
+        (
+            POOL_MAX_WORKERS,
+            Gauge,
+            "The policy's upper bound (bounds.max).",
+        ),
+        (
+            POOL_DEMAND_WORKERS,
+            Gauge,
+            "Workers the fresh signals ask for: max(demand / per_worker).",
+        ),
+        (
+            POOL_SPEND_PER_HOUR,
+            Gauge,
+            "The pool's size times its price per worker-hour.",
+        ),
+        (
+            POOL_MAX_SPEND_PER_HOUR,
+            Gauge,
+            "The pool's cost cap (cost.max_per_hour).",
+        ),
+        (
+            EVENTS_TOTAL,
+            Counter,
+            "Kubernetes Events about scaled objects, by reason and outcome.",
         ),
         (
             POOL_SPEND_TOTAL,

@@ -151,4 +151,34 @@ async fn recorded_traffic_replays_through_the_simulator_against_a_changed_policy
         lower_row["wait_p95_s"].as_f64().unwrap() > same_row["wait_p95_s"].as_f64().unwrap(),
         "same: {same_row}\nlower: {lower_row}"
     );
+
+    // `tune` takes the recording too: the recorded pool's policy is the one it starts from,
+    // and what it writes validates.
+    let tuned = dir.path().join("tuned.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_poolpilot"))
+        .arg("tune")
+        .arg(&recording)
+        .args([
+            "--p95-wait",
+            "10m",
+            "--holdout",
+            "0%",
+            "--variants",
+            "12",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(&tuned)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("12 variants of `"), "{stdout}");
+    let written = poolpilot::policy::load_file(&tuned).unwrap_or_else(|e| panic!("{e}"));
+    let recorded = poolpilot::policy::load_str(policy, "recorded").unwrap();
+    assert_eq!(written.name(), recorded.name());
 }

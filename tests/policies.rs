@@ -255,3 +255,50 @@ fn a_closed_stdout_is_exit_0_without_a_word() {
         );
     }
 }
+
+/// The committed schema that the example policies point editors at
+/// (`# yaml-language-server: $schema=./poolpilot.schema.json`) is exactly what `poolpilot
+/// schema` prints, so it never drifts from the types; regenerate with
+/// `poolpilot schema > policies/poolpilot.schema.json`.
+#[test]
+fn committed_schema_matches_the_binary_and_every_example_points_at_it() {
+    let (code, out, _) = poolpilot(&["schema"]);
+    assert_eq!(code, 0);
+    let committed = std::fs::read_to_string(root().join("policies/poolpilot.schema.json")).unwrap();
+    assert!(
+        committed == out,
+        "policies/poolpilot.schema.json is stale: run `poolpilot schema > policies/poolpilot.schema.json`"
+    );
+    for file in yaml_files(&root().join("policies")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(
+            text.lines().next(),
+            Some("# yaml-language-server: $schema=./poolpilot.schema.json"),
+            "{} does not point editors at the schema",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = poolpilot(&["completions", shell]);
+        assert_eq!(code, 0, "{err}");
+        for sub in ["validate", "explain", "status", "completions", "man"] {
+            assert!(out.contains(sub), "{shell}: no {sub}");
+        }
+    }
+    let (code, _, err) = poolpilot(&["completions", "tcsh"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("bash"), "{err}");
+    let (code, page, _) = poolpilot(&["man"]);
+    assert_eq!(code, 0);
+    assert!(page.contains(".TH poolpilot 1"), "{page}");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = poolpilot(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for page in ["poolpilot.1", "poolpilot-status.1", "poolpilot-run.1"] {
+        assert!(dir.path().join(page).is_file(), "{page} not written");
+    }
+}

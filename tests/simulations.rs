@@ -1,6 +1,8 @@
 //! Every shipped scenario (`simulations/*.yaml`) runs here: its `expect:` ranges and
 //! `expect_beats:` claims must hold, and scenarios with `golden: true` must reproduce
 //! `simulations/golden/<name>.csv` (every actuation of every row) byte for byte.
+//! Each also runs with the replay ticking through every tick, and must be identical to the
+//! default clock that skips quiet stretches.
 //! Regenerate goldens with `POOLPILOT_BLESS=1 cargo test --test simulations`.
 //! Trace scenarios need `../shared/traces` beside the clone (CI has it; CI=true makes a
 //! missing trace a failure).
@@ -9,6 +11,7 @@ mod support;
 
 use std::path::PathBuf;
 
+use poolpilot::sim::run::Clock;
 use poolpilot::sim::{expect, experiment, scenario};
 
 fn simulations_dir() -> PathBuf {
@@ -42,6 +45,23 @@ fn run_scenario(file: &str) {
     if loaded.scenario.golden {
         check_golden(&loaded.name, &expect::golden_csv(&experiment));
     }
+    // The fast clock skips quiet ticks; ticking through every one must give the same run.
+    let reference = experiment::run_with(&loaded, false, Clock::EveryTick)
+        .unwrap_or_else(|e| panic!("{file}: {e:#}"));
+    assert_eq!(
+        expect::golden_csv(&experiment),
+        expect::golden_csv(&reference),
+        "{file}: skipping quiet ticks changed an actuation"
+    );
+    assert!(
+        experiment.timelines == reference.timelines,
+        "{file}: skipping quiet ticks changed a timeline"
+    );
+    assert_eq!(
+        experiment.report.table(true),
+        reference.report.table(true),
+        "{file}: skipping quiet ticks changed the report"
+    );
 }
 
 fn check_golden(name: &str, actual: &str) {

@@ -9,7 +9,7 @@
 //! - StatefulSet scale-down always removes the highest ordinals, so a victim list naming any
 //!   other pod is refused rather than silently ignored.
 //!
-//! RBAC needed (least privilege, see `deploy/kubernetes/rbac.yaml`): `apps`
+//! RBAC needed (least privilege, see `deploy/kubernetes/pool-access/role.yaml`): `apps`
 //! `deployments/scale` or `statefulsets/scale`: get, patch; core `pods`: list, patch.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -113,6 +113,22 @@ impl KubernetesActuator {
             kind,
             name,
         ))
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn kind(&self) -> WorkloadKind {
+        self.kind
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// How many 409 Conflicts were absorbed by re-reading (for tests and logs).

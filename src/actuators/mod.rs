@@ -9,11 +9,13 @@
 //! - [`kubernetes`]: Deployments and StatefulSets through the scale subresource
 //! - [`aws_asg`]: EC2 Auto Scaling groups
 //! - [`dry_run`] / [`instrumented`]: decorators that wrap any actuator
+//! - [`events`]: a decorator that writes Kubernetes Events for actuations and refusals
 //! - [`recording`]: an in-memory fake for other modules' tests
 
 pub mod aws_asg;
 mod aws_errors;
 pub mod dry_run;
+pub mod events;
 pub mod instrumented;
 pub mod kubernetes;
 pub mod recording;

@@ -145,7 +145,7 @@ pub fn scenario_for(args: &SimulateArgs) -> anyhow::Result<LoadedScenario> {
             Some(builtin) => scenario::builtin(builtin)?,
             None => scenario::load_file(Path::new(name))?,
         },
-        (None, Some(trace)) => from_trace(trace, args),
+        (None, Some(trace)) => from_trace(trace, args.baselines.clone()),
         (None, None) => scenario::builtin("trino")?,
     };
     let s = &mut loaded.scenario;
@@ -209,7 +209,7 @@ pub fn scenario_for(args: &SimulateArgs) -> anyhow::Result<LoadedScenario> {
     Ok(loaded)
 }
 
-pub(super) fn from_trace(trace: &Path, args: &SimulateArgs) -> LoadedScenario {
+pub(super) fn from_trace(trace: &Path, baselines: Option<Vec<Baseline>>) -> LoadedScenario {
     let scenario = Scenario {
         name: None,
         description: None,
@@ -229,10 +229,7 @@ pub(super) fn from_trace(trace: &Path, args: &SimulateArgs) -> LoadedScenario {
         },
         tick: Duration::from_secs(10),
         policies: Vec::new(),
-        baselines: args
-            .baselines
-            .clone()
-            .unwrap_or_else(scenario::all_baselines),
+        baselines: baselines.unwrap_or_else(scenario::all_baselines),
         baseline_settings: Default::default(),
         expect: Default::default(),
         expect_beats: Default::default(),

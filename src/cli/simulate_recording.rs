@@ -8,6 +8,7 @@ use std::path::Path;
 use super::simulate::{OutputFormat, SimulateArgs, from_trace};
 use crate::policy::{self, Policy};
 use crate::sim::recording::{self, RecordLine, RecordedPool, Recording};
+use crate::sim::run::Clock;
 use crate::sim::{experiment, parity, plot, trace};
 
 /// Mismatches shown in full; the rest are counted.
@@ -79,19 +80,24 @@ pub fn run(args: &SimulateArgs, path: &Path) -> anyhow::Result<i32> {
             Some(p) => p.clone(),
             None => pool.load_policy(&origin)?,
         };
-        let mut loaded = from_trace(path, args);
-        loaded.name = format!("{} / {}", loaded.name, pool.name);
+        let mut loaded = pool_scenario(path, &rec, pool, args.baselines.clone());
         let s = &mut loaded.scenario;
-        s.pool.worker_capacity = args.worker_capacity.unwrap_or(pool.signals[0].per_worker);
-        s.pool.boot_time = args.boot_time.unwrap_or(pool.boot_time);
-        s.pool.price_per_worker_hour = args
-            .price_per_worker_hour
-            .unwrap_or(pool.price_per_worker_hour);
+        if let Some(capacity) = args.worker_capacity {
+            s.pool.worker_capacity = capacity;
+        }
+        if let Some(boot) = args.boot_time {
+            s.pool.boot_time = boot;
+        }
+        if let Some(price) = args.price_per_worker_hour {
+            s.pool.price_per_worker_hour = price;
+        }
         s.pool.max_workers = args.max_workers;
         if let Some(model) = args.job_model {
             s.pool.job_model = model;
         }
-        s.tick = args.tick.unwrap_or_else(|| tick_of(&rec, &pool.name));
+        if let Some(tick) = args.tick {
+            s.tick = tick;
+        }
         let heading = format!(
             "== pool {} ({}): {} units/worker, boot {}, {}/worker-hour, tick {}",
             pool.name,
@@ -101,7 +107,13 @@ pub fn run(args: &SimulateArgs, path: &Path) -> anyhow::Result<i32> {
             s.pool.price_per_worker_hour,
             humantime::format_duration(s.tick),
         );
-        let experiment = experiment::run_on(&loaded, vec![policy], workload, !args.no_progress)?;
+        let experiment = experiment::run_on(
+            &loaded,
+            vec![policy],
+            workload,
+            !args.no_progress,
+            Clock::SkipQuiet,
+        )?;
         if let Some(dir) = &args.out {
             plot::write_outputs(&dir.join(&pool.name), &experiment)?;
         }
@@ -147,6 +159,24 @@ fn check(rec: &Recording, origin: &str) -> anyhow::Result<i32> {
         );
     }
     Ok(if report.mismatches.is_empty() { 0 } else { 1 })
+}
+
+/// One recorded pool as a scenario: its recorded capacity (the first signal's `per_worker`),
+/// boot time, price and tick (`tune` replays recordings through this too).
+pub(super) fn pool_scenario(
+    path: &Path,
+    rec: &Recording,
+    pool: &RecordedPool,
+    baselines: Option<Vec<crate::sim::scenario::Baseline>>,
+) -> crate::sim::scenario::LoadedScenario {
+    let mut loaded = from_trace(path, baselines);
+    loaded.name = format!("{} / {}", loaded.name, pool.name);
+    let s = &mut loaded.scenario;
+    s.pool.worker_capacity = pool.signals[0].per_worker;
+    s.pool.boot_time = pool.boot_time;
+    s.pool.price_per_worker_hour = pool.price_per_worker_hour;
+    s.tick = tick_of(rec, &pool.name);
+    loaded
 }
 
 /// The daemon's tick, as the median gap between a pool's recorded ticks (10 s when unknown).

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::actuators::aws_asg::AsgConnection;
+use crate::actuators::events::kube::KubeEvents;
+use crate::actuators::events::{Evented, limit};
 use crate::actuators::kubernetes::KubernetesActuator;
-use crate::actuators::{Actuator, ActuatorError, PoolStatus};
+use crate::actuators::{Actuator, ActuatorError, Instrumented, PoolStatus};
 use crate::drain::{self, Drainer};
 use crate::engine::WorkerCounts;
 use crate::policy::{Policy, SignalSpec};
@@ -137,6 +139,8 @@ pub async fn ensure_actuator(wiring: &dyn Wiring, pool: &mut PoolRuntime) {
 }
 
 /// The production wiring: HTTP/SQL sources, Kubernetes/AWS actuators, engine drainers.
+/// Every actuator is timed and counted (`actuators::Instrumented`); Kubernetes actuators also
+/// write Events about the objects they scale (`actuators::events`).
 ///
 /// Pools share clients: one AWS connection per region and endpoint (one connection pool,
 /// credentials cache and status batch), where a client per pool would cost ~0.5 MiB and two
@@ -144,6 +148,8 @@ pub async fn ensure_actuator(wiring: &dyn Wiring, pool: &mut PoolRuntime) {
 pub struct RealWiring {
     http: reqwest::Client,
     aws: tokio::sync::Mutex<HashMap<(String, Option<String>), AsgConnection>>,
+    /// Kubernetes Events' `reportingInstance`: the pod name, as for the Lease identity.
+    instance: String,
 }
 
 impl RealWiring {
@@ -152,9 +158,14 @@ impl RealWiring {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap_or_default();
+        let instance = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "poolpilot".into());
         RealWiring {
             http,
             aws: tokio::sync::Mutex::default(),
+            instance,
         }
     }
 }
@@ -174,7 +185,13 @@ impl Wiring for RealWiring {
     async fn actuator(&self, policy: &Policy) -> Result<Arc<dyn Actuator>, ActuatorError> {
         let workers = &policy.spec.workers;
         if let Some(target) = &workers.kubernetes {
-            return Ok(Arc::new(KubernetesActuator::from_target(target).await?));
+            let actuator = KubernetesActuator::from_target(target).await?;
+            let events = KubeEvents::for_actuator(&actuator, &self.instance);
+            return Ok(Arc::new(Evented::new(
+                Instrumented::new(actuator),
+                events,
+                limit::DEFAULT_WINDOW,
+            )));
         }
         if let Some(target) = &workers.aws_asg {
             let key = (target.region.clone(), target.endpoint_url.clone());
@@ -188,7 +205,9 @@ impl Wiring for RealWiring {
                     c
                 }
             };
-            return Ok(Arc::new(connection.actuator(&target.group)));
+            return Ok(Arc::new(Instrumented::new(
+                connection.actuator(&target.group),
+            )));
         }
         Err(ActuatorError::Config {
             message: "workers: neither `kubernetes` nor `aws_asg` is set".into(),

@@ -80,6 +80,7 @@ impl Controller {
             } else {
                 0.0
             });
+            bounds_and_demand_metrics(&pl, rules, &world.pools[i].signals, known, price);
 
             let signals = pool
                 .signals
@@ -214,9 +215,17 @@ fn shadow_view(
 /// steady pool stays quiet and every change is explained once.
 fn log_decision(d: &Decision, actuation: Actuation, held_because: Option<&str>) {
     let trivial = d.desired == d.current
-        && d.reasons
-            .iter()
-            .all(|r| matches!(r.label(), "raw" | "within_tolerance"));
+        && d.reasons.iter().all(|r| {
+            matches!(
+                r.label(),
+                "raw"
+                    | "within_tolerance"
+                    | "backlog"
+                    | "backlog_unknown"
+                    | "forecast"
+                    | "forecast_off"
+            )
+        });
     if trivial {
         return;
     }
@@ -246,4 +255,26 @@ fn log_decision(d: &Decision, actuation: Actuation, held_because: Option<&str>) 
         "pool {} {verb}: {why}",
         d.pool
     );
+}
+
+/// What the dashboard and the alerts compare a pool's size with: its bounds, the demand in
+/// workers, and its spend rate against its cost cap (`deploy/grafana`, `deploy/prometheus`).
+fn bounds_and_demand_metrics(
+    pl: &[(&'static str, String); 1],
+    rules: &PoolRules,
+    signals: &[Signal],
+    known: Option<&PoolStatus>,
+    price: f64,
+) {
+    metrics::gauge!(names::POOL_MIN_WORKERS, pl).set(f64::from(rules.bounds.min));
+    metrics::gauge!(names::POOL_MAX_WORKERS, pl).set(f64::from(rules.bounds.max));
+    if let Some(needed) = demand_in_workers(&rules.per_worker, signals) {
+        metrics::gauge!(names::POOL_DEMAND_WORKERS, pl).set(needed);
+    }
+    if let Some(s) = known {
+        metrics::gauge!(names::POOL_SPEND_PER_HOUR, pl).set(f64::from(s.desired) * price);
+    }
+    if let Some(cap) = rules.cost.max_per_hour {
+        metrics::gauge!(names::POOL_MAX_SPEND_PER_HOUR, pl).set(cap);
+    }
 }

@@ -2,6 +2,8 @@
 //! [`Reason`]. Where it overlaps the Kubernetes HPA (tolerance, stabilization windows,
 //! Pods/Percent rate limits with `selectPolicy`) it follows `horizontal.go` exactly.
 
+use super::backlog::BacklogSize;
+use super::forecast::Forecast;
 use super::limits::{cooldowns, flap_budget, rate_limit, stabilize};
 use super::memory::PoolMemory;
 use super::reason::{MissingAction, Reason};
@@ -30,14 +32,18 @@ pub fn decide(
         return finish(rules, current, current, reasons);
     }
 
-    // 1 + 2. Signals → raw recommendation.
+    // 1 + 2. Signals → raw recommendation (backlog-deadline size when the policy has one).
     let readings = read_signals(rules, obs, now);
+    let backlog = readings.backlog(rules, obs, memory, now);
     let mut no_scale_down = false;
-    let mut desired = match readings.raw(rules, current, &mut reasons) {
+    let mut desired = match readings.raw(rules, current, backlog, &mut reasons) {
         Some(raw) => raw,
         None => current,
     };
-    if let Some(missing) = readings.missing {
+    // What the load itself asks for (proportional or backlog-deadline size, outside the
+    // tolerance band): a scale-up to it is needed, so the flap budget never holds it.
+    let needed_up = (readings.fresh > 0 && desired > current).then_some(desired);
+    if let Some(missing) = &readings.missing {
         let all_missing = readings.fresh == 0;
         let action = if !all_missing {
             MissingAction::NoScaleDown
@@ -74,6 +80,26 @@ pub fn decide(
             schedule: i,
         });
     }
+    if let Some(forecast) = readings.forecast(rules, memory, now) {
+        match forecast {
+            Forecast::Floor { workers, demand } if workers > desired => {
+                desired = workers;
+                reasons.push(Reason::Forecast {
+                    workers,
+                    demand,
+                    lead_s: rules.boot_time.as_secs(),
+                });
+            }
+            Forecast::Floor { .. } => {}
+            Forecast::Off {
+                history_s,
+                needed_s,
+            } => reasons.push(Reason::ForecastOff {
+                history_s,
+                needed_s,
+            }),
+        }
+    }
     desired = clamp_bounds(rules, desired, &mut reasons);
 
     // 4. Stabilization (only real recommendations enter the history).
@@ -94,7 +120,15 @@ pub fn decide(
 
     // 6. Rate limits and flap budget.
     desired = rate_limit(rules, memory, current, desired, now, &mut reasons);
-    desired = flap_budget(rules, memory, current, desired, now, &mut reasons);
+    desired = flap_budget(
+        rules,
+        memory,
+        current,
+        desired,
+        needed_up,
+        now,
+        &mut reasons,
+    );
 
     // 7. Boot-awareness: don't judge capacity that was just ordered and is not ready yet.
     let booting = current.saturating_sub(obs.workers.ready);
@@ -196,10 +230,74 @@ fn read_signals(rules: &PoolRules, obs: &PoolObservation, now: Timestamp) -> Rea
     }
 }
 
+/// What backlog sizing says this tick.
+enum Backlog {
+    Sized(BacklogSize),
+    Unknown { samples: u32 },
+}
+
 impl Readings {
-    /// HPA AverageValue per signal (`ceil(demand / per_worker)`, current size kept inside the
-    /// tolerance band), max over signals, plus KEDA-style activation at zero.
-    fn raw(&self, rules: &PoolRules, current: u32, reasons: &mut Vec<Reason>) -> Option<u32> {
+    /// With `clear_backlog_within` and every signal fresh: feed the estimates, then size.
+    /// A tick with a missing signal leaves the estimates alone (its demand is partial).
+    fn backlog(
+        &self,
+        rules: &PoolRules,
+        obs: &PoolObservation,
+        memory: &mut PoolMemory,
+        now: Timestamp,
+    ) -> Option<Backlog> {
+        let within = rules.clear_backlog_within?;
+        if self.missing.is_some() || self.values.is_empty() {
+            return None;
+        }
+        let demand = self.in_workers(rules);
+        let estimate = &mut memory.backlog;
+        estimate.observe(demand, obs.workers.ready, within, now);
+        let current = obs.workers.requested;
+        Some(
+            match estimate.size(demand, current, within, rules.boot_time, now) {
+                Some(size) => Backlog::Sized(size),
+                None => Backlog::Unknown {
+                    samples: estimate.samples,
+                },
+            },
+        )
+    }
+
+    /// Demand in workers: max over signals of demand / per_worker.
+    fn in_workers(&self, rules: &PoolRules) -> f64 {
+        self.values
+            .iter()
+            .map(|&(i, d)| d / rules.per_worker[i])
+            .fold(0.0, f64::max)
+    }
+
+    /// With `target.prewarm`: learn from this tick's demand (only when every signal is fresh)
+    /// and forecast the floor for the next boot time.
+    fn forecast(
+        &self,
+        rules: &PoolRules,
+        memory: &mut PoolMemory,
+        now: Timestamp,
+    ) -> Option<Forecast> {
+        let season = rules.prewarm_season?;
+        if self.missing.is_none() && !self.values.is_empty() {
+            memory.forecast.observe(self.in_workers(rules), season, now);
+        }
+        memory.forecast.floor(season, rules.boot_time, now)
+    }
+
+    /// HPA AverageValue per signal (`GetExternalPerPodMetricReplicas`: ratio
+    /// `demand / (per_worker * current)`; `ceil(demand / per_worker)` unless the ratio is
+    /// inside the tolerance band, then the current size), max over signals, plus KEDA-style
+    /// activation at zero. A backlog size replaces the proportional one (same band).
+    fn raw(
+        &self,
+        rules: &PoolRules,
+        current: u32,
+        backlog: Option<Backlog>,
+        reasons: &mut Vec<Reason>,
+    ) -> Option<u32> {
         let mut best: Option<(u32, Reason, Option<Reason>)> = None;
         for &(i, demand) in &self.values {
             let per_worker = rules.per_worker[i];
@@ -208,12 +306,13 @@ impl Readings {
             let mut proposal = workers;
             let mut tolerance_reason = None;
             if current > 0 {
-                let ratio = exact / f64::from(current);
-                if (1.0 - ratio).abs() <= rules.tolerance {
+                // The HPA's order of operations, so the band edge falls where HPA puts it.
+                let ratio = demand / (per_worker * f64::from(current));
+                if rules.tolerance.within(ratio) {
                     proposal = current;
                     tolerance_reason = Some(Reason::WithinTolerance {
                         ratio,
-                        tolerance: rules.tolerance,
+                        tolerance: rules.tolerance.toward(ratio),
                     });
                 }
             }
@@ -227,8 +326,38 @@ impl Readings {
                 best = Some((proposal, raw, tolerance_reason));
             }
         }
-        let (mut proposal, raw, tolerance) = best?;
+        let (mut proposal, raw, mut tolerance) = best?;
         reasons.push(raw);
+        match backlog {
+            Some(Backlog::Sized(size)) => {
+                reasons.push(Reason::Backlog {
+                    workers: size.workers,
+                    demand: size.demand,
+                    rise_per_s: size.rise_per_s,
+                    turnover_per_s: size.turnover_per_s,
+                    within_s: rules.clear_backlog_within.unwrap_or_default().as_secs(),
+                    boot_s: rules.boot_time.as_secs(),
+                    current,
+                });
+                proposal = size.workers;
+                tolerance = None;
+                if current > 0 {
+                    let ratio = f64::from(size.workers) / f64::from(current);
+                    if rules.tolerance.within(ratio) && size.workers != current {
+                        proposal = current;
+                        tolerance = Some(Reason::WithinTolerance {
+                            ratio,
+                            tolerance: rules.tolerance.toward(ratio),
+                        });
+                    }
+                }
+            }
+            Some(Backlog::Unknown { samples }) => reasons.push(Reason::BacklogUnknown {
+                samples,
+                needed: super::backlog::MIN_SAMPLES,
+            }),
+            None => {}
+        }
         reasons.extend(tolerance);
         if let Some(z) = rules.scale_to_zero {
             let active = self.values.iter().any(|&(_, d)| d > z.activation_threshold);

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::memory::{PoolMemory, Recommendation};
 use super::reason::{Direction, Reason};
-use super::rules::PoolRules;
-use crate::policy::{MaxStep, SelectPolicy};
+use super::rules::{PoolRules, RateKind, RateRules};
+use crate::policy::SelectPolicy;
 use crate::time::Timestamp;
 
 /// HPA `stabilizeRecommendationWithBehaviors`: up = min over the up window, down = max over the
@@ -95,7 +95,11 @@ pub(super) fn cooldowns(
     desired
 }
 
-/// HPA `calculateScaleUpLimitWithScalingRules` / `calculateScaleDownLimitWithBehaviors`.
+/// HPA `calculateScaleUpLimitWithScalingRules` / `calculateScaleDownLimitWithBehaviors`
+/// (`horizontal.go`): every policy proposes a limit from the size at the start of its own
+/// period (changes inside the period undone); `selectPolicy` picks the largest change (`Max`),
+/// the smallest (`Min`) or none (`Disabled`). A limit past the current size in the wrong
+/// direction holds the current size, as `convertDesiredReplicasWithBehaviorRate` does.
 pub(super) fn rate_limit(
     rules: &PoolRules,
     memory: &PoolMemory,
@@ -104,12 +108,17 @@ pub(super) fn rate_limit(
     now: Timestamp,
     reasons: &mut Vec<Reason>,
 ) -> u32 {
+    // HPA `getReplicasChangePerPeriod` over scaleUpEvents and scaleDownEvents.
     let changes_in = |period: Duration| -> (i64, i64) {
         let (mut added, mut removed) = (0i64, 0i64);
+        // Events are kept in time order: walk back from the newest, stop at the period.
+        let since = now - period;
         for e in memory
             .scale_events
             .iter()
-            .filter(|e| e.at > now - period && e.at <= now)
+            .rev()
+            .take_while(|e| e.at > since)
+            .filter(|e| e.at <= now)
         {
             let delta = i64::from(e.to) - i64::from(e.from);
             if delta > 0 {
@@ -122,12 +131,7 @@ pub(super) fn rate_limit(
     };
     let cur = i64::from(current);
     if desired > current {
-        let limit = up_limit(
-            &rules.scale_up.max_step,
-            cur,
-            changes_in(rules.scale_up.max_step.period),
-        )
-        .max(cur);
+        let limit = up_limit(&rules.scale_up.rate, cur, changes_in).max(cur);
         if i64::from(desired) > limit {
             let limit = limit.clamp(0, i64::from(u32::MAX)) as u32;
             reasons.push(Reason::RateLimit {
@@ -137,12 +141,7 @@ pub(super) fn rate_limit(
             return limit;
         }
     } else if desired < current {
-        let limit = down_limit(
-            &rules.scale_down.max_step,
-            cur,
-            changes_in(rules.scale_down.max_step.period),
-        )
-        .min(cur);
+        let limit = down_limit(&rules.scale_down.rate, cur, changes_in).min(cur);
         if i64::from(desired) < limit {
             let limit = limit.clamp(0, i64::from(u32::MAX)) as u32;
             reasons.push(Reason::RateLimit {
@@ -155,50 +154,58 @@ pub(super) fn rate_limit(
     desired
 }
 
-fn up_limit(step: &MaxStep, current: i64, (added, removed): (i64, i64)) -> i64 {
-    if step.select == SelectPolicy::Disabled {
+/// HPA `calculateScaleUpLimitWithScalingRules`.
+fn up_limit(rate: &RateRules, current: i64, changes_in: impl Fn(Duration) -> (i64, i64)) -> i64 {
+    if rate.select == SelectPolicy::Disabled {
         return current;
     }
-    let start = current - added + removed;
-    let proposals = step
-        .workers
-        .map(|w| start + i64::from(w))
-        .into_iter()
-        .chain(
-            step.percent
-                .map(|p| (start as f64 * (1.0 + f64::from(p) / 100.0)).ceil() as i64),
-        );
-    match step.select {
+    let proposals = rate.policies.iter().map(|p| {
+        let (added, removed) = changes_in(p.period);
+        let start = current - added + removed;
+        match p.kind {
+            RateKind::Workers(w) => start + i64::from(w),
+            // Rounded up, "because the proposed change might not increase the replica count".
+            RateKind::Percent(pc) => (start as f64 * (1.0 + f64::from(pc) / 100.0)).ceil() as i64,
+        }
+    });
+    match rate.select {
         SelectPolicy::Min => proposals.min().unwrap_or(current),
         _ => proposals.max().unwrap_or(current),
     }
 }
 
-fn down_limit(step: &MaxStep, current: i64, (added, removed): (i64, i64)) -> i64 {
-    if step.select == SelectPolicy::Disabled {
+/// HPA `calculateScaleDownLimitWithBehaviors`.
+fn down_limit(rate: &RateRules, current: i64, changes_in: impl Fn(Duration) -> (i64, i64)) -> i64 {
+    if rate.select == SelectPolicy::Disabled {
         return current;
     }
-    let start = current + removed - added;
-    let proposals = step
-        .workers
-        .map(|w| start - i64::from(w))
-        .into_iter()
-        .chain(
-            step.percent
-                .map(|p| (start as f64 * (1.0 - f64::from(p) / 100.0)) as i64),
-        );
-    // `max` selects the largest change, i.e. the lowest count.
-    match step.select {
+    let proposals = rate.policies.iter().map(|p| {
+        let (added, removed) = changes_in(p.period);
+        let start = current - added + removed;
+        match p.kind {
+            RateKind::Workers(w) => start - i64::from(w),
+            // `int32(float64(start) * (1 - value/100))`: truncated toward zero.
+            RateKind::Percent(pc) => (start as f64 * (1.0 - f64::from(pc) / 100.0)) as i64,
+        }
+    });
+    // `Max` selects the largest change, i.e. the lowest count.
+    match rate.select {
         SelectPolicy::Min => proposals.max().unwrap_or(current),
         _ => proposals.min().unwrap_or(current),
     }
 }
 
+/// At most `max_reversals_per_hour` direction reversals, except that a scale-up the load
+/// needs is never held: when the signals (or the backlog deadline) ask for more workers than
+/// the pool has, outside the tolerance band, the pool grows to that size (`needed_up`).
+/// Only the part of a reversal no load asks for (a forecast or schedule floor, a scale-down)
+/// is held.
 pub(super) fn flap_budget(
     rules: &PoolRules,
     memory: &PoolMemory,
     current: u32,
     desired: u32,
+    needed_up: Option<u32>,
     now: Timestamp,
     reasons: &mut Vec<Reason>,
 ) -> u32 {
@@ -217,21 +224,37 @@ pub(super) fn flap_budget(
         return desired;
     }
     let hour_ago = now - Duration::from_secs(3600);
-    let recent: Vec<_> = memory
+    let mut recent = memory
         .scale_events
         .iter()
-        .filter(|e| e.at > hour_ago && e.at <= now)
-        .collect();
-    let reversals = recent
-        .windows(2)
-        .filter(|w| w[0].direction() != w[1].direction())
-        .count() as u32;
-    if reversals >= budget.max_reversals_per_hour {
-        reasons.push(Reason::FlapBudget {
+        .rev()
+        .take_while(|e| e.at > hour_ago)
+        .filter(|e| e.at <= now)
+        .map(|e| e.direction());
+    let mut reversals = 0u32;
+    if let Some(mut later) = recent.next() {
+        for earlier in recent {
+            reversals += u32::from(earlier != later);
+            later = earlier;
+        }
+    }
+    if reversals < budget.max_reversals_per_hour {
+        return desired;
+    }
+    if proposed == Direction::Up
+        && let Some(needed) = needed_up.filter(|&n| n > current)
+    {
+        let to = desired.min(needed);
+        reasons.push(Reason::FlapBudgetNeeded {
             reversals_last_hour: reversals,
             max: budget.max_reversals_per_hour,
+            needed,
         });
-        return current;
+        return to;
     }
-    desired
+    reasons.push(Reason::FlapBudget {
+        reversals_last_hour: reversals,
+        max: budget.max_reversals_per_hour,
+    });
+    current
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::backlog::BacklogMemory;
+use super::forecast::ForecastMemory;
 use super::reason::Direction;
 use crate::time::Timestamp;
 
@@ -40,20 +42,7 @@ impl Memory {
         if from == to {
             return;
         }
-        let m = self.pool_mut(pool);
-        let direction = if to > from {
-            Direction::Up
-        } else {
-            Direction::Down
-        };
-        match direction {
-            Direction::Up => m.last_scale_up = Some(now),
-            Direction::Down => m.last_scale_down = Some(now),
-        }
-        m.scale_events.push_back(ScaleEvent { at: now, from, to });
-        while m.scale_events.len() > MAX_EVENTS {
-            m.scale_events.pop_front();
-        }
+        self.pool_mut(pool).record_actuation(from, to, now);
     }
 
     /// For a start without trustworthy state: every pool in `names` blocks scale-down until
@@ -89,6 +78,32 @@ pub struct PoolMemory {
     pub last_scale_down: Option<Timestamp>,
     pub hold_scale_down_until: Option<Timestamp>,
     pub spend: SpendLedger,
+    /// Turnover and demand history for `clear_backlog_within`.
+    pub backlog: BacklogMemory,
+    /// Slot peaks for `target.prewarm` (fixed size).
+    pub forecast: ForecastMemory,
+}
+
+impl PoolMemory {
+    /// [`Memory::record_actuation`] for a pool's own memory.
+    pub fn record_actuation(&mut self, from: u32, to: u32, now: Timestamp) {
+        if from == to {
+            return;
+        }
+        if to > from {
+            self.last_scale_up = Some(now);
+        } else {
+            self.last_scale_down = Some(now);
+        }
+        // Kept in time order (rate limits walk back from the newest), even if a wall
+        // clock stepped back.
+        let at = self.scale_events.partition_point(|e| e.at <= now);
+        self.scale_events
+            .insert(at, ScaleEvent { at: now, from, to });
+        while self.scale_events.len() > MAX_EVENTS {
+            self.scale_events.pop_front();
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

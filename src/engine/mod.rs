@@ -3,8 +3,10 @@
 //! A test in this module fails if any engine file imports an I/O crate or reads the clock.
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod backlog;
 mod budget;
 mod decide;
+pub mod forecast;
 mod limits;
 pub mod memory;
 pub mod reason;
@@ -17,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use decide::decide;
-pub use memory::{Memory, PoolMemory};
+pub use memory::{Memory, PoolMemory, Recommendation};
 pub use reason::{Direction, MissingAction, Reason};
 pub use rules::PoolRules;
 pub use signal::{Signal, SignalFault};
@@ -88,5 +90,7 @@ pub fn step(
     decisions
 }
 
+#[cfg(test)]
+mod hpa_upstream;
 #[cfg(test)]
 mod tests;

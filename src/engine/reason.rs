@@ -56,6 +56,23 @@ pub enum Reason {
         per_worker: f64,
         signal: usize,
     },
+    /// `clear_backlog_within`: the size that starts the waiting work within the deadline,
+    /// counting the turnover measured online (engine::backlog has the arithmetic).
+    Backlog {
+        workers: u32,
+        /// Demand in workers (max over signals of demand / per_worker).
+        demand: f64,
+        rise_per_s: f64,
+        turnover_per_s: f64,
+        within_s: u64,
+        boot_s: u64,
+        current: u32,
+    },
+    /// `clear_backlog_within` set but the turnover is not measured yet: proportional target.
+    BacklogUnknown {
+        samples: u32,
+        needed: u32,
+    },
     /// Demand within `tolerance` of what the current size carries: keep the current size.
     WithinTolerance {
         ratio: f64,
@@ -69,6 +86,17 @@ pub enum Reason {
     ScheduleFloor {
         min: u32,
         schedule: usize,
+    },
+    /// `target.prewarm`: the learned rhythm expects `demand` workers within `lead_s`.
+    Forecast {
+        workers: u32,
+        demand: f64,
+        lead_s: u64,
+    },
+    /// `target.prewarm` is on but has not seen a whole season yet.
+    ForecastOff {
+        history_s: u64,
+        needed_s: u64,
     },
     BoundMin {
         min: u32,
@@ -105,6 +133,14 @@ pub enum Reason {
         reversals_last_hour: u32,
         max: u32,
     },
+    /// The flap budget is spent, but the load needs `needed` workers (work is queued beyond
+    /// what the pool carries, or the backlog deadline asks for them): the scale-up goes ahead,
+    /// up to `needed`.
+    FlapBudgetNeeded {
+        reversals_last_hour: u32,
+        max: u32,
+        needed: u32,
+    },
     /// Workers ordered recently are still booting: no scale-down until they are ready.
     Booting {
         booting: u32,
@@ -131,9 +167,13 @@ impl Reason {
             Reason::Paused => "paused",
             Reason::SignalMissing { .. } => "signal_missing",
             Reason::Raw { .. } => "raw",
+            Reason::Backlog { .. } => "backlog",
+            Reason::BacklogUnknown { .. } => "backlog_unknown",
             Reason::WithinTolerance { .. } => "within_tolerance",
             Reason::BelowActivation { .. } => "below_activation",
             Reason::ScheduleFloor { .. } => "schedule_floor",
+            Reason::Forecast { .. } => "forecast",
+            Reason::ForecastOff { .. } => "forecast_off",
             Reason::BoundMin { .. } => "bound_min",
             Reason::BoundMax { .. } => "bound_max",
             Reason::ConservativeStart { .. } => "conservative_start",
@@ -142,6 +182,7 @@ impl Reason {
             Reason::Cooldown { .. } => "cooldown",
             Reason::RateLimit { .. } => "rate_limit",
             Reason::FlapBudget { .. } => "flap_budget",
+            Reason::FlapBudgetNeeded { .. } => "flap_budget_needed",
             Reason::Booting { .. } => "booting",
             Reason::CostCap { .. } => "cost_cap",
             Reason::GlobalBudget { .. } => "global_budget",
@@ -184,10 +225,37 @@ impl fmt::Display for Reason {
                     "signal {signal}: demand {demand} / {per_worker} per worker = {workers} workers"
                 )
             }
+            Reason::Backlog {
+                workers,
+                demand,
+                rise_per_s,
+                turnover_per_s,
+                within_s,
+                boot_s,
+                current,
+            } => {
+                let work = demand + rise_per_s * *boot_s as f64;
+                let t = *within_s as f64;
+                let placed = f64::from(*current) * (1.0 + turnover_per_s * t);
+                write!(
+                    f,
+                    "backlog: demand {demand:.2} + rise {rise_per_s:.4}/s x boot {boot_s}s = {work:.2} worker-loads; \
+                     {current} workers place {current} x (1 + {turnover_per_s:.5}/s x {within_s}s) = {placed:.2} within {within_s}s"
+                )?;
+                if work > placed {
+                    let per_new = 1.0 + turnover_per_s * (t - *boot_s as f64).max(0.0);
+                    write!(f, "; each new worker places {per_new:.2}")?;
+                }
+                write!(f, " = {workers} workers")
+            }
+            Reason::BacklogUnknown { samples, needed } => write!(
+                f,
+                "backlog: turnover not measured yet ({samples} of {needed} drains seen): proportional target"
+            ),
             Reason::WithinTolerance { ratio, tolerance } => {
                 write!(
                     f,
-                    "load ratio {ratio:.3} is within ±{tolerance} of target: keep current size"
+                    "load ratio {ratio:.3} is within the {tolerance} tolerance of target: keep current size"
                 )
             }
             Reason::BelowActivation { demand, threshold } => {
@@ -199,6 +267,23 @@ impl fmt::Display for Reason {
             Reason::ScheduleFloor { min, schedule } => {
                 write!(f, "schedule {schedule} is active: at least {min}")
             }
+            Reason::Forecast {
+                workers,
+                demand,
+                lead_s,
+            } => write!(
+                f,
+                "forecast: the learned rhythm expects {demand:.2} workers of demand within {lead_s}s (boot time): at least {workers}"
+            ),
+            Reason::ForecastOff {
+                history_s,
+                needed_s,
+            } => write!(
+                f,
+                "forecast off: {:.1} h of history, needs {:.0} h (one whole season)",
+                *history_s as f64 / 3600.0,
+                *needed_s as f64 / 3600.0
+            ),
             Reason::BoundMin { min } => write!(f, "raised to bounds.min {min}"),
             Reason::BoundMax { max } => write!(f, "capped at bounds.max {max}"),
             Reason::ConservativeStart { until } => {
@@ -240,6 +325,15 @@ impl fmt::Display for Reason {
                     "flap budget spent: {reversals_last_hour} reversals in the last hour (max {max})"
                 )
             }
+            Reason::FlapBudgetNeeded {
+                reversals_last_hour,
+                max,
+                needed,
+            } => write!(
+                f,
+                "flap budget spent ({reversals_last_hour} reversals in the last hour, max {max}), \
+                 but the load needs {needed} workers: scale up anyway"
+            ),
             Reason::Booting { booting } => write!(
                 f,
                 "{booting} worker(s) still booting: scale-down waits for them"

@@ -17,8 +17,8 @@ pub struct PoolRules {
     /// Demand units one worker carries, one entry per signal (same order as observations).
     pub per_worker: Vec<f64>,
     pub bounds: Bounds,
-    /// HPA tolerance band around the current size.
-    pub tolerance: f64,
+    /// HPA tolerance band around the current size, per direction.
+    pub tolerance: Tolerance,
     pub boot_time: Duration,
     pub scale_to_zero: Option<ScaleToZero>,
     pub schedules: Vec<Schedule>,
@@ -28,14 +28,96 @@ pub struct PoolRules {
     pub on_missing_signal: MissingSignalRule,
     pub flap_budget: Option<FlapBudget>,
     pub cost: CostRule,
+    /// `target.clear_backlog_within`: size to start waiting work within this deadline.
+    pub clear_backlog_within: Option<Duration>,
+    /// `target.prewarm`: the season length the forecaster learns.
+    pub prewarm_season: Option<Duration>,
 }
 
-/// Stabilization, cooldown and rate limit of one direction.
+/// The dead band of HPA `Tolerances` (`replica_calculator.go`): no change while
+/// `1 - down <= ratio <= 1 + up`. Compared exactly as HPA compares, so a ratio of exactly
+/// 1.1 (in float64) stays inside a 0.1 band, as it does for the HPA.
 #[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    pub down: f64,
+    pub up: f64,
+}
+
+impl Tolerance {
+    /// Both directions the same (the HPA's `--horizontal-pod-autoscaler-tolerance`).
+    pub fn both(t: f64) -> Tolerance {
+        Tolerance { down: t, up: t }
+    }
+
+    /// HPA `Tolerances.isWithin`.
+    pub fn within(self, ratio: f64) -> bool {
+        (1.0 - self.down) <= ratio && ratio <= (1.0 + self.up)
+    }
+
+    /// The side of the band `ratio` is on (for the reason chain).
+    pub fn toward(self, ratio: f64) -> f64 {
+        if ratio > 1.0 { self.up } else { self.down }
+    }
+}
+
+/// Stabilization, cooldown and rate limits of one direction.
+#[derive(Debug, Clone, PartialEq)]
 pub struct StepRules {
     pub stabilization: Duration,
     pub cooldown: Duration,
-    pub max_step: MaxStep,
+    pub rate: RateRules,
+}
+
+/// HPA `HPAScalingRules.policies` + `selectPolicy`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateRules {
+    pub policies: Vec<RatePolicy>,
+    pub select: SelectPolicy,
+}
+
+/// One HPA `HPAScalingPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatePolicy {
+    pub kind: RateKind,
+    pub period: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateKind {
+    /// HPA `Pods`: this many workers per period.
+    Workers(u32),
+    /// HPA `Percent`: this percentage of the period-start size per period.
+    Percent(u32),
+}
+
+impl RateRules {
+    /// `workers` and `percent` over `period` (in that order), then each `policies` entry.
+    pub fn compile(step: &MaxStep) -> RateRules {
+        let shared = |kind| RatePolicy {
+            kind,
+            period: step.period,
+        };
+        let legacy = step
+            .workers
+            .map(|w| shared(RateKind::Workers(w)))
+            .into_iter()
+            .chain(step.percent.map(|p| shared(RateKind::Percent(p))));
+        let listed = step.policies.iter().filter_map(|p| {
+            let kind = match (p.workers, p.percent) {
+                (Some(w), None) => RateKind::Workers(w),
+                (None, Some(pc)) => RateKind::Percent(pc),
+                _ => return None, // refused by validation
+            };
+            Some(RatePolicy {
+                kind,
+                period: p.period.unwrap_or(step.period),
+            })
+        });
+        RateRules {
+            policies: legacy.chain(listed).collect(),
+            select: step.select,
+        }
+    }
 }
 
 /// How removed workers are emptied; `method` is resolved (never `auto`).
@@ -65,19 +147,22 @@ impl PoolRules {
             mode: spec.mode,
             per_worker: spec.signals.iter().map(|s| s.per_worker).collect(),
             bounds: spec.bounds,
-            tolerance: spec.tolerance,
+            tolerance: Tolerance {
+                down: spec.scale_down.tolerance.unwrap_or(spec.tolerance),
+                up: spec.scale_up.tolerance.unwrap_or(spec.tolerance),
+            },
             boot_time: spec.boot_time,
             scale_to_zero: spec.scale_to_zero,
             schedules: policy.schedules.clone(),
             scale_up: StepRules {
                 stabilization: spec.scale_up.stabilization,
                 cooldown: spec.scale_up.cooldown,
-                max_step: spec.scale_up.max_step,
+                rate: RateRules::compile(&spec.scale_up.max_step),
             },
             scale_down: StepRules {
                 stabilization: spec.scale_down.stabilization,
                 cooldown: spec.scale_down.cooldown,
-                max_step: spec.scale_down.max_step,
+                rate: RateRules::compile(&spec.scale_down.max_step),
             },
             drain: DrainRule {
                 method: policy::source::resolve_drain(drain.method, &spec.signals),
@@ -94,6 +179,12 @@ impl PoolRules {
                     max_per_hour: c.max_per_hour,
                     priority: c.priority,
                 }),
+            clear_backlog_within: spec.target.as_ref().and_then(|t| t.clear_backlog_within),
+            prewarm_season: spec
+                .target
+                .as_ref()
+                .and_then(|t| t.prewarm)
+                .map(|p| p.season.length()),
         }
     }
 
@@ -104,11 +195,9 @@ impl PoolRules {
     /// external metrics), no cost rules; removal is the platform's (`DrainMethod::None`).
     pub fn hpa(name: &str, per_worker: f64, min: u32, max: u32) -> PoolRules {
         let min = min.max(1);
-        let step = |workers, percent| MaxStep {
-            workers,
-            percent: Some(percent),
+        let every_15s = |kind| RatePolicy {
+            kind,
             period: Duration::from_secs(15),
-            select: SelectPolicy::Max,
         };
         PoolRules {
             name: name.to_string(),
@@ -118,19 +207,28 @@ impl PoolRules {
                 min,
                 max: max.max(min),
             },
-            tolerance: 0.1,
+            tolerance: Tolerance::both(0.1),
             boot_time: Duration::ZERO,
             scale_to_zero: None,
             schedules: Vec::new(),
             scale_up: StepRules {
                 stabilization: Duration::ZERO,
                 cooldown: Duration::ZERO,
-                max_step: step(Some(4), 100),
+                rate: RateRules {
+                    policies: vec![
+                        every_15s(RateKind::Workers(4)),
+                        every_15s(RateKind::Percent(100)),
+                    ],
+                    select: SelectPolicy::Max,
+                },
             },
             scale_down: StepRules {
                 stabilization: Duration::from_secs(300),
                 cooldown: Duration::ZERO,
-                max_step: step(None, 100),
+                rate: RateRules {
+                    policies: vec![every_15s(RateKind::Percent(100))],
+                    select: SelectPolicy::Max,
+                },
             },
             drain: DrainRule {
                 method: DrainMethod::None,
@@ -140,6 +238,8 @@ impl PoolRules {
             on_missing_signal: MissingSignalRule::default(),
             flap_budget: None,
             cost: CostRule::default(),
+            clear_backlog_within: None,
+            prewarm_season: None,
         }
     }
 

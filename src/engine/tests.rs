@@ -60,9 +60,10 @@ fn hpa_average_value_table() {
         (40.0, 4.0, 10, 10),  // ratio 1.0
         (43.0, 4.0, 10, 10),  // 1.075 within 0.1
         (43.6, 4.0, 10, 10),  // 1.09 within (<=)
-        (44.0, 4.0, 10, 11),  // 1.1, but 1.1 - 1.0 > 0.1 in float64: HPA scales here too
+        (44.0, 4.0, 10, 10),  // 1.1: HPA `isWithin` keeps it ((1 + 0.1) == 44 / 40 in float64)
         (44.4, 4.0, 10, 12),  // 1.11 → ceil(11.1) = 12
         (36.0, 4.0, 10, 10),  // 0.9 within
+        (35.6, 4.0, 10, 9),   // 0.89 is below 1 - 0.1: ceil(8.9) (fresh history)
         (80.0, 4.0, 10, 20),  // doubles, within the 100 % / 15 s up limit
         (200.0, 4.0, 10, 20), // 50 wanted, max(100 %, +4) per 15 s → 20
         (9.0, 4.0, 2, 3),     // 2.25/2 = 1.125 → ceil(2.25) = 3
@@ -299,19 +300,114 @@ fn booting_workers_block_scale_down() {
     ));
 }
 
+const FLAPPY: &str =
+    "scale_down: { stabilization: 0s }\nflap_budget: { max_reversals_per_hour: 1 }\n";
+
+/// The trace that used to stall (issue 15, item 3): up 2→6, down 6→3 (one reversal, the whole
+/// budget), then work queues far beyond 3 workers. The old rule held every reversal for up to
+/// an hour, so the pool sat at 3 with 9 workers' worth of work until t = 3600 s. Now the
+/// scale-up the load needs goes ahead (rate limits still apply), and reaches 9 in two ticks.
 #[test]
-fn flap_budget_stops_reversals() {
-    let p =
-        policy("scale_down: { stabilization: 0s }\nflap_budget: { max_reversals_per_hour: 1 }\n");
+fn flap_budget_never_holds_a_needed_scale_up() {
+    let p = policy(FLAPPY);
     let mut m = Memory::default();
     m.record_actuation("p", 2, 6, at(0));
     m.record_actuation("p", 6, 3, at(100));
-    // A third move up would be the second reversal within the hour.
     let d = one(&p, &mut m, 9.0, 3, at(200));
-    assert_eq!(d.desired, 3);
+    // The budget is spent: this is exactly where the old engine returned 3.
+    assert!(
+        matches!(
+            d.reasons.last(),
+            Some(Reason::FlapBudgetNeeded {
+                reversals_last_hour: 1,
+                max: 1,
+                needed: 9
+            })
+        ),
+        "{:?}",
+        d.reasons
+    );
+    // HPA rate limit from 3: max(3 + 4, 3 × 2) = 7.
+    assert_eq!(d.desired, 7);
+    // The same stage without the need (the old rule, which never asked) holds the pool at 3.
+    let mut old = Vec::new();
+    let held = super::limits::flap_budget(&p, m.pool_mut("p"), 3, 7, None, at(200), &mut old);
+    assert_eq!(held, 3);
+    assert_eq!(old.last().map(Reason::label), Some("flap_budget"));
+    m.record_actuation("p", 3, 7, at(200));
+    // Same direction as the last move: no reversal, the pool reaches what the work needs.
+    let d = one(&p, &mut m, 9.0, 7, at(215));
+    assert_eq!(d.desired, 9);
+    assert!(!labels(&d).contains(&"flap_budget"));
+}
+
+/// Reversals no load asks for are still limited: a schedule floor raising the pool above
+/// what the work needs, and a scale-down after the needed scale-up.
+#[test]
+fn flap_budget_still_holds_unneeded_reversals() {
+    // A floor of 8 from an always-on schedule, demand for only 3 workers.
+    let p = policy(&format!(
+        "{FLAPPY}schedules: [{{ cron: \"* * * * *\", for: 2m, min: 8 }}]\n"
+    ));
+    let mut m = Memory::default();
+    m.record_actuation("p", 8, 12, at(0));
+    m.record_actuation("p", 12, 3, at(100));
+    let d = one(&p, &mut m, 3.0, 3, at(200));
+    assert_eq!(d.desired, 3, "{:?}", d.reasons);
+    assert!(labels(&d).contains(&"flap_budget"));
+
+    // Needed up 3 → 7, then demand collapses: scaling down would be a second reversal.
+    let p = policy(FLAPPY);
+    let mut m = Memory::default();
+    m.record_actuation("p", 2, 6, at(0));
+    m.record_actuation("p", 6, 3, at(100));
+    m.record_actuation("p", 3, 7, at(200));
+    let d = one(&p, &mut m, 1.0, 7, at(300));
+    assert_eq!(d.desired, 7);
     assert!(labels(&d).contains(&"flap_budget"));
     // Same direction as the last move is fine.
-    assert_eq!(one(&p, &mut m, 2.0, 3, at(200)).desired, 2);
+    assert_eq!(one(&p, &mut m, 9.0, 7, at(300)).desired, 9);
+}
+
+/// Only the needed part of a reversal goes through: with the forecast/schedule floor above
+/// the load, the pool grows to what the work needs, not to the floor.
+#[test]
+fn a_needed_scale_up_goes_only_as_far_as_the_load() {
+    let p = policy(&format!(
+        "{FLAPPY}scale_up: {{ max_step: {{ workers: 100 }} }}\n\
+         schedules: [{{ cron: \"* * * * *\", for: 2m, min: 20 }}]\n"
+    ));
+    let mut m = Memory::default();
+    m.record_actuation("p", 20, 30, at(0));
+    m.record_actuation("p", 30, 3, at(100));
+    let d = one(&p, &mut m, 9.0, 3, at(200));
+    assert_eq!(d.desired, 9, "{:?}", d.reasons);
+    assert_eq!(d.final_reason(), "flap_budget_needed");
+}
+
+/// With `target.clear_backlog_within` the deadline size decides what is needed: 20 queued
+/// on 10 workers is "beyond per_worker" but the pool starts it within the deadline (no
+/// reversal), 40 is not and the scale-up goes ahead with the budget spent.
+#[test]
+fn flap_budget_uses_the_backlog_deadline_when_the_policy_has_one() {
+    let p = policy(&format!(
+        "{FLAPPY}tolerance: 0\nboot_time: 60s\ntarget: {{ clear_backlog_within: 2m }}\n\
+         scale_up: {{ max_step: {{ workers: 100 }} }}\n"
+    ));
+    let mut m = Memory::default();
+    // A saturated pool of 10 draining 1 load per 10 s (backlog_target_sizes_from_measured_turnover).
+    for i in 0..5 {
+        one(&p, &mut m, 24.0 - i as f64, 10, at(i * 10));
+    }
+    m.record_actuation("p", 10, 14, at(50));
+    m.record_actuation("p", 14, 10, at(60));
+    let d = one(&p, &mut m, 20.0, 10, at(300));
+    assert_eq!(d.desired, 10, "{:#?}", d.reasons);
+    assert!(labels(&d).contains(&"backlog"));
+    let d = one(&p, &mut m, 40.0, 10, at(600));
+    let needed = 10 + ((50.0f64 - 22.0) / 1.6).ceil() as u32;
+    assert_eq!(d.desired, needed, "{:#?}", d.reasons);
+    assert_eq!(d.final_reason(), "flap_budget_needed");
 }
 
 #[test]
@@ -482,7 +578,8 @@ fn engine_files_import_no_io_and_read_no_clock() {
     ];
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_name().unwrap() == "tests.rs" {
+        // Test-only modules (the upstream tables cite the `kubernetes` repository).
+        if ["tests.rs", "hpa_upstream.rs"].contains(&path.file_name().unwrap().to_str().unwrap()) {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
@@ -554,4 +651,160 @@ proptest! {
         m.record_actuation("p", current, current / 2, Timestamp(i64::from(t1) * 1000));
         one(&p, &mut m, demand, current, Timestamp(i64::from(t2) * 1000));
     }
+}
+
+/// `clear_backlog_within` without a measured turnover keeps the proportional target and says so.
+#[test]
+fn backlog_target_falls_back_to_proportional_while_turnover_is_unknown() {
+    let p = policy("tolerance: 0\ntarget: { clear_backlog_within: 2m }\n");
+    let mut m = Memory::default();
+    let d = one(&p, &mut m, 30.0, 10, at(0));
+    assert_eq!(d.desired, 20, "rate limit: 100 % of 10 per 15 s");
+    assert_eq!(labels(&d)[..2], ["raw", "backlog_unknown"]);
+    assert!(d.reasons[1].to_string().contains("0 of 3 drains seen"));
+}
+
+/// Once drains were seen, a queue the pool clears by itself within the deadline buys no
+/// worker (the proportional target would add 10), and the arithmetic is in the chain.
+#[test]
+fn backlog_target_sizes_from_measured_turnover() {
+    let p = policy(
+        "tolerance: 0\nboot_time: 60s\ntarget: { clear_backlog_within: 2m }\n\
+         scale_up: { max_step: { workers: 100 } }\nscale_down: { stabilization: 0s }\n",
+    );
+    let mut m = Memory::default();
+    // A saturated pool of 10 draining 1 load per 10 s: turnover 0.01/s.
+    for i in 0..5 {
+        one(&p, &mut m, 24.0 - i as f64, 10, at(i * 10));
+    }
+    let d = one(&p, &mut m, 20.0, 10, at(300));
+    assert_eq!(d.desired, 10, "{:#?}", d.reasons);
+    assert_eq!(labels(&d)[..2], ["raw", "backlog"]);
+    let text = d.reasons[1].to_string();
+    assert!(
+        text.contains("10 workers place 10 x (1 + 0.01000/s x 120s) = 22.00"),
+        "{text}"
+    );
+    // A jump: the rise over the deadline (20 / 120 s) times the boot time is placed too.
+    let d = one(&p, &mut m, 40.0, 10, at(600));
+    assert_eq!(
+        d.desired,
+        10 + ((50.0f64 - 22.0) / 1.6).ceil() as u32,
+        "{:#?}",
+        d.reasons
+    );
+    // A steady backlog beyond what the pool clears buys workers that count their turnover.
+    let d = one(&p, &mut m, 40.0, 10, at(800));
+    assert_eq!(
+        d.desired,
+        10 + ((40.0f64 - 22.0) / 1.6).ceil() as u32,
+        "{:#?}",
+        d.reasons
+    );
+}
+
+/// Pre-warming: off (and said so) until a whole day was seen; then the floor rises one boot
+/// time ahead of the learned 09:00 peak.
+#[test]
+fn prewarm_raises_the_floor_ahead_of_the_learned_rise() {
+    let p = policy(
+        "boot_time: 5m\ntarget: { prewarm: { season: daily } }\n\
+         scale_down: { stabilization: 0s }\n",
+    );
+    let mut m = Memory::default();
+    let day = |d: i64, h: i64, min: i64| Timestamp::from_secs(d * 86_400 + h * 3600 + min * 60);
+    let first = one(&p, &mut m, 2.0, 2, day(0, 0, 0));
+    assert!(
+        labels(&first).contains(&"forecast_off"),
+        "{:?}",
+        first.reasons
+    );
+    for d in 0..2 {
+        for minute in (0..1440).step_by(5) {
+            let demand = if minute / 60 == 9 { 40.0 } else { 2.0 };
+            one(&p, &mut m, demand, 2, day(d, 0, minute));
+        }
+    }
+    let early = one(&p, &mut m, 2.0, 2, day(2, 8, 50));
+    assert_eq!(early.desired, 2, "{:?}", early.reasons);
+    let ahead = one(&p, &mut m, 2.0, 2, day(2, 8, 56));
+    assert!(labels(&ahead).contains(&"forecast"), "{:?}", ahead.reasons);
+    assert_eq!(
+        ahead.desired, 6,
+        "forecast floor 40, then the default rate limit (2 + 4 pods)"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// A forecast only ever raises: with the same observations, the pool with pre-warming
+    /// never wants fewer workers than the same policy without it, and never more than its
+    /// cost cap allows.
+    #[test]
+    fn a_forecast_never_lowers_the_size(levels in proptest::collection::vec(0.0f64..60.0, 24), currents in proptest::collection::vec(1u32..40, 24)) {
+        let common = "boot_time: 10m\ncost: { per_worker_hour: 1, max_per_hour: 30 }\n";
+        let plain = policy(common);
+        let warm = policy(&format!("{common}target: {{ prewarm: {{ season: daily }} }}\n"));
+        let (mut a, mut b) = (Memory::default(), Memory::default());
+        for tick in 0..(3 * 288) {
+            let hour = (tick / 12) % 24;
+            let demand = levels[hour as usize];
+            let current = currents[(tick as usize * 7) % 24];
+            let now = Timestamp::from_secs(tick * 300);
+            let d_plain = one(&plain, &mut a, demand, current, now);
+            let d_warm = one(&warm, &mut b, demand, current, now);
+            prop_assert!(d_warm.desired >= d_plain.desired, "{d_warm:?} vs {d_plain:?}");
+            prop_assert!(d_warm.desired <= 30, "cost cap: {d_warm:?}");
+        }
+    }
+}
+
+/// The policy language says what HPA `behavior` says: per-direction tolerance (KEP-4951,
+/// the top-level `tolerance` as default) and several rate policies per direction, each with
+/// its own period, next to the `workers`/`percent` shorthand (old files keep their meaning).
+#[test]
+fn per_direction_tolerance_and_rate_policy_lists_compile() {
+    use super::rules::{RateKind, RatePolicy, Tolerance};
+    let p = policy(
+        "tolerance: 0.2\n\
+         scale_up:\n  tolerance: 0.05\n  max_step:\n    workers: 4\n    period: 30s\n    \
+         policies: [{ percent: 50, period: 2m }, { workers: 10 }]\n    select: min\n",
+    );
+    assert_eq!(
+        p.tolerance,
+        Tolerance {
+            down: 0.2,
+            up: 0.05
+        }
+    );
+    let s = |secs| Duration::from_secs(secs);
+    assert_eq!(
+        p.scale_up.rate.policies,
+        vec![
+            RatePolicy {
+                kind: RateKind::Workers(4),
+                period: s(30)
+            },
+            RatePolicy {
+                kind: RateKind::Percent(50),
+                period: s(120)
+            },
+            RatePolicy {
+                kind: RateKind::Workers(10),
+                period: s(30)
+            },
+        ]
+    );
+    assert_eq!(p.scale_up.rate.select, policy::SelectPolicy::Min);
+    // select: min over the three from 10 with no history: min(14, 15, 20) = 14.
+    let d = one(&p, &mut Memory::default(), 100.0, 10, at(0));
+    assert_eq!(d.desired, 14);
+    // Up uses its own 0.05: 1.04 stays, 1.06 scales.
+    assert_eq!(one(&p, &mut Memory::default(), 10.4, 10, at(0)).desired, 10);
+    assert_eq!(one(&p, &mut Memory::default(), 10.6, 10, at(0)).desired, 11);
+    // Down uses the top-level 0.2: 0.85 stays (0.85 >= 0.8).
+    let p = policy("tolerance: 0.2\nscale_down: { stabilization: 0s }\n");
+    assert_eq!(one(&p, &mut Memory::default(), 8.5, 10, at(0)).desired, 10);
+    assert_eq!(one(&p, &mut Memory::default(), 7.9, 10, at(0)).desired, 8);
 }

@@ -10,6 +10,9 @@ use super::{names, ranges};
 /// The HPA's API limits for stabilization windows and rate-limit periods.
 const MAX_WINDOW_SECS: u64 = 3600;
 const MAX_PERIOD_SECS: u64 = 1800;
+/// Backlog deadlines: at least a second, at most a day.
+const MIN_DEADLINE_SECS: u64 = 1;
+const MAX_DEADLINE_SECS: u64 = 86_400;
 
 /// Semantic checks of one file; returns compiled schedules and every problem found.
 pub(super) fn check_file(f: &PolicyFile) -> (Vec<Schedule>, Vec<Problem>) {
@@ -49,6 +52,25 @@ pub(super) fn check_file(f: &PolicyFile) -> (Vec<Schedule>, Vec<Problem>) {
             "must be >= 0 and < 1 (a ratio, HPA default 0.1)",
         ));
     }
+    // KEP-4951: any non-negative scale-up tolerance; a scale-down one of 1 or more would
+    // forbid scaling down, which `max_step.select: disabled` says plainly.
+    if let Some(t) = f.scale_up.tolerance
+        && !(t >= 0.0 && t.is_finite())
+    {
+        out.push(problem(
+            "scale_up.tolerance",
+            "must be a finite number >= 0 (a ratio, HPA `behavior.scaleUp.tolerance`)",
+        ));
+    }
+    if let Some(t) = f.scale_down.tolerance
+        && !(0.0..1.0).contains(&t)
+    {
+        out.push((
+            "scale_down.tolerance".into(),
+            "must be >= 0 and < 1 (a ratio, HPA `behavior.scaleDown.tolerance`)".into(),
+            Some("use `scale_down.max_step.select: disabled` to forbid scaling down".into()),
+        ));
+    }
     check_step(
         "scale_up",
         &f.scale_up.max_step,
@@ -61,23 +83,35 @@ pub(super) fn check_file(f: &PolicyFile) -> (Vec<Schedule>, Vec<Problem>) {
         f.scale_down.stabilization,
         &mut out,
     );
+    if let Some(within) = f.target.and_then(|t| t.clear_backlog_within)
+        && !(MIN_DEADLINE_SECS..=MAX_DEADLINE_SECS).contains(&within.as_secs())
+    {
+        out.push((
+            "target.clear_backlog_within".into(),
+            format!(
+                "{} is outside 1s..24h (a deadline for waiting work to start)",
+                humantime::format_duration(within)
+            ),
+            Some("a service level such as `2m`".into()),
+        ));
+    }
     check_drain_method(f, &mut out);
-    if let Some(c) = &f.cost {
-        if let Some(max) = c.max_per_hour {
-            if !(max > 0.0 && max.is_finite()) {
-                out.push(problem("cost.max_per_hour", "must be a finite number > 0"));
-            } else if c.per_worker_hour > 0.0 && c.per_worker_hour.is_finite() {
-                let cap = (max / c.per_worker_hour + 1e-9).floor() as u64;
-                if cap < u64::from(b.min) {
-                    out.push((
-                        "cost.max_per_hour".into(),
-                        format!("allows only {cap} workers, below bounds.min ({})", b.min),
-                        Some(format!(
-                            "raise it to at least {:.2}",
-                            f64::from(b.min) * c.per_worker_hour
-                        )),
-                    ));
-                }
+    if let Some(c) = &f.cost
+        && let Some(max) = c.max_per_hour
+    {
+        if !(max > 0.0 && max.is_finite()) {
+            out.push(problem("cost.max_per_hour", "must be a finite number > 0"));
+        } else if c.per_worker_hour > 0.0 && c.per_worker_hour.is_finite() {
+            let cap = (max / c.per_worker_hour + 1e-9).floor() as u64;
+            if cap < u64::from(b.min) {
+                out.push((
+                    "cost.max_per_hour".into(),
+                    format!("allows only {cap} workers, below bounds.min ({})", b.min),
+                    Some(format!(
+                        "raise it to at least {:.2}",
+                        f64::from(b.min) * c.per_worker_hour
+                    )),
+                ));
             }
         }
     }
@@ -191,12 +225,40 @@ fn check_step(dir: &str, s: &MaxStep, window: std::time::Duration, out: &mut Vec
             "must be at most 1h (HPA limit)",
         ));
     }
-    if s.select != SelectPolicy::Disabled && s.workers.is_none() && s.percent.is_none() {
+    if s.select != SelectPolicy::Disabled
+        && s.workers.is_none()
+        && s.percent.is_none()
+        && s.policies.is_empty()
+    {
         out.push((
             format!("{dir}.max_step"),
-            "needs `workers` and/or `percent`".into(),
+            "needs `workers`, `percent` or `policies`".into(),
             Some("or `select: disabled` to forbid this direction".into()),
         ));
+    }
+    for (i, p) in s.policies.iter().enumerate() {
+        let path = format!("{dir}.max_step.policies[{i}]");
+        match (p.workers, p.percent) {
+            (Some(_), Some(_)) | (None, None) => out.push((
+                path.clone(),
+                "needs exactly one of `workers` or `percent`".into(),
+                Some("one list entry per policy, as HPA `policies` has one `type` each".into()),
+            )),
+            (Some(0), _) | (_, Some(0)) => out.push((
+                path.clone(),
+                "a step of 0 forbids scaling".into(),
+                Some("use `select: disabled` to say so".into()),
+            )),
+            _ => {}
+        }
+        if let Some(period) = p.period
+            && (period.is_zero() || period.as_secs() > MAX_PERIOD_SECS)
+        {
+            out.push(problem(
+                format!("{path}.period"),
+                "must be > 0s and at most 30m (HPA limit)",
+            ));
+        }
     }
     if s.workers == Some(0) || s.percent == Some(0) {
         out.push((

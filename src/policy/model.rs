@@ -28,7 +28,9 @@ pub struct PolicyFile {
     /// Allows `bounds.min: 0`; the pool leaves zero only when demand exceeds the threshold.
     #[serde(default)]
     pub scale_to_zero: Option<ScaleToZero>,
-    /// Dead band around the current size, as a ratio (HPA default 0.1).
+    /// Dead band around the current size, as a ratio (HPA default 0.1): no change while
+    /// `1 - scale_down.tolerance <= load ratio <= 1 + scale_up.tolerance` (HPA
+    /// `Tolerances.isWithin`). The default of both directions.
     #[serde(default = "defaults::tolerance")]
     pub tolerance: f64,
     /// Time from a launch request until a worker takes work; booting capacity counts as coming.
@@ -49,6 +51,9 @@ pub struct PolicyFile {
     /// Limits direction reversals (up→down or down→up) to damp flapping.
     #[serde(default)]
     pub flap_budget: Option<FlapBudget>,
+    /// Service-level targets that size the pool beyond `demand / per_worker`.
+    #[serde(default)]
+    pub target: Option<TargetSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -134,6 +139,10 @@ pub struct ScaleRule {
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "String")]
     pub cooldown: Duration,
+    /// Scale up only when the load ratio exceeds `1 + tolerance` (HPA 1.33
+    /// `behavior.scaleUp.tolerance`, KEP-4951); the top-level `tolerance` when absent.
+    #[serde(default)]
+    pub tolerance: Option<f64>,
     #[serde(default = "defaults::up_step")]
     pub max_step: MaxStep,
 }
@@ -149,14 +158,20 @@ pub struct ScaleDownRule {
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "String")]
     pub cooldown: Duration,
+    /// Scale down only when the load ratio is below `1 - tolerance` (HPA 1.33
+    /// `behavior.scaleDown.tolerance`, KEP-4951); the top-level `tolerance` when absent.
+    #[serde(default)]
+    pub tolerance: Option<f64>,
     #[serde(default = "defaults::down_step")]
     pub max_step: MaxStep,
     #[serde(default)]
     pub drain: DrainSpec,
 }
 
-/// Rate limit per period, HPA `policies` + `selectPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// Rate limit per period, HPA `policies` + `selectPolicy`. `workers` and `percent` are two
+/// policies over `period`; `policies` adds any number more, each with its own period (HPA
+/// `behavior.scaleUp.policies: [{type: Pods|Percent, value, periodSeconds}]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaxStep {
     /// At most this many workers per period (HPA `Pods` policy).
@@ -165,12 +180,31 @@ pub struct MaxStep {
     /// At most this percentage of the period-start size per period (HPA `Percent` policy).
     #[serde(default)]
     pub percent: Option<u32>,
+    /// The period of `workers` and `percent`, and of each entry of `policies` without one.
     #[serde(default = "defaults::period", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub period: Duration,
+    /// More rate policies, each `{workers: N}` or `{percent: N}` with an optional `period`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<RatePolicySpec>,
     /// `max` (the larger step wins, HPA default), `min`, or `disabled` (no scaling this way).
     #[serde(default)]
     pub select: SelectPolicy,
+}
+
+/// One entry of `max_step.policies`: exactly one of `workers` (HPA `Pods`) or `percent` (HPA
+/// `Percent`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RatePolicySpec {
+    #[serde(default)]
+    pub workers: Option<u32>,
+    #[serde(default)]
+    pub percent: Option<u32>,
+    /// Defaults to `max_step.period`.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub period: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -289,6 +323,47 @@ pub struct FlapBudget {
     pub max_reversals_per_hour: u32,
 }
 
+/// Service-level sizing (policies/README.md, "Sizing for a service level").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// Size the pool so the work waiting now starts within this time, counting what the
+    /// pool's workers finish meanwhile (turnover measured online) and the boot time. Until
+    /// the turnover is measured the proportional target (`per_worker`) applies.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub clear_backlog_within: Option<Duration>,
+    /// Learn the pool's daily or weekly rhythm and raise the floor one boot time ahead of a
+    /// predicted rise (never lowers the size; off until one whole season was seen).
+    #[serde(default)]
+    pub prewarm: Option<PrewarmSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrewarmSpec {
+    /// The rhythm to learn.
+    #[serde(default)]
+    pub season: Season,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Season {
+    #[default]
+    Daily,
+    Weekly,
+}
+
+impl Season {
+    pub fn length(self) -> Duration {
+        match self {
+            Season::Daily => Duration::from_secs(86_400),
+            Season::Weekly => Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
 /// Defaults, named so the schema and `policies/README.md` can cite them.
 pub mod defaults {
     use super::*;
@@ -310,6 +385,7 @@ pub mod defaults {
             workers: Some(4),
             percent: Some(100),
             period: period(),
+            policies: Vec::new(),
             select: SelectPolicy::Max,
         }
     }
@@ -318,6 +394,7 @@ pub mod defaults {
             workers: None,
             percent: Some(100),
             period: period(),
+            policies: Vec::new(),
             select: SelectPolicy::Max,
         }
     }
@@ -325,6 +402,7 @@ pub mod defaults {
         ScaleRule {
             stabilization: Duration::ZERO,
             cooldown: Duration::ZERO,
+            tolerance: None,
             max_step: up_step(),
         }
     }
@@ -332,6 +410,7 @@ pub mod defaults {
         ScaleDownRule {
             stabilization: down_window(),
             cooldown: Duration::ZERO,
+            tolerance: None,
             max_step: down_step(),
             drain: DrainSpec::default(),
         }

@@ -2,11 +2,16 @@
 //! test, and the HPA baseline as a built-in policy with HPA defaults), KEDA's 0↔1 logic in
 //! front of that HPA, or a static size.
 
-use crate::engine::{self, Memory, PoolObservation, PoolRules, Signal, WorkerCounts, World};
+use crate::engine::{
+    self, PoolMemory, PoolObservation, PoolRules, Recommendation, Signal, WorkerCounts, World,
+};
 use crate::policy::{DrainMethod, Mode, OnDrainTimeout, Policy};
 use crate::time::Timestamp;
 
 use super::pool::{Removal, ScaleDown, VictimOrder};
+
+/// Settled for as long as demand and workers stay as they are.
+pub const UNTIL_CHANGE: Timestamp = Timestamp(i64::MAX);
 
 /// A size change the controller wants, with how removed workers are emptied.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,15 +38,30 @@ pub trait Autoscaler {
     ) -> Option<Action>;
     /// The pool applied a change (feeds cooldowns and rate limits).
     fn actuated(&mut self, from: u32, to: u32, now: Timestamp);
+    /// Asked after a `decide` that returned `None`: until when would every later tick return
+    /// `None` too while demand and workers stay as they are? The replay skips ticks up to the
+    /// pool's next event or that time. `None` (tick through) is always correct;
+    /// [`UNTIL_CHANGE`] means as long as the pool does not change.
+    fn settled_until(&self) -> Option<Timestamp> {
+        None
+    }
+    /// The replay did not call `decide` at the ticks from `from` up to (not including) `to`,
+    /// all while settled: bring memory to where those calls would have left it.
+    fn skipped(&mut self, _from: Timestamp, _to: Timestamp) {}
 }
 
-/// `engine::step` with one pool's rules, exactly as the daemon calls it.
+/// The engine with one pool's rules. The daemon calls `engine::step`, which is
+/// `engine::decide` per pool plus the global budget across pools; a simulated pool has no
+/// global budget, so this calls `decide` on the pool's own memory (no name lookups).
 pub struct EngineAutoscaler {
     rules: Vec<PoolRules>,
     world: World,
-    memory: Memory,
+    memory: PoolMemory,
     period_ms: i64,
     scale_down: ScaleDown,
+    /// Set by a `decide` after which the engine holds until its inputs change (or a time):
+    /// the size it recommended (and would record at each later tick), and until when.
+    settled: Option<(u32, Timestamp)>,
 }
 
 impl EngineAutoscaler {
@@ -92,9 +112,10 @@ impl EngineAutoscaler {
         EngineAutoscaler {
             rules: vec![rules],
             world,
-            memory: Memory::default(),
+            memory: PoolMemory::default(),
             period_ms,
             scale_down,
+            settled: None,
         }
     }
 
@@ -132,9 +153,11 @@ impl Autoscaler for EngineAutoscaler {
             };
         }
         observation.workers = workers;
-        let decision = engine::step(&self.rules, &self.world, &mut self.memory, now).pop()?;
+        self.settled = None;
+        let decision = engine::decide(&self.rules[0], &self.world.pools[0], &mut self.memory, now);
         // Shadow policies are simulated as if enforced: that is what a dry run is for.
         if decision.mode == Mode::Paused || decision.desired == decision.current {
+            self.settled = self.settled_at(now, decision.current, decision.mode);
             return None;
         }
         let reason = decision
@@ -151,8 +174,74 @@ impl Autoscaler for EngineAutoscaler {
     }
 
     fn actuated(&mut self, from: u32, to: u32, now: Timestamp) {
-        let name = &self.rules[0].name;
-        self.memory.record_actuation(name, from, to, now);
+        self.memory.record_actuation(from, to, now);
+        self.settled = None;
+    }
+
+    fn settled_until(&self) -> Option<Timestamp> {
+        self.settled.map(|(_, until)| until)
+    }
+
+    fn skipped(&mut self, from: Timestamp, to: Timestamp) {
+        let Some((workers, _)) = self.settled.take() else {
+            return;
+        };
+        if self.rules[0].mode == Mode::Paused {
+            return;
+        }
+        // Each skipped tick would have recorded the same recommendation; only those the
+        // stabilization windows can still see at `to` matter.
+        let keep = self.rules[0]
+            .scale_up
+            .stabilization
+            .max(self.rules[0].scale_down.stabilization);
+        let oldest = to.0 - keep.as_millis() as i64 - self.period_ms;
+        let first = if from.0 > oldest {
+            from.0
+        } else {
+            from.0
+                + ((oldest - from.0) as u64).div_ceil(self.period_ms as u64) as i64 * self.period_ms
+        };
+        let memory = &mut self.memory;
+        for at in (first..to.0).step_by(self.period_ms.max(1) as usize) {
+            memory.recommendations.push_back(Recommendation {
+                at: Timestamp(at),
+                workers,
+            });
+        }
+        memory
+            .backlog
+            .skipped_until(Timestamp(to.0 - self.period_ms));
+    }
+}
+
+impl EngineAutoscaler {
+    /// The engine holds at every later tick with the same demand and workers when nothing in
+    /// the pipeline depends on the clock alone: the recommendation it just recorded is the
+    /// current size (then stabilization returns the current size whatever the window holds,
+    /// and cooldowns, rate limits, the flap budget and boot-awareness only ever hold), no
+    /// schedule can change the floor, and a backlog target's estimates stay as they are; a
+    /// forecast floor holds until its next slot. A paused pool always holds.
+    fn settled_at(&self, now: Timestamp, current: u32, mode: Mode) -> Option<(u32, Timestamp)> {
+        if mode == Mode::Paused {
+            return Some((current, UNTIL_CHANGE));
+        }
+        let rules = &self.rules[0];
+        if !rules.schedules.is_empty() {
+            return None;
+        }
+        let memory = &self.memory;
+        if let Some(within) = rules.clear_backlog_within
+            && !memory.backlog.settled(now, within)
+        {
+            return None;
+        }
+        // The forecast floor moves at slot boundaries only.
+        let until = rules.prewarm_season.map_or(UNTIL_CHANGE, |season| {
+            memory.forecast.next_change(season, rules.boot_time, now)
+        });
+        let last = memory.recommendations.back()?;
+        (last.at == now && last.workers == current).then_some((current, until))
     }
 }
 
@@ -267,6 +356,10 @@ impl Autoscaler for StaticAutoscaler {
     }
 
     fn actuated(&mut self, _: u32, _: u32, _: Timestamp) {}
+
+    fn settled_until(&self) -> Option<Timestamp> {
+        Some(UNTIL_CHANGE)
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::pool::PoolConfig;
 use super::pool::workers::JobModel;
 use super::removal;
 use super::report::{CONVENTIONS, Header, Report, Row, RowInputs, RowKind, attribution};
-use super::run::{Actuation, GIVE_UP_AFTER_LAST_ARRIVAL_MS, replay};
+use super::run::{Actuation, Clock, GIVE_UP_AFTER_LAST_ARRIVAL_MS, RunResult, replay_with};
 use super::scenario::{Baseline, LoadedScenario};
 use super::timeline::Timeline;
 use super::trace::{self, ReadOptions, TraceFormat, Workload, to_centi};
@@ -89,102 +89,39 @@ pub fn check_replay_ticks(workload: &Workload, tick: std::time::Duration) -> any
 
 /// Runs the whole scenario. `progress`: draw bars (only ever on a terminal).
 pub fn run(loaded: &LoadedScenario, progress: bool) -> anyhow::Result<Experiment> {
+    run_with(loaded, progress, Clock::SkipQuiet)
+}
+
+/// [`run`] with a chosen replay clock (tests compare both).
+pub fn run_with(
+    loaded: &LoadedScenario,
+    progress: bool,
+    clock: Clock,
+) -> anyhow::Result<Experiment> {
     let policies = loaded.load_policies()?;
     let workload = load_workload(loaded)?;
-    run_on(loaded, policies, workload, progress)
+    run_on(loaded, policies, workload, progress, clock)
 }
 
 /// [`run`] on policies and a workload the caller already has (a recording's pools).
 pub fn run_on(
     loaded: &LoadedScenario,
     policies: Vec<crate::policy::Policy>,
-    mut workload: Workload,
+    workload: Workload,
     progress: bool,
+    clock: Clock,
 ) -> anyhow::Result<Experiment> {
-    let scenario = &loaded.scenario;
-    check_replay_ticks(&workload, scenario.tick)?;
-    let pool_spec = &scenario.pool;
-    let capacity = to_centi(pool_spec.worker_capacity).max(1);
-    let config = PoolConfig {
-        capacity,
-        boot_ms: pool_spec.boot_time.as_millis() as i64,
-        model: pool_spec.job_model,
-        billing: pool_spec.billing,
-        kill: pool_spec.engine.kill(),
-    };
-    let engine = pool_spec.engine;
-    let max_workers = match pool_spec
-        .max_workers
-        .or_else(|| policies.iter().map(|p| p.spec.bounds.max).max())
-    {
-        Some(max) => max,
-        None => peak_workers(&oracle::solve(&workload.jobs, capacity, 0).timeline),
-    }
-    .max(1);
-    let capped = workload.cap_widths(
-        capacity * u64::from(max_workers),
-        pool_spec.job_model == JobModel::Moldable,
-    );
-    let tick_ms = scenario.tick.as_millis() as i64;
-    let price = pool_spec.price_per_worker_hour;
-    let solved = oracle::solve(&workload.jobs, capacity, config.boot_ms);
-    let oracle_hours = solved.worker_hours();
-    let per_worker = pool_spec.worker_capacity;
-    let stock = engine.stock(scenario.baseline_settings.termination_grace);
-    let idle_first = engine.idle_first();
-    let describe = |down| removal::describe(down, engine.kill());
-
+    check_replay_ticks(&workload, loaded.scenario.tick)?;
+    let stage = Stage::new(loaded, &policies, workload);
     let mut controllers: Vec<Entry> = Vec::new();
-    for policy in policies {
+    for policy in &policies {
+        let (controller, removal) = stage.policy_row(policy);
         let name = unique_name(policy.name(), &controllers);
-        let controller = EngineAutoscaler::new(&policy, tick_ms);
-        let text = describe(controller.scale_down());
-        controllers.push((name, RowKind::Policy, Box::new(controller), text));
+        controllers.push((name, RowKind::Policy, Box::new(controller), removal));
     }
-    let concurrency = scenario
-        .baseline_settings
-        .keda_concurrency
-        .unwrap_or(per_worker);
-    let hpa = |down| {
-        let policy = PoolRules::hpa("hpa", per_worker, 1, max_workers);
-        Box::new(EngineAutoscaler::with_scale_down(policy, HPA_SYNC_MS, down))
-    };
-    for baseline in &scenario.baselines {
-        let (controller, text): (Box<dyn Autoscaler>, String) = match baseline {
-            Baseline::Oracle => continue,
-            Baseline::StaticPeak => {
-                let peak = peak_workers(&solved.timeline).min(max_workers);
-                let controller = StaticAutoscaler {
-                    workers: peak,
-                    period_ms: tick_ms,
-                };
-                (Box::new(controller), "never removes".into())
-            }
-            Baseline::Hpa => (hpa(stock), describe(stock)),
-            Baseline::HpaIdleFirst => (hpa(idle_first), describe(idle_first)),
-            Baseline::KedaAirflowChart => (
-                Box::new(KedaAutoscaler::new(concurrency, max_workers, stock)),
-                describe(stock),
-            ),
-            Baseline::KedaIdleFirst => (
-                Box::new(KedaAutoscaler::new(concurrency, max_workers, idle_first)),
-                describe(idle_first),
-            ),
-        };
-        let text = match baseline {
-            Baseline::Hpa | Baseline::KedaAirflowChart => {
-                format!("{} stock: {text}", engine.name())
-            }
-            _ => text,
-        };
-        controllers.push((
-            baseline.name().to_string(),
-            RowKind::Baseline,
-            controller,
-            text,
-        ));
-    }
+    controllers.extend(stage.baseline_rows(&loaded.scenario.baselines));
 
+    let workload = &stage.workload;
     let span_s = match (workload.jobs.first(), workload.jobs.last()) {
         (Some(first), Some(last)) => ((last.arrival.0 - first.arrival.0) / 1000).max(1) as u64,
         _ => 1,
@@ -199,81 +136,22 @@ pub fn run_on(
         } else {
             ProgressBar::hidden()
         };
-        let result = replay(&workload.jobs, config, controller.as_mut(), &bar);
+        let (row, result) = stage.replay(name, kind, controller.as_mut(), removal, clock, &bar);
         bar.finish_and_clear();
-        let inputs = RowInputs {
-            name,
-            kind,
-            accounted_hours: result.totals.ledger.accounted_hours(),
-            charged_hours: result.totals.ledger.charged_hours(),
-            price_per_worker_hour: price,
-            oracle_hours,
-            jobs: metrics::job_stats(&result.totals.outcomes),
-            pool: metrics::pool_stats(&result.timeline, pool_spec.worker_capacity),
-            elasticity: metrics::elasticity(&result.timeline, tick_ms),
-            scale_ups: result.scale_ups(),
-            scale_downs: result.scale_downs(),
-            launches: result.totals.ledger.launches,
-            unfinished: result.totals.unfinished,
-            restarts: result.totals.restarts,
-            work_lost_worker_hours: result.totals.work_lost_worker_hours,
-            removal,
-        };
-        rows.push(inputs.finish());
+        rows.push(row);
         timelines.push(result.timeline);
         actuations.push(result.actuations);
     }
-    if scenario.baselines.contains(&Baseline::Oracle) {
-        let bound = OracleBound {
-            workload: &workload,
-            price,
-            capacity: pool_spec.worker_capacity,
-            tick_ms,
-            oracle_hours,
-        };
-        rows.push(
-            bound.row(
-                "oracle",
-                &solved,
-                "none: fluid lower bound OPT(B), zero wait; no max, no packing, no billing minimum"
-                    .into(),
-            ),
-        );
-        timelines.push(solved.timeline.clone());
-        actuations.push(Vec::new());
-        if let Some(capped) =
-            oracle::solve_capped(&workload.jobs, capacity, config.boot_ms, max_workers)
-        {
-            let text = format!(
-                "none: fluid bound within max {max_workers} workers (excess deferred); \
-                 no waits, packing or billing minimum"
-            );
-            rows.push(bound.row("oracle-capped", &capped, text));
-            timelines.push(capped.timeline);
+    if loaded.scenario.baselines.contains(&Baseline::Oracle) {
+        for (row, timeline) in stage.oracle_rows() {
+            rows.push(row);
+            timelines.push(timeline);
             actuations.push(Vec::new());
         }
     }
-    let header = Header {
-        scenario: loaded.name.clone(),
-        workload: workload.source.clone(),
-        trace_sha256: workload.sha256.clone(),
-        jobs: workload.jobs.len(),
-        records: workload.records,
-        dropped_records: workload.dropped,
-        capped_jobs: capped,
-        engine: engine.name().to_string(),
-        worker_capacity: pool_spec.worker_capacity,
-        boot_time_s: pool_spec.boot_time.as_secs_f64(),
-        max_workers,
-        job_model: format!("{:?}", pool_spec.job_model).to_lowercase(),
-        billing: pool_spec.billing.describe(),
-        price_per_worker_hour: price,
-        tick_s: scenario.tick.as_secs_f64(),
-        conventions: CONVENTIONS,
-    };
     Ok(Experiment {
         report: Report {
-            header,
+            header: stage.header(loaded),
             attribution: attribution(&rows),
             rows,
         },
@@ -282,8 +160,224 @@ pub fn run_on(
     })
 }
 
+/// A scenario's pool with its workload, ready to replay rows on: the same pool model, prices,
+/// oracle and baselines for every row (and for every variant `tune` tries).
+pub struct Stage {
+    pub workload: Workload,
+    config: PoolConfig,
+    engine: removal::Engine,
+    worker_capacity: f64,
+    max_workers: u32,
+    capped: u64,
+    tick_ms: i64,
+    price: f64,
+    baseline_settings: super::scenario::BaselineSettings,
+    solved: oracle::OracleResult,
+    oracle_hours: f64,
+}
+
+impl Stage {
+    /// Prepares the scenario's pool for `workload`; `max_workers` defaults to the largest
+    /// policy maximum (else the oracle's peak), and job widths are capped to it.
+    pub fn new(
+        loaded: &LoadedScenario,
+        policies: &[crate::policy::Policy],
+        mut workload: Workload,
+    ) -> Stage {
+        let scenario = &loaded.scenario;
+        let pool_spec = &scenario.pool;
+        let capacity = to_centi(pool_spec.worker_capacity).max(1);
+        let config = PoolConfig {
+            capacity,
+            boot_ms: pool_spec.boot_time.as_millis() as i64,
+            model: pool_spec.job_model,
+            billing: pool_spec.billing,
+            kill: pool_spec.engine.kill(),
+        };
+        let max_workers = match pool_spec
+            .max_workers
+            .or_else(|| policies.iter().map(|p| p.spec.bounds.max).max())
+        {
+            Some(max) => max,
+            None => peak_workers(&oracle::solve(&workload.jobs, capacity, 0).timeline),
+        }
+        .max(1);
+        let capped = workload.cap_widths(
+            capacity * u64::from(max_workers),
+            pool_spec.job_model == JobModel::Moldable,
+        );
+        let solved = oracle::solve(&workload.jobs, capacity, config.boot_ms);
+        Stage {
+            oracle_hours: solved.worker_hours(),
+            solved,
+            workload,
+            config,
+            engine: pool_spec.engine,
+            worker_capacity: pool_spec.worker_capacity,
+            max_workers,
+            capped,
+            tick_ms: scenario.tick.as_millis() as i64,
+            price: pool_spec.price_per_worker_hour,
+            baseline_settings: scenario.baseline_settings.clone(),
+        }
+    }
+
+    /// The engine with `policy`, and how it removes workers (text).
+    pub fn policy_row(&self, policy: &crate::policy::Policy) -> (EngineAutoscaler, String) {
+        let controller = EngineAutoscaler::new(policy, self.tick_ms);
+        let text = removal::describe(controller.scale_down(), self.engine.kill());
+        (controller, text)
+    }
+
+    /// The replayed baselines among `baselines` (the oracle is a bound, not a replay).
+    pub fn baseline_rows(&self, baselines: &[Baseline]) -> Vec<Entry> {
+        let engine = self.engine;
+        let per_worker = self.worker_capacity;
+        let max_workers = self.max_workers;
+        let tick_ms = self.tick_ms;
+        let stock = engine.stock(self.baseline_settings.termination_grace);
+        let idle_first = engine.idle_first();
+        let describe = |down| removal::describe(down, engine.kill());
+        let concurrency = self
+            .baseline_settings
+            .keda_concurrency
+            .unwrap_or(per_worker);
+        let hpa = |down| {
+            let policy = PoolRules::hpa("hpa", per_worker, 1, max_workers);
+            Box::new(EngineAutoscaler::with_scale_down(policy, HPA_SYNC_MS, down))
+        };
+        let mut rows: Vec<Entry> = Vec::new();
+        for baseline in baselines {
+            let (controller, text): (Box<dyn Autoscaler>, String) = match baseline {
+                Baseline::Oracle => continue,
+                Baseline::StaticPeak => {
+                    let peak = peak_workers(&self.solved.timeline).min(max_workers);
+                    let controller = StaticAutoscaler {
+                        workers: peak,
+                        period_ms: tick_ms,
+                    };
+                    (Box::new(controller), "never removes".into())
+                }
+                Baseline::Hpa => (hpa(stock), describe(stock)),
+                Baseline::HpaIdleFirst => (hpa(idle_first), describe(idle_first)),
+                Baseline::KedaAirflowChart => (
+                    Box::new(KedaAutoscaler::new(concurrency, max_workers, stock)),
+                    describe(stock),
+                ),
+                Baseline::KedaIdleFirst => (
+                    Box::new(KedaAutoscaler::new(concurrency, max_workers, idle_first)),
+                    describe(idle_first),
+                ),
+            };
+            let text = match baseline {
+                Baseline::Hpa | Baseline::KedaAirflowChart => {
+                    format!("{} stock: {text}", engine.name())
+                }
+                _ => text,
+            };
+            rows.push((
+                baseline.name().to_string(),
+                RowKind::Baseline,
+                controller,
+                text,
+            ));
+        }
+        rows
+    }
+
+    /// Replays one row and measures it.
+    pub fn replay(
+        &self,
+        name: String,
+        kind: RowKind,
+        controller: &mut dyn Autoscaler,
+        removal: String,
+        clock: Clock,
+        bar: &ProgressBar,
+    ) -> (Row, RunResult) {
+        let result = replay_with(&self.workload.jobs, self.config, controller, bar, clock);
+        let inputs = RowInputs {
+            name,
+            kind,
+            accounted_hours: result.totals.ledger.accounted_hours(),
+            charged_hours: result.totals.ledger.charged_hours(),
+            price_per_worker_hour: self.price,
+            oracle_hours: self.oracle_hours,
+            jobs: metrics::job_stats(&result.totals.outcomes),
+            pool: metrics::pool_stats(&result.timeline, self.worker_capacity),
+            elasticity: metrics::elasticity(&result.timeline, self.tick_ms),
+            scale_ups: result.scale_ups(),
+            scale_downs: result.scale_downs(),
+            launches: result.totals.ledger.launches,
+            unfinished: result.totals.unfinished,
+            restarts: result.totals.restarts,
+            work_lost_worker_hours: result.totals.work_lost_worker_hours,
+            removal,
+        };
+        (inputs.finish(), result)
+    }
+
+    /// The oracle's rows (and the max-capped bound when max binds) with their curves.
+    pub fn oracle_rows(&self) -> Vec<(Row, Timeline)> {
+        let bound = OracleBound {
+            workload: &self.workload,
+            price: self.price,
+            capacity: self.worker_capacity,
+            tick_ms: self.tick_ms,
+            oracle_hours: self.oracle_hours,
+        };
+        let mut rows = vec![(
+            bound.row(
+                "oracle",
+                &self.solved,
+                "none: fluid lower bound OPT(B), zero wait; no max, no packing, no billing minimum"
+                    .into(),
+            ),
+            self.solved.timeline.clone(),
+        )];
+        let capacity = self.config.capacity;
+        if let Some(capped) = oracle::solve_capped(
+            &self.workload.jobs,
+            capacity,
+            self.config.boot_ms,
+            self.max_workers,
+        ) {
+            let text = format!(
+                "none: fluid bound within max {} workers (excess deferred); \
+                 no waits, packing or billing minimum",
+                self.max_workers
+            );
+            rows.push((bound.row("oracle-capped", &capped, text), capped.timeline));
+        }
+        rows
+    }
+
+    pub fn header(&self, loaded: &LoadedScenario) -> Header {
+        let pool_spec = &loaded.scenario.pool;
+        let workload = &self.workload;
+        Header {
+            scenario: loaded.name.clone(),
+            workload: workload.source.clone(),
+            trace_sha256: workload.sha256.clone(),
+            jobs: workload.jobs.len(),
+            records: workload.records,
+            dropped_records: workload.dropped,
+            capped_jobs: self.capped,
+            engine: self.engine.name().to_string(),
+            worker_capacity: self.worker_capacity,
+            boot_time_s: pool_spec.boot_time.as_secs_f64(),
+            max_workers: self.max_workers,
+            job_model: format!("{:?}", pool_spec.job_model).to_lowercase(),
+            billing: pool_spec.billing.describe(),
+            price_per_worker_hour: self.price,
+            tick_s: self.tick_ms as f64 / 1000.0,
+            conventions: CONVENTIONS,
+        }
+    }
+}
+
 /// A row to replay: name, kind, what sizes it, how it removes workers (text).
-type Entry = (String, RowKind, Box<dyn Autoscaler>, String);
+pub type Entry = (String, RowKind, Box<dyn Autoscaler>, String);
 
 fn unique_name(name: &str, taken: &[Entry]) -> String {
     let mut candidate = name.to_string();

@@ -15,6 +15,7 @@
 //! - [`plot`]       `--out`: CSV timeline, SVG plot, JSON report
 //! - [`pool`]       the virtual pool: boot, FIFO placement per job model, drains, billing
 //! - [`removal`]    per-engine removal models: victim order, SIGTERM, what a kill loses
+//! - [`tune`]       `poolpilot tune`: policy variants, Pareto front, holdout check
 
 pub mod autoscaler;
 pub mod expect;
@@ -31,3 +32,4 @@ pub mod run;
 pub mod scenario;
 pub mod timeline;
 pub mod trace;
+pub mod tune;

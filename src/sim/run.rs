@@ -1,6 +1,10 @@
 //! The replay loop: one controller, one pool, a virtual clock. Plain and synchronous; the
 //! clock jumps from event to event (arrivals, completions, boots, drain deadlines) and to every
-//! controller tick, so results do not depend on how fast the machine is.
+//! controller tick, so results do not depend on how fast the machine is. A tick after which the
+//! autoscaler is settled (it would hold at every later tick until the pool changes) is followed
+//! by the first tick at or after the pool's next event: quiet stretches cost nothing, and the
+//! results are those of ticking through them (`Clock::EveryTick`; a test compares both on
+//! every shipped scenario).
 
 use indicatif::ProgressBar;
 
@@ -42,6 +46,16 @@ impl RunResult {
     }
 }
 
+/// How the replay's clock visits controller ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clock {
+    /// Skip the ticks of quiet stretches (same results, far fewer ticks).
+    #[default]
+    SkipQuiet,
+    /// Call the controller at every tick (the reference the fast clock is tested against).
+    EveryTick,
+}
+
 /// Replays `jobs` (sorted by arrival) through `controller`. The first tick is at the first
 /// arrival; the replay ends when the last job finishes.
 pub fn replay(
@@ -49,6 +63,17 @@ pub fn replay(
     config: PoolConfig,
     controller: &mut dyn Autoscaler,
     progress: &ProgressBar,
+) -> RunResult {
+    replay_with(jobs, config, controller, progress, Clock::SkipQuiet)
+}
+
+/// [`replay`] with a chosen clock.
+pub fn replay_with(
+    jobs: &[Job],
+    config: PoolConfig,
+    controller: &mut dyn Autoscaler,
+    progress: &ProgressBar,
+    clock: Clock,
 ) -> RunResult {
     let start = jobs.first().map_or(0, |job| job.arrival.0);
     let last_arrival = jobs.last().map_or(0, |job| job.arrival.0);
@@ -61,6 +86,8 @@ pub fn replay(
     let mut ticks = 0u64;
     let mut now = start;
     let mut requested = pool.requested();
+    // First tick the controller was not called for, while a skip is under way.
+    let mut skipped_from: Option<i64> = None;
     while !pool.done() {
         now = pool
             .next_event()
@@ -87,7 +114,15 @@ pub fn replay(
                 ready: pool.ready(),
             };
             let demand = from_centi(pool.demand_units());
-            if let Some(action) = controller.decide(Timestamp(now), demand, workers) {
+            if let Some(skipped_from) = skipped_from.take() {
+                controller.skipped(Timestamp(skipped_from), Timestamp(now));
+            }
+            let action = controller.decide(Timestamp(now), demand, workers);
+            let settled = match clock {
+                Clock::SkipQuiet if action.is_none() => controller.settled_until(),
+                _ => None,
+            };
+            if let Some(action) = action {
                 pool.scale_to(action.desired, action.scale_down, now);
                 let to = pool.requested();
                 if to != workers.requested {
@@ -102,6 +137,19 @@ pub fn replay(
             }
             requested = pool.requested();
             next_tick += period;
+            if let Some(until) = settled {
+                // Nothing changes before the pool's next event (or the controller's own next
+                // change): resume at the first tick at or after it, or past the give-up time
+                // when nothing is left to happen.
+                let resume = pool.next_event().unwrap_or(give_up_at + 1).min(until.0);
+                let ahead = (resume - next_tick).max(0);
+                let resume_tick =
+                    next_tick + (ahead as u64).div_ceil(period as u64) as i64 * period;
+                if resume_tick > next_tick {
+                    skipped_from = Some(next_tick);
+                    next_tick = resume_tick;
+                }
+            }
             ticks += 1;
             if ticks.is_multiple_of(65_536) {
                 progress.set_position(((now - start).max(0) / 1000) as u64);
@@ -158,6 +206,50 @@ mod tests {
         assert!(result.actuations.is_empty());
         assert!(result.totals.outcomes.iter().all(|o| o.wait_ms == 0));
         assert_eq!(result.timeline.end, 39 * 30_000 + 200_000);
+    }
+
+    /// The fast clock on the targets whose estimates move with time: a backlog deadline (its
+    /// rise ages out) and pre-warming (its floor moves per slot), over three days of a daily
+    /// rhythm with quiet nights, against ticking through every tick.
+    #[test]
+    fn skipping_quiet_ticks_changes_nothing_with_backlog_and_prewarm_targets() {
+        let mut jobs = Vec::new();
+        for day in 0..3i64 {
+            for i in 0..120i64 {
+                jobs.push(Job {
+                    arrival: Timestamp(day * 86_400_000 + 9 * 3_600_000 + i * 20_000),
+                    width: 100 * (1 + (i as u64 % 4)),
+                    runtime_ms: 90_000 + (i % 5) * 30_000,
+                });
+            }
+        }
+        let text = "pool: p\nsignals:\n  - spark: { master: \"http://s:8080\", cores_per_waiting_app: 4 }\n    per_worker: 4\n\
+                    workers: { kubernetes: { namespace: n, deployment: d } }\nbounds: { min: 0, max: 30 }\n\
+                    scale_to_zero: { activation_threshold: 0 }\nboot_time: 60s\n\
+                    target: { clear_backlog_within: 2m, prewarm: { season: daily } }\n";
+        let policy = crate::policy::load_str(text, "t.yaml").unwrap();
+        let run = |clock| {
+            let mut controller = EngineAutoscaler::new(&policy, 10_000);
+            replay_with(
+                &jobs,
+                config(),
+                &mut controller,
+                &ProgressBar::hidden(),
+                clock,
+            )
+        };
+        let (fast, every) = (run(Clock::SkipQuiet), run(Clock::EveryTick));
+        assert_eq!(fast.totals.unfinished, 0);
+        assert!(
+            fast.actuations
+                .iter()
+                .any(|a| a.reason.contains("forecast")),
+            "{:?}",
+            fast.actuations
+        );
+        assert!(fast.actuations.iter().any(|a| a.reason.contains("backlog")));
+        assert_eq!(fast.actuations, every.actuations);
+        assert_eq!(fast.timeline, every.timeline);
     }
 
     #[test]

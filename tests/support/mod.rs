@@ -7,6 +7,7 @@
 //! - [`moto`]: moto (tests/peers/moto.sh): SDK clients, groups from a launch template
 //! - [`spark`]: a fake Spark master `/json/`, and real Spark processes of a test's own
 //! - [`agent`]: an instance agent that plays EC2 for a moto group with real Spark workers
+//! - [`prometheus`]: the real Prometheus (scrape a daemon, query) and metric names in a file
 //! - [`faulty_http`]: a raw-TCP server that misbehaves on purpose
 //! - [`trino_fixture`]: a Trino / Presto coordinator fixture
 //! - [`sim`]: the shared traces of the simulator tests
@@ -20,6 +21,7 @@ pub mod daemon;
 pub mod faulty_http;
 pub mod kube;
 pub mod moto;
+pub mod prometheus;
 pub mod sim;
 pub mod spark;
 pub mod trino_fixture;

@@ -105,7 +105,9 @@ impl StatusBatcher {
                 "ok"
             }
             Err(e) => {
-                if let Some(suppressed) = crate::telemetry::warn_allowed(&format!("aws DescribeInstances {e}")) {
+                if let Some(suppressed) =
+                    crate::telemetry::warn_allowed(&format!("aws DescribeInstances {e}"))
+                {
                     tracing::warn!(groups = ?names, error = %e, suppressed, "DescribeInstances failed; members have no address, so Trino/Spark drains will keep them");
                 }
                 e.label()
