@@ -10,7 +10,7 @@
 // Measures wall time (and times out children): the one thing the clock ban is not about.
 #![allow(clippy::disallowed_methods)]
 
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,9 @@ impl MetricSource for WaveSource {
     }
 }
 
+/// Resizes done by every pool, so the run shows it really scaled.
+static SCALE_CALLS: AtomicU64 = AtomicU64::new(0);
+
 /// A pool that becomes whatever size it is told, at once, and remembers nothing else.
 struct InstantPool(AtomicU32);
 
@@ -85,6 +88,7 @@ impl Actuator for InstantPool {
     }
     async fn scale_to(&self, target: u32, _victims: &[Member]) -> Result<(), ActuatorError> {
         self.0.store(target, Ordering::Relaxed);
+        SCALE_CALLS.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -120,7 +124,7 @@ fn policies(n: usize) -> Vec<Policy> {
     (0..n)
         .map(|i| {
             let text = format!(
-                "pool: pool-{i}\nsignals:\n  - spark: {{ master: \"http://pool-{i}:8080\" }}\n    per_worker: 2\n\
+                "pool: pool-{i}\nsignals:\n  - spark: {{ master: \"http://pool-{i}:8080\", cores_per_waiting_app: 2 }}\n    per_worker: 2\n\
                  workers:\n  kubernetes: {{ namespace: ns, deployment: pool-{i} }}\n\
                  bounds: {{ min: 1, max: 40 }}\nscale_up: {{ cooldown: 30s }}\n\
                  scale_down: {{ stabilization: 5m, cooldown: 1m, drain: {{ method: none }} }}\n\
@@ -148,14 +152,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this once without it: then
+    // a small smoke run (20 pools, 2 h) that must still scale.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (default_pools, default_hours) = if bench { (1000, 24) } else { (20, 2) };
     let pools: usize = std::env::var("SOAK_POOLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+        .unwrap_or(default_pools);
     let hours: i64 = std::env::var("SOAK_HOURS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(24);
+        .unwrap_or(default_hours);
     let handle = poolpilot::telemetry::prometheus_builder()
         .install_recorder()
         .expect("the metrics recorder");
@@ -224,6 +232,9 @@ fn main() {
             percentile(&durations, 0.99).as_secs_f64() * 1e3,
             durations.last().unwrap().as_secs_f64() * 1e3
         );
+        let resizes = SCALE_CALLS.load(Ordering::Relaxed);
+        println!("resizes: {resizes} ({:.1} per pool)", resizes as f64 / pools as f64);
+        assert!(resizes >= pools as u64, "the pools did not follow their demand");
         controller.shutdown(Duration::from_secs(1)).await;
     });
 }
