@@ -213,9 +213,12 @@ pub fn save(path: &Path, state: &PersistedState) -> std::io::Result<()> {
     // Same directory, so the rename is atomic; the pid keeps two daemons' temp files apart.
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
+        // Serialised whole, then one write: `to_writer` on a bare `File` made a system call
+        // per JSON token (the soak bench saw 900 million writes for 1,000 pools in a day).
+        let mut text = serde_json::to_vec(state)?;
+        text.push(b'\n');
         let mut file = std::fs::File::create(&tmp)?;
-        serde_json::to_writer(&mut file, state)?;
-        file.write_all(b"\n")?;
+        file.write_all(&text)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(&dir)?.sync_all()
