@@ -1,8 +1,9 @@
 //! Soak: 1,000 pools on fake sources and a fake actuator, ticking through a simulated day at a
-//! 10 s tick (8,640 ticks) through the daemon's real `Controller` (engine, status board,
-//! metrics into a Prometheus recorder, the state file written every tick). Prints the resident
-//! set at start, after a one-hour warm-up (when every stabilization window, rate-limit period
-//! and flap budget has filled) and at the end, and the tick time percentiles.
+//! 10 s tick (8,640 ticks) through the daemon's real `Controller` (engine, status board, the
+//! state file and `/status` written every tick, metrics into a Prometheus recorder rendered once
+//! per simulated minute). Prints the resident set at start, after a one-hour warm-up (when every
+//! stabilization window, rate-limit period and flap budget has filled) and at the end, and the
+//! tick and scrape time percentiles.
 //!
 //! `cargo bench --bench soak` (optimised build). `SOAK_POOLS` and `SOAK_HOURS` change the size.
 //! A bench, not a test: the figures go into the README's performance table.
@@ -26,6 +27,8 @@ use poolpilot::time::Timestamp;
 
 const TICK_SECS: i64 = 10;
 const START: i64 = 1_800_000_000;
+/// One `/metrics` render per minute of simulated time.
+const SCRAPE_EVERY_TICKS: i64 = 60 / TICK_SECS;
 
 /// The simulated time, shared by the clock and the sources.
 struct SimClock(AtomicI64);
@@ -190,6 +193,7 @@ fn main() {
         let ticks = hours * 3600 / TICK_SECS;
         let warm_up = 3600 / TICK_SECS;
         let mut durations = Vec::with_capacity(ticks as usize);
+        let mut scrapes = Vec::new();
         let (mut rss_start, mut rss_warm) = (0, 0);
         let wall = Instant::now();
         for tick in 0..ticks {
@@ -198,8 +202,14 @@ fn main() {
             let started = Instant::now();
             controller.tick(now, true).await;
             durations.push(started.elapsed());
-            // What a scrape and a /status read would do, each tick.
-            let _ = handle.render();
+            // A scrape at Prometheus's default `scrape_interval` (1m, prometheus.io/docs/
+            // prometheus/latest/configuration/configuration/), timed on its own; a /status
+            // read every tick.
+            if tick % SCRAPE_EVERY_TICKS == 0 {
+                let started = Instant::now();
+                let _ = handle.render();
+                scrapes.push(started.elapsed());
+            }
             let _ = serde_json::to_vec(&*board.read().unwrap());
             if tick == 0 {
                 rss_start = rss_kib();
@@ -231,6 +241,13 @@ fn main() {
             percentile(&durations, 0.5).as_secs_f64() * 1e3,
             percentile(&durations, 0.99).as_secs_f64() * 1e3,
             durations.last().unwrap().as_secs_f64() * 1e3
+        );
+        scrapes.sort();
+        println!(
+            "/metrics render ({} scrapes, one per simulated minute): p50 {:.1} ms, p99 {:.1} ms",
+            scrapes.len(),
+            percentile(&scrapes, 0.5).as_secs_f64() * 1e3,
+            percentile(&scrapes, 0.99).as_secs_f64() * 1e3
         );
         let resizes = SCALE_CALLS.load(Ordering::Relaxed);
         println!("resizes: {resizes} ({:.1} per pool)", resizes as f64 / pools as f64);
