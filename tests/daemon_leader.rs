@@ -62,8 +62,17 @@ async fn one_leader_actuates_and_a_follower_takes_over_warm() {
         "{}",
         leader.log_text()
     );
+    // The log line is written after the call returns: the apiserver can show the new size
+    // first, so wait for it rather than read it once.
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            leader.log_text().contains("scaled the pool up")
+        })
+        .await,
+        "{}",
+        leader.log_text()
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(leader.log_text().contains("scaled the pool up"));
     assert!(
         !follower.log_text().contains("scaled the pool up"),
         "a follower never actuates:\n{}",
@@ -93,6 +102,13 @@ async fn one_leader_actuates_and_a_follower_takes_over_warm() {
         "{}",
         follower.log_text()
     );
-    assert!(follower.log_text().contains("scaled the pool up"));
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            follower.log_text().contains("scaled the pool up")
+        })
+        .await,
+        "{}",
+        follower.log_text()
+    );
     assert!(follower.stop().await.success());
 }

@@ -327,7 +327,14 @@ async fn spark_on_an_asg_scales_up_survives_kill9_and_drains_only_idle_workers()
         log.desired.iter().all(|(_, d)| *d <= 3),
         "never past max: {log:?}"
     );
-    assert!(daemon.log_text().contains("scaled the pool down"));
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            daemon.log_text().contains("scaled the pool down")
+        })
+        .await,
+        "{}",
+        daemon.log_text()
+    );
 
     // 5. The long app completes on its untouched worker; the group stays at its minimum.
     let exit = tokio::time::timeout(Duration::from_secs(240), long.wait())
