@@ -36,6 +36,18 @@ async fn daemon_drives_a_real_deployment_through_a_day() {
         "log:\n{}",
         daemon.log_text()
     );
+    // The apiserver shows the new size as soon as the patch lands; /status is published once the
+    // actuator's call has returned, a moment later (a fresh-clone CI run under load saw 1 here).
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            let status = daemon.status().await;
+            let pool = &status["pools"][0];
+            pool["desired"] == 4 && pool["last_actuation"]["outcome"] == "ok"
+        })
+        .await,
+        "{}",
+        daemon.status().await
+    );
     let status = daemon.status().await;
     let pool = &status["pools"][0];
     assert_eq!(pool["desired"], 4);
