@@ -217,6 +217,15 @@ fn main() {
             if tick == warm_up {
                 rss_warm = rss_kib();
             }
+            // The curve, not only its ends: a bounded structure filling up levels off, a leak
+            // does not.
+            if tick > 0 && tick % (6 * 3600 / TICK_SECS) == 0 {
+                println!(
+                    "  {:>3} h: RSS {:.1} MiB",
+                    tick * TICK_SECS / 3600,
+                    rss_kib() as f64 / 1024.0
+                );
+            }
         }
         let rss_end = rss_kib();
         durations.sort();

@@ -184,7 +184,7 @@ fn explain_reads_the_daemons_state_file() {
     memory.record_actuation("trino-etl", 2, 4, Timestamp(at.0 - 10_000));
     state::save(
         &path,
-        &PersistedState::new(at, memory, vec![], Default::default()),
+        &PersistedState::new(at, memory, vec![], Default::default()).view(),
     )
     .unwrap();
     let mut args = EXPLAIN_TRINO_AT_100.to_vec();

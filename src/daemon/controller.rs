@@ -18,7 +18,7 @@ use super::pool_loop::PoolLoops;
 use super::pools::{self, PoolRuntime, Wiring};
 use super::record::Recorder;
 use super::shadow::ShadowPool;
-use super::state::{self, Loaded, Pending, PendingKind, PersistedState};
+use super::state::{self, Loaded, Pending, PendingKind, StateView};
 use super::status::DaemonStatus;
 use crate::engine::{self, Memory, PoolRules, WorkerCounts, World};
 use crate::policy::Policy;
@@ -351,12 +351,7 @@ impl Controller {
 
     /// Persists memory and write-ahead entries; a failure is logged, counted and shown.
     pub(super) fn persist(&mut self, now: Timestamp) {
-        let snapshot = PersistedState::new(
-            now,
-            self.memory.clone(),
-            self.pending.clone(),
-            self.shadows.clone(),
-        );
+        let snapshot = StateView::new(now, &self.memory, &self.pending, &self.shadows);
         let result = state::save(&self.cfg.state_path, &snapshot);
         metrics::counter!(names::STATE_SAVES_TOTAL, "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);
         let mut b = self.board.write().unwrap_or_else(|p| p.into_inner());

@@ -23,6 +23,7 @@ pub mod http;
 pub mod leader;
 pub mod observe;
 pub mod pool_loop;
+pub mod pool_metrics;
 pub mod pools;
 pub mod record;
 pub mod reload;

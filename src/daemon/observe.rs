@@ -70,26 +70,19 @@ pub(super) async fn observe(pool: &mut PoolRuntime, now: Timestamp) -> PoolObser
             ));
         }
     }
-    metrics::gauge!(names::POOL_STATUS_UP, "pool" => name.clone()).set(if pool.status.is_some() {
-        1.0
-    } else {
-        0.0
-    });
+    pool.metrics
+        .status_up
+        .set(if pool.status.is_some() { 1.0 } else { 0.0 });
 
     let mut signals = Vec::with_capacity(polls.len());
     for (index, (signal, (result, took))) in pool.signals.iter_mut().zip(polls).enumerate() {
         let kind_name = signal.spec.kind_name();
-        let labels = [
-            ("pool", name.clone()),
-            ("signal", index.to_string()),
-            ("source", kind_name.to_string()),
-        ];
-        metrics::histogram!(names::SOURCE_POLL_SECONDS, &labels).record(took.as_secs_f64());
+        signal.metrics.poll_seconds.record(took.as_secs_f64());
         let (value, since) = sources::to_signal(&result, now, signal.missing_since);
         signal.missing_since = since;
         match result {
             Ok(reading) => {
-                metrics::gauge!(names::SIGNAL_DEMAND, &labels).set(reading.demand);
+                signal.metrics.demand.set(reading.demand);
                 signal.last_good = Some((now, reading));
                 signal.last_error = None;
             }
@@ -102,11 +95,8 @@ pub(super) async fn observe(pool: &mut PoolRuntime, now: Timestamp) -> PoolObser
                 signal.last_error = Some(e.to_string());
             }
         }
-        metrics::gauge!(names::SIGNAL_UP, &labels).set(if matches!(value, Signal::Value { .. }) {
-            1.0
-        } else {
-            0.0
-        });
+        let up = matches!(value, Signal::Value { .. });
+        signal.metrics.up.set(if up { 1.0 } else { 0.0 });
         signals.push(value);
     }
     PoolObservation {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::pool_metrics::{PoolMetrics, SignalMetrics};
 use crate::actuators::aws_asg::AsgConnection;
 use crate::actuators::events::kube::KubeEvents;
 use crate::actuators::events::{Evented, limit};
@@ -35,6 +36,7 @@ pub struct SignalRuntime {
     pub missing_since: Option<Timestamp>,
     pub last_good: Option<(Timestamp, Reading)>,
     pub last_error: Option<String>,
+    pub metrics: SignalMetrics,
 }
 
 pub struct PoolRuntime {
@@ -48,6 +50,7 @@ pub struct PoolRuntime {
     pub status_error: Option<String>,
     /// Last counts the platform reported (kept when a read fails, for spend accounting only).
     pub last_counts: Option<WorkerCounts>,
+    pub metrics: PoolMetrics,
 }
 
 impl PoolRuntime {
@@ -87,23 +90,32 @@ async fn build_one(
         Some(p) => (p.signals, None, None),
         None => (Vec::new(), None, None),
     };
+    let name = policy.name();
     let signals = policy
         .spec
         .signals
         .iter()
-        .map(
-            |spec| match old_signals.iter().position(|s| s.spec == *spec) {
-                Some(i) => old_signals.swap_remove(i),
+        .enumerate()
+        .map(|(index, spec)| {
+            // Handles made anew: a kept signal may have moved to another index.
+            let metrics = SignalMetrics::new(name, index, spec.kind_name());
+            match old_signals.iter().position(|s| s.spec == *spec) {
+                Some(i) => SignalRuntime {
+                    metrics,
+                    ..old_signals.swap_remove(i)
+                },
                 None => SignalRuntime {
                     spec: spec.clone(),
                     source: wiring.source(spec),
                     missing_since: None,
                     last_good: None,
                     last_error: None,
+                    metrics,
                 },
-            },
-        )
+            }
+        })
         .collect();
+    let metrics = PoolMetrics::new(name);
     let drainer = wiring.drainer(&policy);
     let mut pool = PoolRuntime {
         policy,
@@ -114,6 +126,7 @@ async fn build_one(
         status: None,
         status_error: None,
         last_counts: old_counts,
+        metrics,
     };
     ensure_actuator(wiring, &mut pool).await;
     pool

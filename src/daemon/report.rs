@@ -3,6 +3,7 @@
 
 use super::actuation::Actuation;
 use super::controller::Controller;
+use super::pool_metrics::PoolMetrics;
 use super::shadow::{self, ShadowPool};
 use super::status::{
     BudgetStatus, DrainView, PoolView, ReasonView, ShadowView, SignalView, SpendView,
@@ -25,7 +26,7 @@ impl Controller {
         let mut views = Vec::with_capacity(decisions.len());
         let (mut spend_per_hour, mut desired_per_hour) = (0.0, 0.0);
         for (i, d) in decisions.iter().enumerate() {
-            let pool = &self.pools[i];
+            let pool = &mut self.pools[i];
             let rules = &self.rules[i];
             let actuation = Actuation::of(d.mode, self.cfg.dry_run, leader);
             let draining = self.loops.draining(&d.pool);
@@ -64,23 +65,23 @@ impl Controller {
                 spend_per_hour += f64::from(d.current) * price;
                 desired_per_hour += f64::from(d.desired) * price;
             }
-            let pl = [("pool", d.pool.clone())];
-            metrics::gauge!(names::POOL_DESIRED_WORKERS, &pl).set(f64::from(d.desired));
+            let m = &mut pool.metrics;
+            m.desired.set(f64::from(d.desired));
             if let Some(s) = known {
-                metrics::gauge!(names::POOL_CURRENT_WORKERS, &pl).set(f64::from(s.desired));
-                metrics::gauge!(names::POOL_READY_WORKERS, &pl).set(f64::from(s.ready));
+                m.current.set(f64::from(s.desired));
+                m.ready.set(f64::from(s.ready));
             }
             let direction = d.direction().map_or("hold", |x| x.as_str());
-            metrics::counter!(names::DECISIONS_TOTAL, "pool" => d.pool.clone(), "direction" => direction, "reason" => d.final_reason())
-                .increment(1);
-            let memory = self.memory.pools.get(&d.pool).cloned().unwrap_or_default();
-            metrics::gauge!(names::POOL_SPEND_TOTAL, &pl).set(memory.spend.money);
-            metrics::gauge!(names::POOL_DRAINS_IN_FLIGHT, &pl).set(if draining {
-                1.0
-            } else {
-                0.0
-            });
-            bounds_and_demand_metrics(&pl, rules, &world.pools[i].signals, known, price);
+            m.decision(direction, d.final_reason()).increment(1);
+            let spend = self
+                .memory
+                .pools
+                .get(&d.pool)
+                .map(|m| m.spend.clone())
+                .unwrap_or_default();
+            m.spend_total.set(spend.money);
+            m.drains_in_flight.set(if draining { 1.0 } else { 0.0 });
+            bounds_and_demand_metrics(m, rules, &world.pools[i].signals, known, price);
 
             let signals = pool
                 .signals
@@ -138,8 +139,8 @@ impl Controller {
                     .collect(),
                 signals,
                 spend: SpendView {
-                    money_total: memory.spend.money,
-                    worker_hours_total: memory.spend.worker_seconds / 3600.0,
+                    money_total: spend.money,
+                    worker_hours_total: spend.worker_seconds / 3600.0,
                     price_per_worker_hour: price,
                     per_hour_now: f64::from(d.current) * price,
                     max_per_hour: rules.cost.max_per_hour,
@@ -260,21 +261,21 @@ fn log_decision(d: &Decision, actuation: Actuation, held_because: Option<&str>) 
 /// What the dashboard and the alerts compare a pool's size with: its bounds, the demand in
 /// workers, and its spend rate against its cost cap (`deploy/grafana`, `deploy/prometheus`).
 fn bounds_and_demand_metrics(
-    pl: &[(&'static str, String); 1],
+    m: &PoolMetrics,
     rules: &PoolRules,
     signals: &[Signal],
     known: Option<&PoolStatus>,
     price: f64,
 ) {
-    metrics::gauge!(names::POOL_MIN_WORKERS, pl).set(f64::from(rules.bounds.min));
-    metrics::gauge!(names::POOL_MAX_WORKERS, pl).set(f64::from(rules.bounds.max));
+    m.min.set(f64::from(rules.bounds.min));
+    m.max.set(f64::from(rules.bounds.max));
     if let Some(needed) = demand_in_workers(&rules.per_worker, signals) {
-        metrics::gauge!(names::POOL_DEMAND_WORKERS, pl).set(needed);
+        m.demand.set(needed);
     }
     if let Some(s) = known {
-        metrics::gauge!(names::POOL_SPEND_PER_HOUR, pl).set(f64::from(s.desired) * price);
+        m.spend_per_hour.set(f64::from(s.desired) * price);
     }
     if let Some(cap) = rules.cost.max_per_hour {
-        metrics::gauge!(names::POOL_MAX_SPEND_PER_HOUR, pl).set(cap);
+        m.max_spend_per_hour.set(cap);
     }
 }

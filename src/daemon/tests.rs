@@ -113,7 +113,8 @@ impl Harness {
                 Memory::default(),
                 vec![],
                 Default::default(),
-            ),
+            )
+            .view(),
         )
         .unwrap();
         self
@@ -404,7 +405,7 @@ async fn write_ahead_entries_are_reconciled_with_the_platform() {
         vec![pending("etl", 5)],
         Default::default(),
     );
-    state::save(&h.state_path(), &saved).unwrap();
+    state::save(&h.state_path(), &saved.view()).unwrap();
     h.demand(Some(10.0));
     let mut c = h.controller(vec![policy("enforce", "0s")], false).await;
     h.tick(&mut c, 10, true).await;
@@ -423,7 +424,8 @@ async fn write_ahead_entries_are_reconciled_with_the_platform() {
             Memory::default(),
             vec![pending("etl", 9)],
             Default::default(),
-        ),
+        )
+        .view(),
     )
     .unwrap();
     h.demand(Some(4.0));
