@@ -40,6 +40,11 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeaderElection {
+    /// Whether to elect at all; `poolpilot run --leader-election` overrides it.
+    #[serde(default)]
+    pub mode: LeaderMode,
+    /// Namespace of the Lease; required unless `mode: off`.
+    #[serde(default)]
     pub namespace: String,
     #[serde(default = "defaults::lease_name")]
     pub lease_name: String,
@@ -51,6 +56,20 @@ pub struct LeaderElection {
     /// Kubeconfig path; in-cluster config when absent.
     #[serde(default)]
     pub kubeconfig: Option<PathBuf>,
+}
+
+/// When a `leader_election` block takes effect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaderMode {
+    /// On inside a Kubernetes cluster (`KUBERNETES_SERVICE_HOST` set) or with `kubeconfig`;
+    /// off elsewhere (a laptop, a checkout), said in one log line.
+    #[default]
+    Auto,
+    /// Always: a start-up error when the API server cannot be reached.
+    On,
+    /// Never: this instance actuates alone.
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -269,8 +288,17 @@ fn check(s: &Settings) -> Vec<(String, String, Option<String>)> {
         push("state_path", why);
     }
     if let Some(l) = &s.leader_election {
-        if let Err(why) = names::dns_label(&l.namespace) {
-            push("leader_election.namespace", why);
+        if l.mode != LeaderMode::Off
+            && let Err(why) = names::dns_label(&l.namespace)
+        {
+            push(
+                "leader_election.namespace",
+                if l.namespace.is_empty() {
+                    "required unless `mode: off` (the namespace of the Lease)".into()
+                } else {
+                    why
+                },
+            );
         }
         if let Err(why) = names::dns_subdomain(&l.lease_name) {
             push("leader_election.lease_name", why);
@@ -327,6 +355,40 @@ mod tests {
         let s = load_from(Some(&path), vars).unwrap().settings;
         assert_eq!(s.tick, Duration::from_secs(7));
         assert_eq!(s.global_budget_per_hour(), Some(12.5));
+    }
+
+    /// Leader election can be switched off by the environment, with or without a block in the
+    /// file; a namespace is needed only when it may be on.
+    #[test]
+    fn leader_election_mode_from_the_file_or_the_environment() {
+        let (_dir, path) = write("leader_election: { namespace: data }\n");
+        let s = load_from(Some(&path), env(&[])).unwrap().settings;
+        assert_eq!(s.leader_election.unwrap().mode, LeaderMode::Auto);
+        let off = env(&[("POOLPILOT_LEADER_ELECTION__MODE", "off")]);
+        let s = load_from(Some(&path), off).unwrap().settings;
+        assert_eq!(s.leader_election.unwrap().mode, LeaderMode::Off);
+        let off = env(&[("POOLPILOT_LEADER_ELECTION__MODE", "off")]);
+        assert!(load_from(None, off).is_ok(), "no block in the file");
+        let (_dir, path) = write("leader_election: { mode: on }\n");
+        let errors = load_from(Some(&path), env(&[])).unwrap_err();
+        assert!(
+            errors.iter().any(
+                |e| e.contains("leader_election.namespace") && e.contains("unless `mode: off`")
+            ),
+            "{errors:?}"
+        );
+        let (_dir, path) = write("leader_election: { namespace: data, mode: sometimes }\n");
+        assert!(load_from(Some(&path), env(&[])).is_err());
+    }
+
+    /// What ships loads as it is: the in-cluster settings and the checkout's.
+    #[test]
+    fn the_shipped_settings_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for file in ["deploy/poolpilot.yaml", "examples/local.yaml"] {
+            let loaded = load_from(Some(&root.join(file)), env(&[]));
+            assert!(loaded.is_ok(), "{file}: {:?}", loaded.err());
+        }
     }
 
     #[test]

@@ -327,14 +327,28 @@ pub fn prometheus_builder() -> metrics_exporter_prometheus::PrometheusBuilder {
         .expect("the bucket list is not empty")
 }
 
+/// `info`, except the AWS SDK's credential chain: it warns once per provider per API call
+/// ("provider failed to provide credentials", every pool, every tick, outside EC2), and the
+/// same failure already reaches the operator through the actuator's error, throttled
+/// ([`warn_allowed`]), on `/status` and in `poolpilot_pool_status_errors_total`.
+pub const DEFAULT_LOG_FILTER: &str = "info,aws_config::meta::credentials::chain=error";
+
+/// The filter (`RUST_LOG`, else [`DEFAULT_LOG_FILTER`]) on a plain-text subscriber.
+fn subscriber_builder() -> tracing_subscriber::fmt::SubscriberBuilder<
+    tracing_subscriber::fmt::format::DefaultFields,
+    tracing_subscriber::fmt::format::Format,
+    tracing_subscriber::EnvFilter,
+> {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    tracing_subscriber::fmt().with_env_filter(filter)
+}
+
 /// Installs the global tracing subscriber: JSON lines for the daemon, plain text for the CLI.
 /// `RUST_LOG` overrides the default level (`info`).
 pub fn init_tracing(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = subscriber_builder().with_writer(std::io::stderr);
     let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {
@@ -345,6 +359,43 @@ pub fn init_tracing(json: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Outside EC2 the SDK's credential chain warns on every call; the default filter keeps it
+    /// out, and everything else at `info` in.
+    #[test]
+    fn the_default_filter_mutes_only_the_credential_chain() {
+        #[derive(Clone, Default)]
+        struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        if std::env::var_os("RUST_LOG").is_some() {
+            return; // the filter under test is the default one; RUST_LOG replaces it
+        }
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = subscriber_builder()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "aws_config::meta::credentials::chain", "provider failed to provide credentials");
+            tracing::error!(target: "aws_config::meta::credentials::chain", "chain error kept");
+            tracing::warn!(target: "aws_config::profile", "profile warning kept");
+            tracing::info!(target: "poolpilot::daemon", "own info kept");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("provider failed"), "{text}");
+        for kept in ["chain error kept", "profile warning kept", "own info kept"] {
+            assert!(text.contains(kept), "{kept}: {text}");
+        }
+    }
 
     #[test]
     fn identical_warnings_are_held_back_and_counted() {

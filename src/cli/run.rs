@@ -1,9 +1,9 @@
-//! `poolpilot run --config FILE [--dry-run] [--record FILE]`: the daemon.
+//! `poolpilot run --config FILE [--dry-run] [--record FILE] [--leader-election MODE]`: the daemon.
 
 use std::path::PathBuf;
 
 use crate::daemon::{self, RunOptions};
-use crate::settings::Settings;
+use crate::settings::{LeaderMode, Settings};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -17,6 +17,11 @@ pub struct RunArgs {
     /// `poolpilot simulate --trace FILE --trace-format recording` replays.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Elect a leader through the settings' Kubernetes Lease: `auto` (the settings' default)
+    /// only inside a cluster or with `leader_election.kubeconfig`; `on`; `off` (actuate alone).
+    /// Overrides `leader_election.mode`.
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub leader_election: Option<LeaderMode>,
 }
 
 /// Loads the settings, sets up logging and runs the daemon on a small tokio runtime until
@@ -44,6 +49,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let options = RunOptions {
         dry_run: args.dry_run,
         record: args.record,
+        leader_election: args.leader_election,
     };
     match runtime.block_on(daemon::run(settings, options)) {
         Ok(()) => Ok(0),

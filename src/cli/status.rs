@@ -68,11 +68,7 @@ async fn fetch(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
 /// The table: one header line for the daemon, one row per pool, then held pools' reasons.
 pub fn render(doc: &Value, now: Timestamp) -> String {
     let mut out = String::new();
-    let ms = |v: &Value| {
-        v.as_i64()
-            .map(|t| Timestamp::from_secs_f64(t as f64 / 1000.0))
-    };
-    let last_tick = ms(&doc["last_tick_at"])
+    let last_tick = at(&doc["last_tick_at"])
         .map(|t| format!("{} ago", age(now.since(t))))
         .unwrap_or_else(|| "never".into());
     let role = match (doc["leader_election"].as_bool(), doc["leader"].as_bool()) {
@@ -187,7 +183,7 @@ pub fn render(doc: &Value, now: Timestamp) -> String {
             ));
         }
         if let Some(last) = p["last_actuation"].as_object() {
-            let at = ms(&last["at"]).map_or_else(|| "?".into(), |t| age(now.since(t)));
+            let at = at(&last["at"]).map_or_else(|| "?".into(), |t| age(now.since(t)));
             let outcome = text(&last["outcome"]);
             if outcome != "ok" && outcome != "dry_run" {
                 notes.push(format!(
@@ -206,6 +202,11 @@ pub fn render(doc: &Value, now: Timestamp) -> String {
     out
 }
 
+/// A `/status` time: RFC 3339 (`DaemonStatus` writes them so; `crate::time::rfc3339`).
+fn at(v: &Value) -> Option<Timestamp> {
+    v.as_str().and_then(|t| Timestamp::parse_rfc3339(t).ok())
+}
+
 fn signal_cell(s: &Value, now: Timestamp) -> String {
     let kind = text(&s["kind"]);
     match s["state"].as_str() {
@@ -214,9 +215,7 @@ fn signal_cell(s: &Value, now: Timestamp) -> String {
             None => kind,
         },
         _ => {
-            let since = s["missing_since"]
-                .as_i64()
-                .map(|t| age(now.since(Timestamp::from_secs_f64(t as f64 / 1000.0))));
+            let since = at(&s["missing_since"]).map(|t| age(now.since(t)));
             let fault = s["fault"].as_str().unwrap_or("missing");
             match since {
                 Some(a) => format!("{kind} {fault} {a}"),
@@ -286,7 +285,7 @@ mod tests {
     fn doc() -> Value {
         json!({
             "leader": true, "leader_election": true, "dry_run": false, "tick_interval": "10s",
-            "ticks": 42, "last_tick_at": 1_000_000,
+            "ticks": 42, "last_tick_at": "1970-01-01T00:16:40Z",
             "policies": { "pools": 2, "last_rejected": [] },
             "budget": { "limit_per_hour": 40.0, "spend_per_hour": 12.5, "desired_per_hour": 14.0 },
             "pools": [
@@ -297,14 +296,14 @@ mod tests {
                     "signals": [ { "index": 0, "kind": "trino", "state": "fresh", "age_seconds": 4.2 } ],
                     "spend": { "money_total": 3.25, "per_hour_now": 1.152, "max_per_hour": 12.0 },
                     "drain_in_flight": null,
-                    "last_actuation": { "at": 990_000, "from": 2, "to": 3, "outcome": "conflict", "error": "conflict: 409" }
+                    "last_actuation": { "at": "1970-01-01T00:16:30Z", "from": 2, "to": 3, "outcome": "conflict", "error": "conflict: 409" }
                 },
                 {
                     "pool": "spark", "mode": "paused", "actuation": "paused",
                     "current": null, "ready": null, "desired": 2,
                     "held_because": "cannot read the pool's size: unreachable",
                     "reasons": [],
-                    "signals": [ { "index": 0, "kind": "spark", "state": "missing", "missing_since": 880_000, "fault": "timeout" } ],
+                    "signals": [ { "index": 0, "kind": "spark", "state": "missing", "missing_since": "1970-01-01T00:14:40Z", "fault": "timeout" } ],
                     "spend": { "money_total": 0.0, "per_hour_now": 0.0, "max_per_hour": null },
                     "pause": { "until": "2026-12-03T14:00:00Z", "reason": "maintenance" }
                 }
@@ -362,6 +361,20 @@ mod tests {
         };
         assert_eq!(col(lines[0]), col(lines[1]));
         assert_eq!(col(lines[1]), col(lines[2]));
+    }
+
+    /// The document as the daemon really writes it, so the two cannot drift apart (they did:
+    /// `/status` moved to RFC 3339 times and this table kept reading epoch milliseconds).
+    #[test]
+    fn reads_the_times_the_daemon_writes() {
+        let board = crate::daemon::status::DaemonStatus {
+            ticks: 7,
+            last_tick_at: Some(Timestamp::from_secs(990)),
+            ..Default::default()
+        };
+        let doc = serde_json::to_value(&board).unwrap();
+        let out = render(&doc, Timestamp::from_secs(1_000));
+        assert!(out.contains("7 ticks, last tick 10s ago"), "{out}");
     }
 
     #[test]

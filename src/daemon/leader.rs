@@ -13,7 +13,49 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::settings::LeaderElection;
+use crate::settings::{LeaderElection, LeaderMode};
+
+/// What [`wanted`] decided: elect with these settings, or run alone (and why, when it is worth
+/// a log line).
+#[derive(Debug, PartialEq)]
+pub enum Election<'a> {
+    On(&'a LeaderElection),
+    Off(Option<String>),
+}
+
+/// Whether this instance elects a leader: the flag over the settings' `mode`; `auto` elects
+/// only where a Lease can be reached (inside a cluster, or through an explicit kubeconfig), so
+/// `poolpilot run` works from a checkout. Pure: `in_cluster` is `KUBERNETES_SERVICE_HOST` set.
+pub fn wanted(
+    settings: Option<&LeaderElection>,
+    flag: Option<LeaderMode>,
+    in_cluster: bool,
+) -> Result<Election<'_>, String> {
+    let Some(s) = settings else {
+        return match flag {
+            Some(LeaderMode::On) => Err("--leader-election on needs a `leader_election` block in \
+                 the settings (namespace, lease_name; see deploy/poolpilot.yaml)"
+                .into()),
+            _ => Ok(Election::Off(None)),
+        };
+    };
+    match (flag, flag.unwrap_or(s.mode)) {
+        (_, LeaderMode::On) => Ok(Election::On(s)),
+        (Some(_), LeaderMode::Off) => Ok(Election::Off(Some(
+            "leader election off (--leader-election off): this instance actuates alone".into(),
+        ))),
+        (None, LeaderMode::Off) => Ok(Election::Off(Some(
+            "leader election off (leader_election.mode: off): this instance actuates alone".into(),
+        ))),
+        (_, LeaderMode::Auto) if in_cluster || s.kubeconfig.is_some() => Ok(Election::On(s)),
+        (_, LeaderMode::Auto) => Ok(Election::Off(Some(
+            "leader election off: not inside a Kubernetes cluster (KUBERNETES_SERVICE_HOST is \
+             unset) and no leader_election.kubeconfig, so this instance actuates alone; \
+             `--leader-election on` (or leader_election.mode: on) requires the Lease"
+                .into(),
+        ))),
+    }
+}
 
 pub enum Leadership {
     Always,
@@ -25,9 +67,15 @@ pub enum Leadership {
 }
 
 impl Leadership {
-    pub async fn start(settings: Option<&LeaderElection>) -> anyhow::Result<Leadership> {
-        let Some(s) = settings else {
-            return Ok(Leadership::Always);
+    pub async fn start(election: Election<'_>) -> anyhow::Result<Leadership> {
+        let s = match election {
+            Election::On(s) => s,
+            Election::Off(why) => {
+                if let Some(why) = why {
+                    tracing::info!("{why}");
+                }
+                return Ok(Leadership::Always);
+            }
         };
         let config = match &s.kubeconfig {
             Some(path) => {
@@ -103,5 +151,65 @@ impl Leadership {
                 _ => tracing::warn!(%identity, "lease release timed out; it expires by itself"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(mode: LeaderMode, kubeconfig: bool) -> LeaderElection {
+        LeaderElection {
+            mode,
+            namespace: "data".into(),
+            lease_name: "poolpilot".into(),
+            identity: None,
+            lease_duration: Duration::from_secs(15),
+            kubeconfig: kubeconfig.then(|| "/etc/kube/config".into()),
+        }
+    }
+
+    #[test]
+    fn auto_elects_only_where_a_lease_can_be_reached() {
+        let b = block(LeaderMode::Auto, false);
+        assert_eq!(wanted(Some(&b), None, true), Ok(Election::On(&b)));
+        let outside = wanted(Some(&b), None, false).unwrap();
+        assert!(
+            matches!(&outside, Election::Off(Some(why)) if why.contains("KUBERNETES_SERVICE_HOST")),
+            "{outside:?}"
+        );
+        let with_config = block(LeaderMode::Auto, true);
+        assert_eq!(
+            wanted(Some(&with_config), None, false),
+            Ok(Election::On(&with_config))
+        );
+    }
+
+    #[test]
+    fn the_flag_overrides_the_settings() {
+        let on = block(LeaderMode::On, false);
+        assert_eq!(wanted(Some(&on), None, false), Ok(Election::On(&on)));
+        let off = wanted(Some(&on), Some(LeaderMode::Off), true).unwrap();
+        assert!(matches!(&off, Election::Off(Some(why)) if why.contains("--leader-election off")));
+        let settings_off = block(LeaderMode::Off, true);
+        assert!(matches!(
+            wanted(Some(&settings_off), None, true),
+            Ok(Election::Off(Some(_)))
+        ));
+        assert_eq!(
+            wanted(Some(&settings_off), Some(LeaderMode::On), false),
+            Ok(Election::On(&settings_off))
+        );
+    }
+
+    #[test]
+    fn without_a_block_there_is_nothing_to_elect() {
+        assert_eq!(wanted(None, None, true), Ok(Election::Off(None)));
+        assert_eq!(
+            wanted(None, Some(LeaderMode::Auto), true),
+            Ok(Election::Off(None))
+        );
+        let error = wanted(None, Some(LeaderMode::On), true).unwrap_err();
+        assert!(error.contains("needs a `leader_election` block"), "{error}");
     }
 }

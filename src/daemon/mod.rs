@@ -65,6 +65,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Append observations and decisions here in the recording format.
     pub record: Option<PathBuf>,
+    /// `--leader-election`: overrides the settings' `leader_election.mode`.
+    pub leader_election: Option<crate::settings::LeaderMode>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Fails at start when the policy set is invalid, the
@@ -87,6 +89,14 @@ pub async fn run_with(
 ) -> anyhow::Result<()> {
     // Settings::load checks this too; settings built in code must not bypass it.
     state::check_path(&settings.state_path).map_err(|why| anyhow::anyhow!("state_path: {why}"))?;
+    if !settings.policy_dir.exists() {
+        anyhow::bail!(
+            "policy_dir {} does not exist: set `policy_dir` in the settings file (or \
+             POOLPILOT_POLICY_DIR); from a checkout, `poolpilot run --config examples/local.yaml` \
+             reads examples/policies/",
+            settings.policy_dir.display()
+        );
+    }
     let clock: Arc<dyn Clock> = Arc::new(WallClock);
     let board = Arc::new(RwLock::new(DaemonStatus::default()));
     let mut watcher = PolicyWatcher::new(
@@ -126,9 +136,17 @@ pub async fn run_with(
     });
     tracing::info!(listen = %settings.listen, pools = policies.len(), tick = %humantime::format_duration(settings.tick), dry_run = options.dry_run, "poolpilot daemon starting");
 
-    let mut leadership = Leadership::start(settings.leader_election.as_ref())
-        .await
-        .context("starting leader election")?;
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
+    let election = leader::wanted(
+        settings.leader_election.as_ref(),
+        options.leader_election,
+        in_cluster,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut leadership = Leadership::start(election).await.context(
+        "starting leader election (to run without it: --leader-election off, or \
+         POOLPILOT_LEADER_ELECTION__MODE=off)",
+    )?;
     let recorder = match &options.record {
         Some(path) => Some(
             Recorder::open(path)

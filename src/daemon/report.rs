@@ -77,7 +77,7 @@ impl Controller {
                 .memory
                 .pools
                 .get(&d.pool)
-                .map(|m| m.spend.clone())
+                .map(|m| m.spend)
                 .unwrap_or_default();
             m.spend_total.set(spend.money);
             m.drains_in_flight.set(if draining { 1.0 } else { 0.0 });
