@@ -13,7 +13,7 @@ use crate::actuators::events::{Evented, limit};
 use crate::actuators::kubernetes::KubernetesActuator;
 use crate::actuators::{Actuator, ActuatorError, Instrumented, PoolStatus};
 use crate::drain::{self, Drainer};
-use crate::engine::WorkerCounts;
+use crate::engine::{Pause, WorkerCounts};
 use crate::policy::{Policy, SignalSpec};
 use crate::sources::{self, MetricSource, Reading};
 use crate::time::Timestamp;
@@ -48,6 +48,10 @@ pub struct PoolRuntime {
     pub status_error: Option<String>,
     /// Last counts the platform reported (kept when a read fails, for spend accounting only).
     pub last_counts: Option<WorkerCounts>,
+    /// Pauses set by annotations or ASG tags at the last successful status read.
+    pub platform_pauses: Vec<Pause>,
+    /// Pause marks that could not be read (shown on `/status`, warned about).
+    pub pause_problems: Vec<String>,
 }
 
 impl PoolRuntime {
@@ -114,6 +118,8 @@ async fn build_one(
         status: None,
         status_error: None,
         last_counts: old_counts,
+        platform_pauses: Vec::new(),
+        pause_problems: Vec::new(),
     };
     ensure_actuator(wiring, &mut pool).await;
     pool

@@ -5,11 +5,11 @@ use super::actuation::Actuation;
 use super::controller::Controller;
 use super::shadow::{self, ShadowPool};
 use super::status::{
-    BudgetStatus, DrainView, PoolView, ReasonView, ShadowView, SignalView, SpendView,
+    BudgetStatus, DrainView, PauseView, PoolView, ReasonView, ShadowView, SignalView, SpendView,
 };
 use crate::actuators::PoolStatus;
 use crate::engine::signal::demand_in_workers;
-use crate::engine::{Decision, PoolRules, Signal, WorkerCounts, World};
+use crate::engine::{Decision, PauseKind, PoolRules, Signal, WorkerCounts, World, pause};
 use crate::policy::Mode;
 use crate::telemetry::names;
 use crate::time::Timestamp;
@@ -81,6 +81,13 @@ impl Controller {
                 0.0
             });
             bounds_and_demand_metrics(&pl, rules, &world.pools[i].signals, known, price);
+            let pauses = pause::in_force(&world.pools[i].pauses, now);
+            for kind in PauseKind::LABELS {
+                let on = pauses.iter().any(|p| p.kind.label() == kind);
+                metrics::gauge!(names::POOL_PAUSED, "pool" => d.pool.clone(), "kind" => kind)
+                    .set(if on { 1.0 } else { 0.0 });
+            }
+            let pauses: Vec<PauseView> = pauses.iter().map(PauseView::of).collect();
 
             let signals = pool
                 .signals
@@ -158,6 +165,9 @@ impl Controller {
                         aborting: t.aborting,
                     }
                 }),
+                paused: pauses.first().cloned(),
+                pauses,
+                pause_problems: pool.pause_problems.clone(),
             });
         }
         metrics::gauge!(names::BUDGET_SPEND_PER_HOUR).set(spend_per_hour);
