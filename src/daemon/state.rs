@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::shadow::ShadowPool;
-use crate::engine::Memory;
+use crate::engine::{Memory, Pause};
 use crate::time::Timestamp;
 
 /// Written as `format`, checked on load.
@@ -40,6 +40,9 @@ pub struct PersistedState {
     /// Would-be pools of shadow and dry-run pools.
     #[serde(default)]
     pub shadows: BTreeMap<String, ShadowPool>,
+    /// Pauses set through the admin endpoint, by pool (platform pauses live on the platform).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub admin_pauses: BTreeMap<String, Pause>,
 }
 
 impl PersistedState {
@@ -56,6 +59,7 @@ impl PersistedState {
             memory,
             pending,
             shadows,
+            admin_pauses: BTreeMap::new(),
         }
     }
 }
