@@ -149,11 +149,28 @@ impl PauseRequest {
 }
 
 fn error(status: StatusCode, message: String) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
+    Refusal { status, message }.into_response()
+}
+
+fn refusal(status: StatusCode, message: String) -> Refusal {
+    Refusal { status, message }
+}
+
+/// Why a request is refused: the status and a message that says what to do.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({ "error": self.message }))).into_response()
+    }
 }
 
 /// Loopback, or the configured bearer token; else 403 saying how to get access.
-fn authorize(s: &HttpState, req: &Request) -> Result<(), Response> {
+fn authorize(s: &HttpState, req: &Request) -> Result<(), Refusal> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -168,14 +185,14 @@ fn authorize(s: &HttpState, req: &Request) -> Result<(), Response> {
         .and_then(|v| v.strip_prefix("Bearer "));
     match (&s.admin_token, given) {
         (Some(token), Some(given)) if constant_time_eq(token.as_bytes(), given.as_bytes()) => Ok(()),
-        (Some(_), _) => Err(error(
+        (Some(_), _) => Err(refusal(
             StatusCode::FORBIDDEN,
             "the admin endpoint needs `Authorization: Bearer <token>` from a non-loopback peer; \
              the token is the value of the variable `admin_token_env` names in the daemon's settings \
              (poolpilot pause/resume send it from POOLPILOT_ADMIN_TOKEN)"
                 .into(),
         )),
-        (None, _) => Err(error(
+        (None, _) => Err(refusal(
             StatusCode::FORBIDDEN,
             "the admin endpoint answers only loopback peers: run poolpilot pause on the daemon's host \
              (or kubectl port-forward), or set `admin_token_env: VAR` in the daemon's settings with \
@@ -190,22 +207,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The pool's bounds, or the 404/409 the request gets.
-fn pool_bounds(admin: &AdminPauses, pool: &str) -> Result<(u32, u32), Response> {
+fn pool_bounds(admin: &AdminPauses, pool: &str) -> Result<(u32, u32), Refusal> {
     let inner = admin.lock();
     if inner.leader_election {
-        return Err(error(
+        return Err(refusal(
             StatusCode::CONFLICT,
-            format!(
-                "leader election is on: a pause set here would live in one replica's state only; \
-                 pause through the platform, which every replica reads: \
-                 `kubectl annotate deployment/<name> poolpilot.io/paused=true` or the ASG tag \
-                 poolpilot.io/paused=true (see README, \"Pausing a pool\")"
-            ),
+            "leader election is on: a pause set here would live in one replica's state only; \
+             pause through the platform, which every replica reads: \
+             `kubectl annotate deployment/<name> poolpilot.io/paused=true` or the ASG tag \
+             poolpilot.io/paused=true (see README, \"Pausing a pool\")"
+                .into(),
         ));
     }
     inner.pools.get(pool).copied().ok_or_else(|| {
         let known: Vec<&str> = inner.pools.keys().map(String::as_str).collect();
-        error(
+        refusal(
             StatusCode::NOT_FOUND,
             format!("no pool named {pool:?}; known pools: {}", known.join(", ")),
         )
@@ -214,7 +230,7 @@ fn pool_bounds(admin: &AdminPauses, pool: &str) -> Result<(u32, u32), Response> 
 
 pub async fn pause(State(s): State<HttpState>, Path(pool): Path<String>, req: Request) -> Response {
     if let Err(r) = authorize(&s, &req) {
-        return r;
+        return r.into_response();
     }
     let bytes = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
         Ok(b) => b,
@@ -230,7 +246,7 @@ pub async fn pause(State(s): State<HttpState>, Path(pool): Path<String>, req: Re
     };
     let (min, max) = match pool_bounds(&s.admin, &pool) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let now = s.clock.now();
     let pause = match body.pause(now) {
@@ -261,10 +277,10 @@ pub async fn resume(
     req: Request,
 ) -> Response {
     if let Err(r) = authorize(&s, &req) {
-        return r;
+        return r.into_response();
     }
     if let Err(r) = pool_bounds(&s.admin, &pool) {
-        return r;
+        return r.into_response();
     }
     let removed = s.admin.lock().pauses.remove(&pool);
     s.admin.changed.notify_one();
@@ -361,11 +377,11 @@ mod tests {
     fn loopback_or_the_token_else_403_saying_how() {
         assert!(authorize(&state(None), &from([127, 0, 0, 1], None)).is_ok());
         let refused = authorize(&state(None), &from([10, 0, 0, 7], Some("x"))).unwrap_err();
-        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
         let with = state(Some("s3cret"));
         assert!(authorize(&with, &from([10, 0, 0, 7], Some("s3cret"))).is_ok());
         let wrong = authorize(&with, &from([10, 0, 0, 7], Some("guess"))).unwrap_err();
-        assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+        assert_eq!(wrong.status, StatusCode::FORBIDDEN);
         // No peer address known (not served with connect info): not loopback.
         let bare = axum::http::Request::new(axum::body::Body::empty());
         assert!(authorize(&state(None), &bare).is_err());
@@ -380,10 +396,10 @@ mod tests {
         );
         assert_eq!(pool_bounds(&admin, "etl").unwrap(), (1, 9));
         let r = pool_bounds(&admin, "nope").unwrap_err();
-        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
         admin.set_pools([("etl".to_string(), (1, 9))].into(), true);
         assert_eq!(
-            pool_bounds(&admin, "etl").unwrap_err().status(),
+            pool_bounds(&admin, "etl").unwrap_err().status,
             StatusCode::CONFLICT
         );
     }
