@@ -151,3 +151,25 @@ pub async fn tag_group(endpoint: &str, name: &str, key: &str, value: Option<&str
         asg.delete_tags().tags(tag).send().await.unwrap();
     }
 }
+
+/// The environment a daemon needs to talk to moto with the standard credential chain.
+pub const AWS_ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+/// The group's DesiredCapacity as moto reports it.
+pub async fn desired_capacity(endpoint: &str, name: &str) -> i32 {
+    asg_client(endpoint)
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups()
+        .first()
+        .and_then(|g| g.desired_capacity())
+        .unwrap_or(-1)
+}
