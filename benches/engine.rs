@@ -32,6 +32,7 @@ fn bench_step(c: &mut Criterion) {
             let world = World {
                 pools: (0..POOLS)
                     .map(|i| PoolObservation {
+                        pauses: Vec::new(),
                         signals: vec![Signal::Value {
                             demand: ((i as i64 * 7 + tick * 13) % 240) as f64,
                             observed_at: now,

@@ -87,6 +87,7 @@ impl Actuator for InstantPool {
             min: None,
             max: None,
             members: Vec::new(),
+            ..PoolStatus::default()
         })
     }
     async fn scale_to(&self, target: u32, _victims: &[Member]) -> Result<(), ActuatorError> {

@@ -35,6 +35,10 @@ pub struct Settings {
     /// `json` (default, for log collectors) or `text`.
     #[serde(default = "defaults::log_format")]
     pub log_format: String,
+    /// Name of the environment variable holding the bearer token that lets non-loopback
+    /// callers use the admin endpoint (`poolpilot pause`/`resume`). Unset: loopback only.
+    #[serde(default)]
+    pub admin_token_env: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -105,7 +109,7 @@ mod defaults {
 }
 
 /// Top-level settings keys: `POOLPILOT_<KEY>` (nested: `POOLPILOT_<KEY>__<FIELD>`) sets one.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "tick",
     "listen",
     "policy_dir",
@@ -113,11 +117,18 @@ const KEYS: [&str; 7] = [
     "leader_election",
     "global_budget",
     "log_format",
+    "admin_token_env",
 ];
 
 /// `POOLPILOT_*` variables that are not settings but are read on purpose elsewhere (the test
 /// harness): no warning for these.
-const NOT_SETTINGS: [&str; 2] = ["POOLPILOT_PEERS", "POOLPILOT_TEST_"];
+const NOT_SETTINGS: [&str; 4] = [
+    "POOLPILOT_PEERS",
+    "POOLPILOT_TEST_",
+    // Read by the CLI (`status`, `pause`, `resume`), not by the daemon.
+    "POOLPILOT_URL",
+    "POOLPILOT_ADMIN_TOKEN",
+];
 
 /// Settings, and warnings for the operator (unknown `POOLPILOT_*` variables). The daemon
 /// logs the warnings once logging is set up, which needs the settings first.
@@ -136,6 +147,20 @@ impl Settings {
 
     pub fn global_budget_per_hour(&self) -> Option<f64> {
         self.global_budget.map(|b| b.max_per_hour)
+    }
+
+    /// The admin endpoint's bearer token, read from the variable `admin_token_env` names.
+    /// Named but unset or empty is an error: the operator meant to allow remote callers.
+    pub fn admin_token(&self) -> Result<Option<String>, String> {
+        let Some(var) = &self.admin_token_env else {
+            return Ok(None);
+        };
+        match std::env::var(var) {
+            Ok(token) if !token.trim().is_empty() => Ok(Some(token.trim().to_string())),
+            _ => Err(format!(
+                "the variable {var} is not set or empty; set it to the token, or remove admin_token_env (loopback callers only)"
+            )),
+        }
     }
 }
 

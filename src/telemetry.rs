@@ -46,6 +46,9 @@ pub mod names {
     pub const SIGNAL_UP: &str = "poolpilot_signal_up";
     /// Gauge 1/0 per `pool`: the actuator's status could be read this tick (0 = pool held).
     pub const POOL_STATUS_UP: &str = "poolpilot_pool_status_up";
+    /// Gauge 1/0 per `pool`, `kind` (`hold`|`pin`|`scale_in`|`scale_out`): a run-time pause
+    /// of that kind is active (annotation, ASG tag or admin endpoint).
+    pub const POOL_PAUSED: &str = "poolpilot_pool_paused";
     /// Counter per `pool`, `kind` (actuator error label): status reads that failed.
     pub const POOL_STATUS_ERRORS_TOTAL: &str = "poolpilot_pool_status_errors_total";
     /// Gauge per `pool`: drains (scale-downs) under way.
@@ -209,6 +212,11 @@ pub const DESCRIPTIONS: &[(&str, Kind, &str)] = {
             POOL_STATUS_UP,
             Gauge,
             "1 when the pool's size could be read this tick (0: the pool is held).",
+        ),
+        (
+            POOL_PAUSED,
+            Gauge,
+            "1 when a run-time pause of this kind (hold, pin, scale_in, scale_out) is active on the pool.",
         ),
         (
             POOL_STATUS_ERRORS_TOTAL,

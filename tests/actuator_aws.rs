@@ -10,7 +10,8 @@ use std::time::Duration;
 use asg_fake::{AsgFake, Reply};
 use aws_sdk_autoscaling::Client;
 use poolpilot::actuators::aws_asg::{AsgConnection, AwsAsgActuator, RetryPolicy};
-use poolpilot::actuators::{Actuator, ActuatorError, Member};
+use poolpilot::actuators::{Actuator, ActuatorError, Member, pause_marks};
+use poolpilot::engine::{Pause, PauseKind, PauseSource};
 use poolpilot::policy::model::AwsAsgTarget;
 use support::moto::{GroupShape, asg_client as client_for, ec2_client as ec2_client_for};
 
@@ -98,6 +99,42 @@ async fn moto_describe_reports_bounds_members_and_protection() {
         .collect();
     assert_eq!(protected, [protected_id]);
     assert!(status.members.iter().all(|m| m.state == "InService"));
+}
+
+/// Pause tags come back with the status read (DescribeAutoScalingGroups' `Tags`), no extra call.
+#[tokio::test]
+async fn moto_pause_tags_are_read_with_the_status() {
+    let Some((_client, asg)) = moto_group("pp-paused", 2).await else {
+        return;
+    };
+    let endpoint = support::peer("POOLPILOT_TEST_AWS_ENDPOINT").unwrap();
+    assert!(asg.status().await.unwrap().pause_marks.is_empty());
+    let tag = |k: &'static str, v: Option<&'static str>| {
+        support::moto::tag_group(&endpoint, "pp-paused", k, v)
+    };
+    tag("poolpilot.io/paused-replicas", Some("4")).await;
+    tag("poolpilot.io/paused-until", Some("2030-01-01T00:00:00Z")).await;
+    tag("team", Some("data")).await;
+    let status = asg.status().await.unwrap();
+    let (pauses, problems) = pause_marks::parse(&status.pause_marks, PauseSource::AsgTag);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        pauses,
+        vec![Pause {
+            kind: PauseKind::Pin { replicas: 4 },
+            until: poolpilot::time::Timestamp::parse_rfc3339("2030-01-01T00:00:00Z").ok(),
+            source: PauseSource::AsgTag,
+        }]
+    );
+    assert_eq!(
+        status.pause_marks.len(),
+        2,
+        "only pause keys: {:?}",
+        status.pause_marks
+    );
+    tag("poolpilot.io/paused-replicas", None).await;
+    tag("poolpilot.io/paused-until", None).await;
+    assert!(asg.status().await.unwrap().pause_marks.is_empty());
 }
 
 #[tokio::test]

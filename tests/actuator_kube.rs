@@ -361,6 +361,35 @@ async fn rbac_errors_name_the_missing_verb_and_resource() {
     assert_eq!(missing, "list pods");
     grant(&client, &ns, "pods-list", "", "pods", &["list"]).await;
     after_grant(&missing, status).await.unwrap();
+    // Without `get` on the Deployment the pool is still sized; the pause annotations are
+    // unread and the status says which permission is missing.
+    let unread = restricted.status().await.unwrap().pause_marks_error;
+    assert!(
+        unread
+            .as_deref()
+            .is_some_and(|e| e.contains("`get` on `deployments.apps`")),
+        "{unread:?}"
+    );
+    grant(
+        &client,
+        &ns,
+        "workload-read",
+        "apps",
+        "deployments",
+        &["get"],
+    )
+    .await;
+    assert!(
+        support::wait_until(std::time::Duration::from_secs(10), || async {
+            restricted
+                .status()
+                .await
+                .unwrap()
+                .pause_marks_error
+                .is_none()
+        })
+        .await
+    );
 
     let up = || async { restricted.scale_to(4, &[]).await };
     let missing = forbidden(up().await);

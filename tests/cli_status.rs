@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::daemon::Daemon;
+use support::daemon::{Daemon, held_pool_policy};
 use support::spark::FakeSparkMaster;
 
 fn status(args: &[&str]) -> (i32, String, String) {
@@ -35,12 +35,7 @@ async fn status_shows_every_pool_of_a_running_daemon() {
         // No kubeconfig there: the actuator cannot be set up, so the pool is held (and says why).
         std::fs::write(
             policies.join(format!("{pool}.yaml")),
-            format!(
-                "pool: {pool}\nmode: {mode}\nsignals:\n  - spark: {{ master: \"{}\", cores_per_waiting_app: 2, http: {{ timeout: 1s }} }}\n    per_worker: 2\n\
-                 workers:\n  kubernetes: {{ namespace: ns, deployment: {pool}, kubeconfig: /nonexistent/kubeconfig }}\n\
-                 bounds: {{ min: 1, max: 9 }}\n",
-                master.url
-            ),
+            held_pool_policy(pool, mode, &master.url),
         )
         .unwrap();
     }

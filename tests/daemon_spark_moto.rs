@@ -22,7 +22,7 @@ use std::time::Duration;
 use poolpilot::time::Timestamp;
 use support::agent::InstanceAgent;
 use support::daemon::Daemon;
-use support::moto::loopback_group;
+use support::moto::{AWS_ENV, loopback_group};
 use support::spark::{SparkMaster, master_json, submit_sleepy};
 use support::wait_until;
 
@@ -56,13 +56,6 @@ fn shadow_policy(master_web: &str, group: &str, endpoint: &str) -> String {
          cost: {{ per_worker_hour: 1.5 }}\n"
     )
 }
-
-const AWS_ENV: [(&str, &str); 4] = [
-    ("AWS_ACCESS_KEY_ID", "testing"),
-    ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ("AWS_REGION", "us-east-1"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-];
 
 /// The state of the active app named `name` at the master.
 async fn app_state(http: &reqwest::Client, web: &str, name: &str) -> Option<String> {

@@ -99,6 +99,7 @@ fn assert_engine_holds(policy: &Policy, signal: Signal, cell: &str) {
     };
     for now in [since, since + Duration::from_secs(3600)] {
         let obs = PoolObservation {
+            pauses: Vec::new(),
             signals: vec![signal],
             workers: WorkerCounts {
                 requested: 8,
@@ -357,6 +358,7 @@ fn control_a_zero_reading_does_shrink_the_pool() {
     let policy = policy_for(KINDS[0].signal_yaml, "http://127.0.0.1:1");
     let now = Timestamp::from_secs(1_800_000_000);
     let obs = PoolObservation {
+        pauses: Vec::new(),
         signals: vec![Signal::Value {
             demand: 0.0,
             observed_at: now,

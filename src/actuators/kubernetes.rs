@@ -9,9 +9,14 @@
 //! - StatefulSet scale-down always removes the highest ordinals, so a victim list naming any
 //!   other pod is refused rather than silently ignored.
 //!
+//! - Pause annotations (`pause_marks`): a metadata-only GET of the workload each status read.
+//!
 //! RBAC needed (least privilege, see `deploy/kubernetes/pool-access/role.yaml`): `apps`
-//! `deployments/scale` or `statefulsets/scale`: get, patch; core `pods`: list, patch.
+//! `deployments/scale` or `statefulsets/scale`: get, patch; `deployments` or `statefulsets`:
+//! get (pause annotations; without it the pool still scales and `/status` says so); core
+//! `pods`: list, patch.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
@@ -23,7 +28,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::json;
 
-use super::{Actuator, ActuatorError, Member, PoolStatus};
+use super::{Actuator, ActuatorError, Member, PoolStatus, pause_marks};
 use crate::policy::model::KubernetesTarget;
 
 /// Annotation the ReplicaSet controller reads to rank pods for deletion (lower goes first).
@@ -46,6 +51,14 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Deployment => "deployments.apps/scale",
             WorkloadKind::StatefulSet => "statefulsets.apps/scale",
+        }
+    }
+
+    /// The workload itself (its annotations carry pauses).
+    fn workload_resource(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployments.apps",
+            WorkloadKind::StatefulSet => "statefulsets.apps",
         }
     }
 }
@@ -247,6 +260,31 @@ impl KubernetesActuator {
         Ok(())
     }
 
+    /// The workload's pause annotations (`pause_marks`), from a metadata-only GET
+    /// (`PartialObjectMetadata`): the scale subresource carries no annotations.
+    async fn annotations(&self) -> Result<BTreeMap<String, String>, ActuatorError> {
+        let metadata = match self.kind {
+            WorkloadKind::Deployment => self
+                .api::<Deployment>()
+                .get_metadata(&self.name)
+                .await
+                .map(|m| m.metadata),
+            WorkloadKind::StatefulSet => self
+                .api::<StatefulSet>()
+                .get_metadata(&self.name)
+                .await
+                .map(|m| m.metadata),
+        }
+        .map_err(|e| map_kube_error(e, "get", self.kind.workload_resource()))?;
+        Ok(pause_marks::select(
+            metadata
+                .annotations
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        ))
+    }
+
     fn api<K>(&self) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -291,12 +329,21 @@ impl Actuator for KubernetesActuator {
             WorkloadKind::Deployment => members.sort_by(|a, b| a.id.cmp(&b.id)),
         }
         let ready = members.iter().filter(|m| m.ready).count() as u32;
+        let (pause_marks, pause_marks_error) = match self.annotations().await {
+            Ok(marks) => (marks, None),
+            Err(e) => (
+                Default::default(),
+                Some(format!("cannot read the pause annotations: {e}")),
+            ),
+        };
         Ok(PoolStatus {
             desired: replicas(&scale),
             ready,
             min: None,
             max: None,
             members,
+            pause_marks,
+            pause_marks_error,
         })
     }
 

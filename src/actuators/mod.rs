@@ -11,6 +11,7 @@
 //! - [`dry_run`] / [`instrumented`]: decorators that wrap any actuator
 //! - [`events`]: a decorator that writes Kubernetes Events for actuations and refusals
 //! - [`recording`]: an in-memory fake for other modules' tests
+//! - [`pause_marks`]: pause annotations and ASG tags read along with the status
 
 pub mod aws_asg;
 mod aws_errors;
@@ -18,6 +19,7 @@ pub mod dry_run;
 pub mod events;
 pub mod instrumented;
 pub mod kubernetes;
+pub mod pause_marks;
 pub mod recording;
 
 use async_trait::async_trait;
@@ -71,6 +73,11 @@ pub struct PoolStatus {
     pub min: Option<u32>,
     pub max: Option<u32>,
     pub members: Vec<Member>,
+    /// Pause annotations or tags on the workload or group (`pause_marks`); empty when none.
+    pub pause_marks: std::collections::BTreeMap<String, String>,
+    /// Why the pause marks could not be read (e.g. RBAC lacks `get` on the workload); the pool
+    /// is still sized, and `/status` shows this.
+    pub pause_marks_error: Option<String>,
 }
 
 /// Why an actuator call failed. Variant names double as metric labels ([`ActuatorError::label`]).

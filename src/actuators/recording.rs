@@ -47,6 +47,7 @@ impl RecordingActuator {
             min: None,
             max: None,
             members,
+            ..PoolStatus::default()
         };
         RecordingActuator {
             state: Mutex::new(State {
@@ -68,6 +69,11 @@ impl RecordingActuator {
 
     pub fn status_reads(&self) -> u32 {
         self.lock().status_reads
+    }
+
+    /// Sets the pause annotations/tags the next status reads report.
+    pub fn set_pause_marks(&self, marks: &[(&str, &str)]) {
+        self.lock().status.pause_marks = super::pause_marks::select(marks.iter().copied());
     }
 
     pub fn current(&self) -> PoolStatus {

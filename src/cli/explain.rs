@@ -70,6 +70,7 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<i32> {
         .collect();
     let world = World {
         pools: vec![PoolObservation {
+            pauses: Vec::new(),
             signals,
             workers: WorkerCounts {
                 requested: args.current,

@@ -20,6 +20,7 @@ macro_rules! out {
 pub mod completions;
 pub mod explain;
 pub mod man;
+pub mod pause;
 pub mod probe;
 pub mod run;
 pub mod schema;
@@ -61,6 +62,11 @@ pub enum Command {
     Run(run::RunArgs),
     /// Show a running daemon's pools: size → desired, mode, reason, signal ages, spend.
     Status(status::StatusArgs),
+    /// Pause a pool of a running daemon: hold its size, pin it (--replicas) or block one
+    /// direction (--direction), until `resume` or for a while (--for).
+    Pause(pause::PauseArgs),
+    /// Resume a pool paused with `poolpilot pause`.
+    Resume(pause::ResumeArgs),
     /// Print a shell completion script (bash, zsh or fish).
     Completions(completions::CompletionsArgs),
     /// Print the man page (or write one page per command with --dir).
@@ -91,6 +97,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(args),
         Command::Probe(args) => current_thread()?.block_on(probe::run(args)),
         Command::Status(args) => current_thread()?.block_on(status::run(args)),
+        Command::Pause(args) => current_thread()?.block_on(pause::pause(args)),
+        Command::Resume(args) => current_thread()?.block_on(pause::resume(args)),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

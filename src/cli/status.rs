@@ -167,8 +167,15 @@ pub fn render(doc: &Value, now: Timestamp) -> String {
         if let Some(why) = p["held_because"].as_str() {
             notes.push(format!("{pool}: held: {why}"));
         }
-        if let Some(pause) = p.get("pause").filter(|v| !v.is_null()) {
+        if let Some(pause) = p
+            .get("paused")
+            .or_else(|| p.get("pause"))
+            .filter(|v| !v.is_null())
+        {
             notes.push(format!("{pool}: paused: {}", pause_text(pause)));
+        }
+        for problem in p["pause_problems"].as_array().into_iter().flatten() {
+            notes.push(format!("{pool}: pause mark: {}", text(problem)));
         }
         if let Some(d) = p["drain_in_flight"].as_object() {
             notes.push(format!(
@@ -346,6 +353,28 @@ mod tests {
         );
         assert!(
             out.contains("trino-etl: last actuation 2 → 3 10s ago failed: conflict: 409"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_run_time_pause_and_unreadable_marks_are_noted() {
+        let mut d = doc();
+        d["pools"][0]["paused"] = json!({
+            "kind": "pin", "replicas": 4, "direction": null,
+            "until": "2026-12-03T14:00:00.000Z", "source": "admin"
+        });
+        d["pools"][0]["pause_problems"] =
+            json!(["poolpilot.io/paused-replicas: \"abc\" is not a replica count"]);
+        let out = render(&d, Timestamp::from_secs(1_000));
+        assert!(
+            out.contains(
+                "trino-etl: paused: kind=pin replicas=4 source=admin until=2026-12-03T14:00:00.000Z"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("trino-etl: pause mark: poolpilot.io/paused-replicas"),
             "{out}"
         );
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::actuation::Actuation;
+use super::admin::AdminPauses;
 use super::observe::observe;
 use super::pool_loop::PoolLoops;
 use super::pools::{self, PoolRuntime, Wiring};
@@ -64,6 +65,8 @@ pub struct Controller {
     pub(super) recorder: Option<Recorder>,
     pub(super) board: Arc<RwLock<DaemonStatus>>,
     pub(super) ticks: u64,
+    /// Pauses set through the admin endpoint (shared with the HTTP handlers; persisted).
+    pub(super) admin: AdminPauses,
 }
 
 impl Controller {
@@ -81,9 +84,11 @@ impl Controller {
         let loaded = state::load(&cfg.state_path);
         let label = loaded.label();
         metrics::counter!(names::STATE_LOADS_TOTAL, "outcome" => label).increment(1);
+        let admin = AdminPauses::default();
         let (memory, pending, shadows, detail) = match loaded {
             Loaded::Ok(s) => {
-                tracing::info!(path = %cfg.state_path.display(), saved_at = %s.saved_at, pending = s.pending.len(), "state restored: cooldowns, history and spend continue");
+                tracing::info!(path = %cfg.state_path.display(), saved_at = %s.saved_at, pending = s.pending.len(), admin_pauses = s.admin_pauses.len(), "state restored: cooldowns, history and spend continue");
+                admin.restore(s.admin_pauses);
                 (s.memory, s.pending, s.shadows, None)
             }
             ref other => {
@@ -125,6 +130,7 @@ impl Controller {
             recorder,
             board,
             ticks: 0,
+            admin,
         };
         controller.set_policies(policies, now);
         controller
@@ -152,6 +158,13 @@ impl Controller {
             .retain(|p| names.contains(&p.pool.as_str()) || self.loops.draining(&p.pool));
         self.loops.retain(&names);
         let rules: Vec<PoolRules> = policies.iter().map(PoolRules::compile).collect();
+        self.admin.set_pools(
+            rules
+                .iter()
+                .map(|r| (r.name.clone(), (r.bounds.min, r.bounds.max)))
+                .collect(),
+            self.cfg.leader_election,
+        );
         let dry_run = self.cfg.dry_run;
         // A pool that turns from real to would-be (or back) must not inherit the other's
         // history: it starts conservatively, as a new pool does.
@@ -213,6 +226,12 @@ impl Controller {
         for pool in &self.pools {
             if let Some(s) = &pool.status {
                 self.loops.of(pool.name()).seen(s.desired);
+            }
+        }
+        self.admin.prune(now);
+        for (obs, rules) in observations.iter_mut().zip(&self.rules) {
+            if let Some(p) = self.admin.get(&rules.name) {
+                obs.pauses.insert(0, p);
             }
         }
         let real = self.substitute_shadows(&mut observations, now);
@@ -351,7 +370,13 @@ impl Controller {
 
     /// Persists memory and write-ahead entries; a failure is logged, counted and shown.
     pub(super) fn persist(&mut self, now: Timestamp) {
-        let snapshot = StateView::new(now, &self.memory, &self.pending, &self.shadows);
+        let snapshot = StateView::new(
+            now,
+            &self.memory,
+            &self.pending,
+            &self.shadows,
+            self.admin.snapshot(),
+        );
         let result = state::save(&self.cfg.state_path, &snapshot);
         metrics::counter!(names::STATE_SAVES_TOTAL, "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);
         let mut b = self.board.write().unwrap_or_else(|p| p.into_inner());
@@ -387,6 +412,18 @@ impl Controller {
             tracing::warn!(%pool, "drain still under way at shutdown; it stays in the state file and is checked at the next start");
         }
         self.persist(now);
+    }
+
+    /// The admin endpoint's pauses (the HTTP state holds a clone).
+    pub fn admin_pauses(&self) -> AdminPauses {
+        self.admin.clone()
+    }
+
+    /// Makes `shared` (the HTTP handlers' copy, created before the controller) the one the
+    /// controller reads, with what the state file restored.
+    pub fn share_admin_pauses(&mut self, shared: AdminPauses) {
+        shared.adopt(&self.admin);
+        self.admin = shared;
     }
 
     pub fn memory(&self) -> &Memory {

@@ -1,16 +1,18 @@
 //! The daemon's HTTP surface (axum), one listener for everything:
 //! `/metrics` (Prometheus text from the installed recorder), `/healthz` (the process serves),
-//! `/readyz` (a tick completed and the loop has not stalled for 3 ticks), `/status` (JSON).
+//! `/readyz` (a tick completed and the loop has not stalled for 3 ticks), `/status` (JSON),
+//! and the admin endpoint (`POST /admin/pools/{pool}/pause|resume`, see [`super::admin`]).
 
 use std::sync::{Arc, RwLock};
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use super::admin::AdminPauses;
 use super::controller::Clock;
 use super::status::DaemonStatus;
 
@@ -20,6 +22,10 @@ pub struct HttpState {
     pub clock: Arc<dyn Clock>,
     /// `None` in tests that install no global recorder.
     pub prometheus: Option<PrometheusHandle>,
+    /// Pauses set through the admin endpoint (shared with the controller).
+    pub admin: AdminPauses,
+    /// Bearer token for the admin endpoint from non-loopback peers (`admin_token_env`).
+    pub admin_token: Option<String>,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -28,6 +34,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
+        .route("/admin/pools/{pool}/pause", post(super::admin::pause))
+        .route("/admin/pools/{pool}/resume", post(super::admin::resume))
         .with_state(state)
 }
 

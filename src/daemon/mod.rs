@@ -15,9 +15,11 @@
 //! - [`shadow`]: shadow and dry-run pools decided on a would-be (counterfactual) pool
 //! - [`leader`]: Kubernetes Lease leader election
 //! - [`http`] + [`status`]: `/metrics`, `/healthz`, `/readyz`, `/status`
+//! - [`admin`]: `POST /admin/pools/{pool}/pause|resume` (`poolpilot pause`/`resume`)
 
 pub mod actuate;
 pub mod actuation;
+pub mod admin;
 pub mod controller;
 pub mod http;
 pub mod leader;
@@ -121,18 +123,29 @@ pub async fn run_with(
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
+    let admin_token = settings
+        .admin_token()
+        .map_err(|why| anyhow::anyhow!("admin_token_env: {why}"))?;
+    let admin = admin::AdminPauses::default();
+    let admin_changed = admin.changed.clone();
     let app = http::router(http::HttpState {
         board: board.clone(),
         clock: clock.clone(),
         prometheus: prometheus.clone(),
+        admin: admin.clone(),
+        admin_token,
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                http_stopped.await.ok();
-            })
-            .await
+        // The peer address lets the admin endpoint accept loopback callers without a token.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            http_stopped.await.ok();
+        })
+        .await
     });
     tracing::info!(listen = %settings.listen, pools = policies.len(), tick = %humantime::format_duration(settings.tick), dry_run = options.dry_run, "poolpilot daemon starting");
 
@@ -163,6 +176,7 @@ pub async fn run_with(
     };
     let mut controller =
         Controller::start(cfg, wiring, clock.clone(), policies, recorder, board).await;
+    controller.share_admin_pauses(admin);
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -178,6 +192,11 @@ pub async fn run_with(
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
             _ = leadership.changed() => {}
+            _ = admin_changed.notified() => {
+                // A pause or resume through the admin endpoint: on disk before the next tick.
+                controller.persist(clock.now());
+                continue;
+            }
         }
         let now = clock.now();
         reload(&mut controller, &mut watcher, forced, now).await;

@@ -6,9 +6,10 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::pools::PoolRuntime;
-use crate::engine::{PoolObservation, Signal, WorkerCounts};
+use crate::actuators::{PoolStatus, pause_marks};
+use crate::engine::{PauseSource, PoolObservation, Signal, WorkerCounts};
 use crate::sources::{self, SourceError};
-use crate::telemetry::names;
+use crate::telemetry::{self, names};
 use crate::time::Timestamp;
 
 /// Upper bound on one actuator status read.
@@ -46,6 +47,7 @@ pub(super) async fn observe(pool: &mut PoolRuntime, now: Timestamp) -> PoolObser
                 requested: s.desired,
                 ready: s.ready,
             });
+            read_pause_marks(pool, &s, &name);
             pool.status = Some(s);
             pool.status_error = None;
         }
@@ -100,9 +102,28 @@ pub(super) async fn observe(pool: &mut PoolRuntime, now: Timestamp) -> PoolObser
         signals.push(value);
     }
     PoolObservation {
+        pauses: pool.platform_pauses.clone(),
         signals,
         workers: pool.last_counts.unwrap_or_default(),
     }
+}
+
+/// Pause annotations (Kubernetes) or tags (ASG) from this status read. Kept until the next
+/// successful read, as the counts are; an unreadable mark is warned about (rate-limited).
+fn read_pause_marks(pool: &mut PoolRuntime, status: &PoolStatus, name: &str) {
+    let source = match pool.actuator.as_ref().map(|a| a.platform()) {
+        Some("aws_asg") => PauseSource::AsgTag,
+        _ => PauseSource::Annotation,
+    };
+    let (pauses, mut problems) = pause_marks::parse(&status.pause_marks, source);
+    problems.extend(status.pause_marks_error.clone());
+    for problem in &problems {
+        if let Some(held) = telemetry::warn_allowed(&format!("pause:{name}:{problem}")) {
+            tracing::warn!(pool = name, source = source.label(), problem = %problem, suppressed = held, "pause mark not applied as written");
+        }
+    }
+    pool.platform_pauses = pauses;
+    pool.pause_problems = problems;
 }
 
 /// The source's own timeout plus a little slack: the bound that holds even if a source

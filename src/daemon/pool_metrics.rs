@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use metrics::{Counter, Gauge, Histogram};
 
+use crate::engine::PauseKind;
 use crate::telemetry::names;
 
 /// The per-pool series the report and the observation write every tick.
@@ -25,6 +26,8 @@ pub struct PoolMetrics {
     pub min: Gauge,
     pub max: Gauge,
     pub demand: Gauge,
+    /// `pool_paused` by kind, in [`PauseKind::LABELS`] order.
+    pub paused: [Gauge; 4],
     /// `decisions_total` by (direction, reason): registered on first use.
     decisions: HashMap<(&'static str, &'static str), Counter>,
 }
@@ -45,6 +48,9 @@ impl PoolMetrics {
             min: metrics::gauge!(names::POOL_MIN_WORKERS, &pl),
             max: metrics::gauge!(names::POOL_MAX_WORKERS, &pl),
             demand: metrics::gauge!(names::POOL_DEMAND_WORKERS, &pl),
+            paused: PauseKind::LABELS.map(|kind| {
+                metrics::gauge!(names::POOL_PAUSED, "pool" => pool.to_string(), "kind" => kind)
+            }),
             decisions: HashMap::new(),
         }
     }

@@ -14,7 +14,7 @@ use crate::actuators::events::{Evented, limit};
 use crate::actuators::kubernetes::KubernetesActuator;
 use crate::actuators::{Actuator, ActuatorError, Instrumented, PoolStatus};
 use crate::drain::{self, Drainer};
-use crate::engine::WorkerCounts;
+use crate::engine::{Pause, WorkerCounts};
 use crate::policy::{Policy, SignalSpec};
 use crate::sources::{self, MetricSource, Reading};
 use crate::time::Timestamp;
@@ -51,6 +51,10 @@ pub struct PoolRuntime {
     /// Last counts the platform reported (kept when a read fails, for spend accounting only).
     pub last_counts: Option<WorkerCounts>,
     pub metrics: PoolMetrics,
+    /// Pauses set by annotations or ASG tags at the last successful status read.
+    pub platform_pauses: Vec<Pause>,
+    /// Pause marks that could not be read (shown on `/status`, warned about).
+    pub pause_problems: Vec<String>,
 }
 
 impl PoolRuntime {
@@ -127,6 +131,8 @@ async fn build_one(
         status_error: None,
         last_counts: old_counts,
         metrics,
+        platform_pauses: Vec::new(),
+        pause_problems: Vec::new(),
     };
     ensure_actuator(wiring, &mut pool).await;
     pool

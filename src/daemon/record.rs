@@ -83,6 +83,7 @@ impl Recorder {
                     at: now,
                     pool: pool.to_string(),
                     signals: obs.signals.clone(),
+                    pauses: obs.pauses.clone(),
                     workers: workers(obs.workers),
                     real_workers: real.get(i).copied().flatten().map(workers),
                     decision: decisions.get(i).map(RecordedDecision::of),
@@ -137,6 +138,7 @@ mod tests {
         let path = dir.path().join("rec.jsonl");
         let world = World {
             pools: vec![PoolObservation {
+                pauses: Vec::new(),
                 signals: vec![Signal::Value {
                     demand: 7.0,
                     observed_at: Timestamp(1_000),

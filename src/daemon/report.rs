@@ -6,11 +6,11 @@ use super::controller::Controller;
 use super::pool_metrics::PoolMetrics;
 use super::shadow::{self, ShadowPool};
 use super::status::{
-    BudgetStatus, DrainView, PoolView, ReasonView, ShadowView, SignalView, SpendView,
+    BudgetStatus, DrainView, PauseView, PoolView, ReasonView, ShadowView, SignalView, SpendView,
 };
 use crate::actuators::PoolStatus;
 use crate::engine::signal::demand_in_workers;
-use crate::engine::{Decision, PoolRules, Signal, WorkerCounts, World};
+use crate::engine::{Decision, PauseKind, PoolRules, Signal, WorkerCounts, World, pause};
 use crate::policy::Mode;
 use crate::telemetry::names;
 use crate::time::Timestamp;
@@ -82,6 +82,12 @@ impl Controller {
             m.spend_total.set(spend.money);
             m.drains_in_flight.set(if draining { 1.0 } else { 0.0 });
             bounds_and_demand_metrics(m, rules, &world.pools[i].signals, known, price);
+            let pauses = pause::in_force(&world.pools[i].pauses, now);
+            for (kind, gauge) in PauseKind::LABELS.iter().zip(&m.paused) {
+                let on = pauses.iter().any(|p| p.kind.label() == *kind);
+                gauge.set(if on { 1.0 } else { 0.0 });
+            }
+            let pauses: Vec<PauseView> = pauses.iter().map(PauseView::of).collect();
 
             let signals = pool
                 .signals
@@ -159,6 +165,9 @@ impl Controller {
                         aborting: t.aborting,
                     }
                 }),
+                paused: pauses.first().cloned(),
+                pauses,
+                pause_problems: pool.pause_problems.clone(),
             });
         }
         metrics::gauge!(names::BUDGET_SPEND_PER_HOUR).set(spend_per_hour);

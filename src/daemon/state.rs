@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::shadow::ShadowPool;
-use crate::engine::Memory;
+use crate::engine::{Memory, Pause};
 use crate::time::Timestamp;
 
 /// Written as `format`, checked on load.
@@ -40,6 +40,9 @@ pub struct PersistedState {
     /// Would-be pools of shadow and dry-run pools.
     #[serde(default)]
     pub shadows: BTreeMap<String, ShadowPool>,
+    /// Pauses set through the admin endpoint, by pool (platform pauses live on the platform).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub admin_pauses: BTreeMap<String, Pause>,
 }
 
 /// [`PersistedState`] borrowed, for writing: the daemon saves every tick, and cloning the whole
@@ -53,6 +56,8 @@ pub struct StateView<'a> {
     memory: &'a Memory,
     pending: &'a [Pending],
     shadows: &'a BTreeMap<String, ShadowPool>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    admin_pauses: BTreeMap<String, Pause>,
 }
 
 impl<'a> StateView<'a> {
@@ -61,6 +66,7 @@ impl<'a> StateView<'a> {
         memory: &'a Memory,
         pending: &'a [Pending],
         shadows: &'a BTreeMap<String, ShadowPool>,
+        admin_pauses: BTreeMap<String, Pause>,
     ) -> StateView<'a> {
         StateView {
             format: STATE_FORMAT,
@@ -69,6 +75,7 @@ impl<'a> StateView<'a> {
             memory,
             pending,
             shadows,
+            admin_pauses,
         }
     }
 }
@@ -76,7 +83,13 @@ impl<'a> StateView<'a> {
 impl PersistedState {
     /// This state borrowed, as [`save`] takes it.
     pub fn view(&self) -> StateView<'_> {
-        StateView::new(self.saved_at, &self.memory, &self.pending, &self.shadows)
+        StateView::new(
+            self.saved_at,
+            &self.memory,
+            &self.pending,
+            &self.shadows,
+            self.admin_pauses.clone(),
+        )
     }
 
     pub fn new(
@@ -92,6 +105,7 @@ impl PersistedState {
             memory,
             pending,
             shadows,
+            admin_pauses: BTreeMap::new(),
         }
     }
 }

@@ -76,6 +76,43 @@ pub struct PoolView {
     pub shadow: Option<ShadowView>,
     pub last_actuation: Option<ActuationView>,
     pub drain_in_flight: Option<DrainView>,
+    /// The run-time pause in force (a pin, else a hold, else a direction), if any.
+    pub paused: Option<PauseView>,
+    /// Every active pause from every source (annotation, ASG tag, admin).
+    pub pauses: Vec<PauseView>,
+    /// Pause marks that could not be read (not applied as written; no scale-down meanwhile).
+    pub pause_problems: Vec<String>,
+}
+
+/// A run-time pause as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PauseView {
+    /// `hold`, `pin`, `scale_in` or `scale_out`.
+    pub kind: &'static str,
+    /// The pinned size (`pin` only).
+    pub replicas: Option<u32>,
+    /// `in` or `out` (direction pauses only).
+    pub direction: Option<&'static str>,
+    /// When it lapses by itself; `null` = until removed.
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
+    pub until: Option<Timestamp>,
+    /// `annotation`, `asg_tag` or `admin`.
+    pub source: &'static str,
+}
+
+impl PauseView {
+    pub fn of(p: &crate::engine::Pause) -> PauseView {
+        PauseView {
+            kind: p.kind.label(),
+            replicas: match p.kind {
+                crate::engine::PauseKind::Pin { replicas } => Some(replicas),
+                _ => None,
+            },
+            direction: p.kind.direction(),
+            until: p.until,
+            source: p.source.label(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

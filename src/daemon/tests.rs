@@ -598,3 +598,72 @@ async fn a_recording_replays_to_the_same_decisions() {
     let rec = recording::parse(&tampered, "t.jsonl").unwrap();
     assert_eq!(parity::check(&rec, "t.jsonl").unwrap().mismatches.len(), 1);
 }
+
+/// A pause annotation on the platform holds the pool for the leader and shows on a follower's
+/// `/status` too; an admin pause is persisted and restored; both reach the recording, and the
+/// replay decides the same.
+#[tokio::test]
+async fn pauses_from_the_platform_and_the_admin_endpoint_hold_and_replay() {
+    use crate::engine::{PauseKind, PauseSource};
+    use crate::sim::{parity, recording};
+    let h = Harness::new(2).with_clean_state();
+    let path = h.dir.path().join("rec.jsonl");
+    let open = || Some(super::record::Recorder::open(&path).unwrap());
+
+    // Follower: the annotation is read and shown, nothing is written.
+    h.actuator
+        .set_pause_marks(&[("poolpilot.io/paused", "true"), ("other", "x")]);
+    let mut follower = h.controller(vec![policy("enforce", "0s")], true).await;
+    h.demand(Some(10.0));
+    h.tick(&mut follower, 10, false).await;
+    let view = h.board.read().unwrap().pools[0].clone();
+    assert_eq!(view.actuation, "follower");
+    let paused = view.paused.expect("the follower shows the pause");
+    assert_eq!((paused.kind, paused.source), ("hold", "annotation"));
+    assert_eq!(view.desired, Some(2));
+    drop(follower);
+
+    // Leader: held by the annotation, then pinned through the admin endpoint's state.
+    let mut c = h
+        .controller_with(vec![policy("enforce", "0s")], false, open(), None)
+        .await;
+    h.tick(&mut c, 20, true).await;
+    assert!(h.targets().is_empty(), "held: {:?}", h.targets());
+    let pin = crate::engine::Pause {
+        kind: PauseKind::Pin { replicas: 3 },
+        until: Some(at(3600)),
+        source: PauseSource::Admin,
+    };
+    c.admin_pauses().restore([("etl".to_string(), pin)].into());
+    c.persist(at(21));
+    h.tick(&mut c, 30, true).await;
+    assert_eq!(
+        h.targets(),
+        [3],
+        "the admin pin wins over the annotation's hold"
+    );
+    drop(c);
+
+    // Restart: the admin pause comes back from the state file.
+    let state::Loaded::Ok(saved) = state::load(&h.state_path()) else {
+        panic!()
+    };
+    assert_eq!(saved.admin_pauses["etl"], pin);
+    let mut c = h
+        .controller_with(vec![policy("enforce", "0s")], false, open(), None)
+        .await;
+    assert_eq!(c.admin_pauses().get("etl"), Some(pin));
+    // Both gone: the pool follows its demand.
+    h.actuator.set_pause_marks(&[]);
+    c.admin_pauses().restore(Default::default());
+    h.tick(&mut c, 100, true).await; // past the 60 s scale-up cooldown the pin started
+    assert_eq!(h.targets(), [3, 5]);
+    drop(c);
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"source\":\"admin\""), "pauses are recorded");
+    let rec = recording::parse(&text, "rec.jsonl").unwrap();
+    let report = parity::check(&rec, "rec.jsonl").unwrap();
+    assert_eq!(report.ticks, 3);
+    assert!(report.mismatches.is_empty(), "{}", report.summary());
+}

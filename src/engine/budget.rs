@@ -8,7 +8,13 @@ use super::reason::Reason;
 use super::rules::PoolRules;
 use crate::policy::Mode;
 
-pub(super) fn apply(rules: &[PoolRules], decisions: &mut [Decision], budget: f64) {
+/// `pause_floors[i]`: the least a run-time pause lets the budget cut pool `i` to.
+pub(super) fn apply(
+    rules: &[PoolRules],
+    decisions: &mut [Decision],
+    budget: f64,
+    pause_floors: &[Option<u32>],
+) {
     let shadow = |i: usize| rules[i].mode == Mode::Shadow;
     let price = |i: usize| {
         if shadow(i) {
@@ -25,12 +31,18 @@ pub(super) fn apply(rules: &[PoolRules], decisions: &mut [Decision], budget: f64
     if asked <= budget + 1e-9 {
         return;
     }
-    // Fixed spend first: paused pools keep their size; every other pool keeps its minimum.
+    // Fixed spend first: paused pools keep their size (a scale-in pause at least the current
+    // one); every other pool keeps its minimum.
     let floor = |i: usize, d: &Decision| -> u32 {
+        let min = rules[i].bounds.min.min(d.desired);
         if d.mode == Mode::Paused || shadow(i) {
             d.desired
         } else {
-            rules[i].bounds.min.min(d.desired)
+            pause_floors
+                .get(i)
+                .copied()
+                .flatten()
+                .map_or(min, |f| f.max(min))
         }
     };
     let fixed: f64 = decisions

@@ -6,6 +6,7 @@ use super::backlog::BacklogSize;
 use super::forecast::Forecast;
 use super::limits::{cooldowns, flap_budget, rate_limit, stabilize};
 use super::memory::PoolMemory;
+use super::pause::Active;
 use super::reason::{MissingAction, Reason};
 use super::rules::PoolRules;
 use super::signal::{Signal, SignalFault};
@@ -28,7 +29,7 @@ pub fn decide(
         .accrue(current, rules.cost.per_worker_hour, now);
     let mut reasons = Vec::new();
     if rules.mode == Mode::Paused {
-        reasons.push(Reason::Paused);
+        reasons.push(Reason::Paused { by: None });
         return finish(rules, current, current, reasons);
     }
 
@@ -159,6 +160,9 @@ pub fn decide(
     if no_scale_down && desired < current && desired < rules.bounds.max.min(current) {
         desired = current.min(rules.bounds.max);
     }
+
+    // 9. Run-time pauses have the last word (engine::pause).
+    desired = Active::of(&obs.pauses, now).apply(current, desired, &mut reasons);
     finish(rules, current, desired, reasons)
 }
 

@@ -29,6 +29,7 @@ fn now() -> Timestamp {
 fn tick(rules: &PoolRules, memory: &mut Memory, demand: f64, current: u32) -> Decision {
     let world = World {
         pools: vec![PoolObservation {
+            pauses: Vec::new(),
             signals: vec![Signal::Value {
                 demand,
                 observed_at: now(),

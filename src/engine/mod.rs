@@ -9,6 +9,7 @@ mod decide;
 pub mod forecast;
 mod limits;
 pub mod memory;
+pub mod pause;
 pub mod reason;
 pub mod rules;
 pub mod signal;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use decide::decide;
 pub use memory::{Memory, PoolMemory, Recommendation};
+pub use pause::{Pause, PauseKind, PauseSource};
 pub use reason::{Direction, MissingAction, Reason};
 pub use rules::PoolRules;
 pub use signal::{Signal, SignalFault};
@@ -85,12 +87,22 @@ pub fn step(
         })
         .collect();
     if let Some(budget) = world.global_budget_per_hour {
-        budget::apply(rules, &mut decisions, budget);
+        let floors: Vec<Option<u32>> = decisions
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let pauses = world.pools.get(i).map_or(&[][..], |o| &o.pauses[..]);
+                pause::Active::of(pauses, now).budget_floor(d.current, d.desired)
+            })
+            .collect();
+        budget::apply(rules, &mut decisions, budget, &floors);
     }
     decisions
 }
 
 #[cfg(test)]
 mod hpa_upstream;
+#[cfg(test)]
+mod pause_tests;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::pause::{Pause, PauseKind};
 use super::signal::SignalFault;
 use crate::time::Timestamp;
 
@@ -40,8 +41,12 @@ pub enum MissingAction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum Reason {
-    /// `mode: paused`: nothing changes.
-    Paused,
+    /// `mode: paused` (`by: None`: nothing changes), or a run-time pause (annotation, ASG tag,
+    /// admin endpoint; see `engine::pause`) that decided or changed the number.
+    Paused {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Pause>,
+    },
     /// One or more signals are missing or stale.
     SignalMissing {
         missing: usize,
@@ -164,7 +169,7 @@ impl Reason {
     /// Low-cardinality label for the `reason` metric label.
     pub fn label(&self) -> &'static str {
         match self {
-            Reason::Paused => "paused",
+            Reason::Paused { .. } => "paused",
             Reason::SignalMissing { .. } => "signal_missing",
             Reason::Raw { .. } => "raw",
             Reason::Backlog { .. } => "backlog",
@@ -194,7 +199,20 @@ impl Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::Paused => write!(f, "pool is paused: size left as it is"),
+            Reason::Paused { by: None } => write!(f, "pool is paused: size left as it is"),
+            Reason::Paused { by: Some(p) } => {
+                match p.kind {
+                    PauseKind::Hold => write!(f, "paused: size left as it is")?,
+                    PauseKind::Pin { replicas } => write!(f, "paused at {replicas} replicas")?,
+                    PauseKind::ScaleIn => write!(f, "scale-in paused: no scale-down")?,
+                    PauseKind::ScaleOut => write!(f, "scale-out paused: no scale-up")?,
+                }
+                write!(f, " (set by {}", p.source.label())?;
+                match p.until {
+                    Some(until) => write!(f, ", until {until})"),
+                    None => write!(f, ", until removed)"),
+                }
+            }
             Reason::SignalMissing {
                 missing,
                 since,

@@ -18,17 +18,18 @@ workers:
 bounds: { min: 1, max: 100 }
 "#;
 
-fn policy(extra: &str) -> PoolRules {
+pub(super) fn policy(extra: &str) -> PoolRules {
     let text = format!("{BASE}{extra}");
     PoolRules::compile(&policy::load_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}")))
 }
 
-fn at(secs: i64) -> Timestamp {
+pub(super) fn at(secs: i64) -> Timestamp {
     Timestamp::from_secs(1_800_000_000 + secs)
 }
 
-fn obs(demand: f64, current: u32, now: Timestamp) -> PoolObservation {
+pub(super) fn obs(demand: f64, current: u32, now: Timestamp) -> PoolObservation {
     PoolObservation {
+        pauses: Vec::new(),
         signals: vec![Signal::Value {
             demand,
             observed_at: now,
@@ -48,7 +49,7 @@ fn one(p: &PoolRules, memory: &mut Memory, demand: f64, current: u32, now: Times
     step(std::slice::from_ref(p), &world, memory, now).remove(0)
 }
 
-fn labels(d: &Decision) -> Vec<&'static str> {
+pub(super) fn labels(d: &Decision) -> Vec<&'static str> {
     d.reasons.iter().map(Reason::label).collect()
 }
 
@@ -199,6 +200,7 @@ fn missing_signal_holds_then_falls_back_but_never_scales_down() {
     );
     let mut m = Memory::default();
     let missing = |current: u32| PoolObservation {
+        pauses: Vec::new(),
         signals: vec![Signal::Missing {
             since: at(0),
             fault: SignalFault::Timeout,
@@ -246,6 +248,7 @@ fn partial_signals_allow_scale_up_only() {
     p.per_worker.push(p.per_worker[0]);
     let world = |demand: f64| World {
         pools: vec![PoolObservation {
+            pauses: Vec::new(),
             signals: vec![
                 Signal::Value {
                     demand,
@@ -281,6 +284,7 @@ fn booting_workers_block_scale_down() {
     m.record_actuation("p", 2, 10, at(0));
     let world = World {
         pools: vec![PoolObservation {
+            pauses: Vec::new(),
             signals: vec![Signal::Value {
                 demand: 3.0,
                 observed_at: at(60),

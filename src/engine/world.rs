@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::pause::Pause;
 use super::signal::Signal;
 
 /// Everything observed this tick, aligned with the policy slice given to [`super::step`].
@@ -18,6 +19,10 @@ pub struct PoolObservation {
     /// One entry per policy signal, same order. Fewer entries = the rest were never polled.
     pub signals: Vec<Signal>,
     pub workers: WorkerCounts,
+    /// Run-time pauses from every source, expired ones included (the engine compares them
+    /// with `now`). Empty for nearly every pool, so left out of recordings when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<Pause>,
 }
 
 /// The pool as its actuator reports it.

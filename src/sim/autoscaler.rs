@@ -98,6 +98,7 @@ impl EngineAutoscaler {
         let signals = rules.per_worker.len();
         let world = World {
             pools: vec![PoolObservation {
+                pauses: Vec::new(),
                 signals: vec![
                     Signal::Value {
                         demand: 0.0,

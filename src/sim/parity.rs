@@ -137,6 +137,7 @@ fn replay_tick(
             );
         };
         pools.push(PoolObservation {
+            pauses: t.pauses.clone(),
             signals: t.signals.clone(),
             workers: WorkerCounts {
                 requested: t.workers.requested,

@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Memory;
 use crate::engine::signal::Signal;
+use crate::engine::{Memory, Pause};
 use crate::policy::{Mode, Policy};
 use crate::time::Timestamp;
 
@@ -144,6 +144,9 @@ pub struct RecordedTick {
     pub signals: Vec<Signal>,
     /// What the engine was told (the would-be pool for shadow and dry-run pools).
     pub workers: RecordedWorkers,
+    /// Run-time pauses the engine was given (`engine::pause`); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<Pause>,
     /// The platform's counts, when they differ from `workers` (shadow and dry-run pools).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub real_workers: Option<RecordedWorkers>,
@@ -329,6 +332,7 @@ mod tests {
             Memory::default(),
         ));
         let tick = RecordLine::Tick(RecordedTick {
+            pauses: Vec::new(),
             at: Timestamp(10_000),
             pool: "p".into(),
             signals: vec![Signal::Value {

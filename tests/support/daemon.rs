@@ -156,3 +156,33 @@ pub fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// Runs `poolpilot ARGS` (the CLI, not the daemon) with `POOLPILOT_*` cleared and `env` set:
+/// (exit code, stdout, stderr).
+pub fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_poolpilot"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("POOLPILOT_")) {
+        command.env_remove(key);
+    }
+    let out = command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A policy whose actuator cannot be set up (no kubeconfig there): no peer needed, the pool
+/// is held (and says why) but still decided on the Spark master at `master`
+/// (`cores_per_waiting_app: 2`, `per_worker: 2`: one worker per waiting app).
+pub fn held_pool_policy(pool: &str, mode: &str, master: &str) -> String {
+    format!(
+        "pool: {pool}\nmode: {mode}\nsignals:\n  - spark: {{ master: \"{master}\", cores_per_waiting_app: 2, http: {{ timeout: 1s }} }}\n    per_worker: 2\n\
+         workers:\n  kubernetes: {{ namespace: ns, deployment: {pool}, kubeconfig: /nonexistent/kubeconfig }}\n\
+         bounds: {{ min: 1, max: 9 }}\n"
+    )
+}

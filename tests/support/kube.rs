@@ -120,3 +120,15 @@ impl KubeScene {
         replicas(&self.api).await
     }
 }
+
+/// `kubectl annotate deployment/workers KEY=VALUE` (`None`: `KEY-`, removed), as a merge patch.
+pub async fn annotate(api: &Api<Deployment>, key: &str, value: Option<&str>) {
+    let patch = serde_json::json!({ "metadata": { "annotations": { key: value } } });
+    api.patch(
+        "workers",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+}

@@ -131,3 +131,45 @@ pub async fn delete_group(endpoint: &str, name: &str) {
         .send()
         .await;
 }
+
+/// Sets (`Some`) or deletes (`None`) tag `key` on group `name`, as the console or
+/// `aws autoscaling create-or-update-tags` / `delete-tags` do (Tag: ResourceId, ResourceType
+/// `auto-scaling-group`, Key, Value, PropagateAtLaunch; docs.aws.amazon.com/autoscaling/ec2/
+/// APIReference/API_CreateOrUpdateTags.html).
+pub async fn tag_group(endpoint: &str, name: &str, key: &str, value: Option<&str>) {
+    let tag = aws_sdk_autoscaling::types::Tag::builder()
+        .resource_id(name)
+        .resource_type("auto-scaling-group")
+        .key(key)
+        .set_value(value.map(str::to_owned))
+        .propagate_at_launch(false)
+        .build();
+    let asg = asg_client(endpoint);
+    if value.is_some() {
+        asg.create_or_update_tags().tags(tag).send().await.unwrap();
+    } else {
+        asg.delete_tags().tags(tag).send().await.unwrap();
+    }
+}
+
+/// The environment a daemon needs to talk to moto with the standard credential chain.
+pub const AWS_ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+/// The group's DesiredCapacity as moto reports it.
+pub async fn desired_capacity(endpoint: &str, name: &str) -> i32 {
+    asg_client(endpoint)
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups()
+        .first()
+        .and_then(|g| g.desired_capacity())
+        .unwrap_or(-1)
+}

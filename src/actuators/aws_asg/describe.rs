@@ -17,7 +17,7 @@ use aws_sdk_ec2::types::Filter;
 use tokio::sync::oneshot;
 
 use super::super::aws_errors::{RetryPolicy, map_sdk_error, with_retries};
-use super::super::{ActuatorError, Member, PoolStatus};
+use super::super::{ActuatorError, Member, PoolStatus, pause_marks};
 use crate::telemetry::names;
 
 /// Instance ids per `DescribeInstances` call: AWS caps a filter at 200 values.
@@ -255,6 +255,16 @@ fn group_status(group: &AutoScalingGroup) -> PoolStatus {
         min: to_u32(group.min_size()),
         max: to_u32(group.max_size()),
         members,
+        // DescribeAutoScalingGroups returns the group's `Tags` (TagDescription: Key, Value,
+        // ResourceId, ResourceType, PropagateAtLaunch), docs.aws.amazon.com/autoscaling/ec2/
+        // APIReference/API_AutoScalingGroup.html: no extra call for the pause tags.
+        pause_marks: pause_marks::select(
+            group
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))),
+        ),
+        pause_marks_error: None,
     }
 }
 
