@@ -168,6 +168,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default_hours);
+    // As `poolpilot run` does before its runtime starts.
+    if std::env::var_os("SOAK_DEFAULT_MALLOC").is_none() {
+        poolpilot::daemon::heap::bound_heap_growth();
+    }
     let handle = poolpilot::telemetry::prometheus_builder()
         .install_recorder()
         .expect("the metrics recorder");
@@ -220,11 +224,20 @@ fn main() {
             }
             // The curve, not only its ends: a bounded structure filling up levels off, a leak
             // does not.
-            if tick > 0 && tick % (6 * 3600 / TICK_SECS) == 0 {
+            // With it, what could hold the growth: the metric series (pools × label values
+            // seen so far) and the engine memory (the state file is all of it).
+            if tick > 0 && (tick == warm_up || tick % (6 * 3600 / TICK_SECS) == 0) {
+                let series = handle
+                    .render()
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .count();
+                let state = std::fs::metadata(dir.path().join("state.json")).map_or(0, |m| m.len());
                 println!(
-                    "  {:>3} h: RSS {:.1} MiB",
+                    "  {:>3} h: RSS {:.1} MiB, {series} metric series, state file {:.1} MiB",
                     tick * TICK_SECS / 3600,
-                    rss_kib() as f64 / 1024.0
+                    rss_kib() as f64 / 1024.0,
+                    state as f64 / (1024.0 * 1024.0)
                 );
             }
         }

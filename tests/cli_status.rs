@@ -39,13 +39,7 @@ async fn status_shows_every_pool_of_a_running_daemon() {
         )
         .unwrap();
     }
-    let settings = format!(
-        "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
-        policies.display(),
-        dir.path().join("state.json").display()
-    );
-    let mut daemon = Daemon::start(dir.path(), "daemon", &settings, &[]);
-    daemon.wait_ready(Duration::from_secs(30)).await;
+    let daemon = Daemon::start_ready(dir.path(), &policies).await;
     let url = daemon.url("");
 
     let (code, table, err) = status(&["--url", &url]);

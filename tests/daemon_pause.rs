@@ -24,13 +24,7 @@ async fn pause_survives_a_restart_and_resume_lifts_it() {
         held_pool_policy("etl", "enforce", &master.url),
     )
     .unwrap();
-    let settings = format!(
-        "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
-        policies.display(),
-        dir.path().join("state.json").display()
-    );
-    let mut daemon = Daemon::start(dir.path(), "daemon", &settings, &[]);
-    daemon.wait_ready(Duration::from_secs(30)).await;
+    let daemon = Daemon::start_ready(dir.path(), &policies).await;
     let url = daemon.url("");
     assert!(
         wait_until(Duration::from_secs(10), || async {
@@ -107,8 +101,7 @@ async fn pause_survives_a_restart_and_resume_lifts_it() {
 
     // A restart keeps it (the state file holds the admin pause), expiry unchanged.
     assert!(daemon.stop().await.success());
-    let mut daemon = Daemon::start(dir.path(), "daemon", &settings, &[]);
-    daemon.wait_ready(Duration::from_secs(30)).await;
+    let daemon = Daemon::start_ready(dir.path(), &policies).await;
     assert!(
         wait_until(Duration::from_secs(10), || async {
             pinned(&daemon.status().await)

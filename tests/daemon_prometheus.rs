@@ -40,13 +40,7 @@ async fn prometheus_scrapes_desired_workers_for_every_pool() {
         )
         .unwrap();
     }
-    let settings = format!(
-        "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
-        policies.display(),
-        dir.path().join("state.json").display()
-    );
-    let mut daemon = Daemon::start(dir.path(), "daemon", &settings, &[]);
-    daemon.wait_ready(Duration::from_secs(30)).await;
+    let daemon = Daemon::start_ready(dir.path(), &policies).await;
 
     let job = format!("poolpilot-test-{}", std::process::id());
     let target = std::path::Path::new(&sd_dir).join(format!("{job}.json"));

@@ -41,6 +41,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    crate::daemon::heap::bound_heap_growth();
     // Two worker threads: the loop, the HTTP server and drains are all I/O-bound.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

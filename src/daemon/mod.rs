@@ -16,11 +16,14 @@
 //! - [`leader`]: Kubernetes Lease leader election
 //! - [`http`] + [`status`]: `/metrics`, `/healthz`, `/readyz`, `/status`
 //! - [`admin`]: `POST /admin/pools/{pool}/pause|resume` (`poolpilot pause`/`resume`)
+//! - [`heap`]: glibc malloc settings that keep the resident set flat over months
+//! - [`pool_metrics`]: each pool's metric handles, registered when the pool is built
 
 pub mod actuate;
 pub mod actuation;
 pub mod admin;
 pub mod controller;
+pub mod heap;
 pub mod http;
 pub mod leader;
 pub mod observe;

@@ -88,6 +88,19 @@ impl Daemon {
         self.get("/metrics").await.expect("/metrics answers").1
     }
 
+    /// The daemon on the policies in `policies` with a 1 s tick and its state file in `dir`,
+    /// started and ready (the common start of the tests that need no platform).
+    pub async fn start_ready(dir: &Path, policies: &Path) -> Daemon {
+        let settings = format!(
+            "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
+            policies.display(),
+            dir.join("state.json").display()
+        );
+        let mut daemon = Daemon::start(dir, "daemon", &settings, &[]);
+        daemon.wait_ready(Duration::from_secs(30)).await;
+        daemon
+    }
+
     /// Polls until `/readyz` says 200 (the first tick completed).
     pub async fn wait_ready(&mut self, within: Duration) {
         let log = self.log.clone();
