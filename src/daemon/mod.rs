@@ -13,7 +13,8 @@
 //! - [`reload`]: policy reload on SIGHUP and on content change (ConfigMap symlink swaps too)
 //! - [`record`]: `--record FILE` in the simulator's recording format
 //! - [`shadow`]: shadow and dry-run pools decided on a would-be (counterfactual) pool
-//! - [`leader`]: Kubernetes Lease leader election
+//! - [`leader`]: Kubernetes Lease leader election; [`lease_fence`]: the Lease read before
+//!   every destructive call (`crate::fence`)
 //! - [`http`] + [`status`]: `/metrics`, `/healthz`, `/readyz`, `/status`
 
 pub mod actuate;
@@ -21,6 +22,7 @@ pub mod actuation;
 pub mod controller;
 pub mod http;
 pub mod leader;
+pub mod lease_fence;
 pub mod observe;
 pub mod pool_loop;
 pub mod pool_metrics;
