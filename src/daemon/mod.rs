@@ -59,6 +59,9 @@ use crate::time::Timestamp;
 
 /// How long SIGTERM waits for the tick in progress, and then for drains, before persisting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a replica that lost the lease lets its drains stop where they can before cutting
+/// them off (the fence already refuses their removals; this only tidies up).
+pub const FENCE_GRACE: Duration = Duration::from_secs(2);
 
 /// Command-line options of `poolpilot run` beyond the settings file.
 #[derive(Debug, Clone, Default)]
@@ -165,6 +168,7 @@ pub async fn run_with(
     };
     let mut controller =
         Controller::start(cfg, wiring, clock.clone(), policies, recorder, board).await;
+    controller.set_fence(leadership.fence());
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -195,6 +199,9 @@ pub async fn run_with(
                         "another instance holds the lease: computing only (follower)"
                     }
                 );
+            }
+            if was_leader == Some(true) && !leader {
+                controller.fence_drains(FENCE_GRACE).await;
             }
             was_leader = Some(leader);
         }
@@ -228,6 +235,7 @@ pub async fn run_with(
     };
     tracing::info!(signal = stop_signal, "stopping: persisting state");
     controller.shutdown(SHUTDOWN_GRACE).await;
+    drop(controller); // its fence holds a receiver of the election state; release needs all closed
     leadership.release().await;
     let _ = stop_http.send(());
     let _ = server.await;
