@@ -182,19 +182,21 @@ async fn a_resumed_deposed_leader_sends_nothing_and_the_new_leader_finishes_its_
         "{}",
         new.log_text()
     );
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            let live = scene.live_pods().await;
-            live.len() == 1
-                && live[0]
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.pod_ip.as_ref())
-                    .is_some_and(|ip| !victims.contains(ip))
-        })
-        .await,
-        "the survivor is the worker never decommissioned"
-    );
+    // The victims handed to the actuator (pod-deletion-cost; a v1.20 ReplicaSet controller
+    // ignores it, so which pods the controller deletes is not asserted).
+    let line = new
+        .log_text()
+        .lines()
+        .find(|l| l.contains("scaled the pool down after draining"))
+        .unwrap()
+        .to_owned();
+    for (pod, ip) in &pods {
+        assert_eq!(
+            line.contains(pod.as_str()),
+            victims.contains(ip),
+            "{pod} ({ip}) removed iff decommissioned by the old leader: {line}"
+        );
+    }
     assert_eq!(scale_calls(&old.metrics().await), calls_before);
     assert!(new.stop().await.success());
     assert!(old.stop().await.success());
