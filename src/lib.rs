@@ -12,6 +12,7 @@
 //! - [`sources`]    metric sources (Trino, Presto, Airflow REST/DB, Spark): fetch + pure parse
 //! - [`actuators`]  worker-pool actuators (Kubernetes, AWS ASG) + dry-run/metrics/Events decorators
 //! - [`drain`]      engine-aware drains (Trino, Spark, Celery) and victim choice
+//! - [`fence`]      the leadership check before every destructive call (`Fence`, `judge`)
 //! - [`daemon`]     tokio control loop, HTTP endpoints, state store, reload, leader lease
 //! - [`sim`]        simulator: traces, virtual pool, baselines, oracle, metrics, report, `tune`
 //! - [`telemetry`]  tracing setup and every metric name
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod daemon;
 pub mod drain;
 pub mod engine;
+pub mod fence;
 pub mod policy;
 pub mod settings;
 pub mod sim;

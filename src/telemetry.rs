@@ -24,6 +24,8 @@ pub mod names {
     pub const ACTUATIONS_TOTAL: &str = "poolpilot_actuations_total";
     pub const ACTUATION_SECONDS: &str = "poolpilot_actuation_duration_seconds";
     /// Counter; labels `method`, `outcome` (`drained`|`timed_out`|`abandoned`|`failed`).
+    /// Changes not sent because the fence refused (this replica lost or could not confirm the lease).
+    pub const FENCED_TOTAL: &str = "poolpilot_fenced_actions_total";
     pub const DRAINS_TOTAL: &str = "poolpilot_drains_total";
     /// Histogram, seconds; labels `method`, `outcome`.
     pub const DRAIN_DURATION_SECONDS: &str = "poolpilot_drain_duration_seconds";
@@ -120,6 +122,11 @@ pub const DESCRIPTIONS: &[(&str, Kind, &str)] = {
             POOL_MAX_SPEND_PER_HOUR,
             Gauge,
             "The pool's cost cap (cost.max_per_hour).",
+        ),
+        (
+            FENCED_TOTAL,
+            Counter,
+            "Changes not sent because the fence refused them (lease lost, taken, expired or unreadable), by pool and reason.",
         ),
         (
             EVENTS_TOTAL,

@@ -18,6 +18,7 @@ use poolpilot::drain::celery::{
 };
 use poolpilot::drain::{DrainError, DrainOutcome, choose_victims, drain_member, scale_down};
 use poolpilot::engine::DrainPlan;
+use poolpilot::fence::Unfenced;
 use poolpilot::policy::model::{DrainMethod, OnDrainTimeout};
 use poolpilot::policy::{
     AirflowApiVersion, AirflowDbSignal, AirflowSignal, HttpAuth, HttpOptions, SecretRef,
@@ -260,13 +261,13 @@ async fn busy_celery_worker_is_kept_until_its_tasks_finish() {
         on_timeout: OnDrainTimeout::Keep,
     };
     let (_abort_tx, abort) = watch::channel(false);
-    let report = scale_down(&pool, &drainer, &plan, 1, POLL, abort.clone())
+    let report = scale_down(&pool, &drainer, &Unfenced, &plan, 1, POLL, abort.clone())
         .await
         .unwrap();
     assert_eq!(report.removed, ["worker-1", "worker-2"]);
     assert_eq!(pool.current().desired, 1);
     // Down to zero under `keep`: the busy worker times out and stays.
-    let report = scale_down(&pool, &drainer, &plan, 0, POLL, abort.clone())
+    let report = scale_down(&pool, &drainer, &Unfenced, &plan, 0, POLL, abort.clone())
         .await
         .unwrap();
     assert_eq!(

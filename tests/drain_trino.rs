@@ -13,6 +13,7 @@ use poolpilot::actuators::{Member, RecordingActuator};
 use poolpilot::drain::trino::{Flavor, TrinoDrainer};
 use poolpilot::drain::{DrainError, DrainOutcome, drain_member, scale_down};
 use poolpilot::engine::DrainPlan;
+use poolpilot::fence::Unfenced;
 use poolpilot::policy::model::{DrainMethod, OnDrainTimeout};
 use poolpilot::time::Timestamp;
 use serde_json::json;
@@ -249,7 +250,7 @@ async fn scale_down_shuts_down_the_victim_then_removes_exactly_it() {
         on_timeout: OnDrainTimeout::Keep,
     };
     let (_tx, abort) = watch::channel(false);
-    let report = scale_down(&pool, &drainer(&f), &plan, 1, POLL, abort)
+    let report = scale_down(&pool, &drainer(&f), &Unfenced, &plan, 1, POLL, abort)
         .await
         .unwrap();
     assert_eq!(

@@ -3,7 +3,9 @@
 //! because a drain can take minutes and must not stall the loop. Shadow pools and `--dry-run`
 //! go through [`DryRun`]; a follower computes but never calls the platform.
 //!
-//! Every real actuation is written ahead to the state file before the platform is called.
+//! Every real actuation is written ahead to the state file before the platform is called, and
+//! allowed by the fence (`crate::fence`) right before it: scale-ups here, scale-downs inside
+//! their task, so a replica that lost the Lease sends nothing even while its flag is stale.
 
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use super::status::ActuationView;
 use crate::actuators::{Actuator, ActuatorError, DryRun};
 use crate::drain;
 use crate::engine::{Decision, DrainPlan};
+use crate::fence::Fenced;
 use crate::policy::{DrainMethod, OnDrainTimeout};
 use crate::telemetry::names;
 use crate::time::Timestamp;
@@ -60,6 +63,14 @@ impl Controller {
                 Actuation::Actuate if d.desired > d.current => ups.push(i),
                 Actuation::Actuate => downs.push(i),
             }
+        }
+        if !ups.is_empty()
+            && let Err(fenced) = self.fence.may_act().await
+        {
+            for &i in &ups {
+                self.note_fenced(&decisions[i].pool, decisions[i].current, &fenced, now);
+            }
+            ups.clear();
         }
         if ups.is_empty() && downs.is_empty() {
             return;
@@ -136,6 +147,22 @@ impl Controller {
         self.note_actuation(&d.pool, view);
     }
 
+    /// A change the fence stopped: counted, logged and shown as the pool's last actuation
+    /// (`fenced`, from = to = the size before).
+    pub(super) fn note_fenced(&mut self, pool: &str, from: u32, fenced: &Fenced, now: Timestamp) {
+        metrics::counter!(names::FENCED_TOTAL, "pool" => pool.to_owned(), "reason" => fenced.label())
+            .increment(1);
+        tracing::warn!(%pool, reason = fenced.label(), why = %fenced, "fenced: this instance may no longer actuate, so the change was not sent (the lease holder decides)");
+        let view = ActuationView {
+            at: now,
+            from,
+            to: from,
+            outcome: "fenced".into(),
+            error: Some(fenced.to_string()),
+        };
+        self.note_actuation(pool, view);
+    }
+
     /// Counts an actuation by outcome and shows it on `/status` as the pool's last one.
     fn note_actuation(&mut self, pool: &str, view: ActuationView) {
         metrics::counter!(names::ACTUATIONS_TOTAL, "pool" => pool.to_owned(), "outcome" => view.outcome.clone())
@@ -149,6 +176,7 @@ impl Controller {
             return;
         };
         let drainer = pool.drainer.clone();
+        let fence = self.fence.clone();
         let clock = self.clock.clone();
         let plan = d.drain.unwrap_or(DrainPlan {
             remove: d.current - d.desired,
@@ -161,8 +189,10 @@ impl Controller {
         let (abort, abort_rx) = watch::channel(false);
         tracing::info!(pool = %d.pool, from = d.current, to = target, method = drainer.method(), timeout = %humantime::format_duration(plan.timeout), because = %d.reasons.last().map(ToString::to_string).unwrap_or_default(), "scaling the pool down: draining the chosen workers first");
         let handle = tokio::spawn(async move {
-            let report =
-                drain::scale_down(&*actuator, &*drainer, &plan, target, poll, abort_rx).await;
+            let report = drain::scale_down(
+                &*actuator, &*drainer, &*fence, &plan, target, poll, abort_rx,
+            )
+            .await;
             (report, clock.now())
         });
         self.loops.of(&d.pool).start_drain(DrainTask {
@@ -171,6 +201,7 @@ impl Controller {
             since: now,
             abort,
             aborting: false,
+            fenced: false,
             handle,
         });
     }
@@ -179,6 +210,15 @@ impl Controller {
     pub(super) async fn collect_drains(&mut self, now: Timestamp) {
         for (pool, task) in self.loops.take_finished_drains() {
             let (outcome, to, error) = match task.handle.await {
+                Ok((Ok(report), at))
+                    if report.applied.is_none() && (report.fenced.is_some() || task.fenced) =>
+                {
+                    self.pending
+                        .retain(|p| !(p.pool == pool && p.kind == PendingKind::Drain));
+                    let fenced = report.fenced.unwrap_or(Fenced::NotLeader);
+                    self.note_fenced(&pool, task.from, &fenced, at);
+                    continue;
+                }
                 Ok((Ok(report), at)) => {
                     self.pending
                         .retain(|p| !(p.pool == pool && p.kind == PendingKind::Drain));

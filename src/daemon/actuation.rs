@@ -17,6 +17,8 @@ pub struct DrainTask {
     /// `true` = the pool needs the capacity again: stop draining where still possible.
     pub abort: watch::Sender<bool>,
     pub aborting: bool,
+    /// Stopped because this replica lost the lease: whatever it reports is `fenced`.
+    pub fenced: bool,
     pub handle: JoinHandle<(Result<ScaleDownReport, ActuatorError>, Timestamp)>,
 }
 

@@ -22,6 +22,7 @@ use super::shadow::ShadowPool;
 use super::state::{self, Loaded, Pending, PendingKind, StateView};
 use super::status::DaemonStatus;
 use crate::engine::{self, Memory, PoolRules, WorkerCounts, World};
+use crate::fence::{Fence, Fenced, Unfenced};
 use crate::policy::Policy;
 use crate::telemetry::names;
 use crate::time::Timestamp;
@@ -52,6 +53,8 @@ pub struct Controller {
     pub(super) cfg: ControllerConfig,
     pub(super) wiring: Arc<dyn Wiring>,
     pub(super) clock: Arc<dyn Clock>,
+    /// Asked before every destructive call ([`Unfenced`] unless [`Controller::set_fence`]).
+    pub(super) fence: Arc<dyn Fence>,
     /// What the engine runs, compiled once per policy set (aligned with `pools`).
     pub(super) rules: Vec<PoolRules>,
     pub(super) pools: Vec<PoolRuntime>,
@@ -121,6 +124,7 @@ impl Controller {
             cfg,
             wiring,
             clock,
+            fence: Arc::new(Unfenced),
             rules: Vec::new(),
             pools,
             memory,
@@ -134,6 +138,11 @@ impl Controller {
         };
         controller.set_policies(policies, now);
         controller
+    }
+
+    /// With leader election: the Lease-backed fence (`daemon::lease_fence`).
+    pub fn set_fence(&mut self, fence: Arc<dyn Fence>) {
+        self.fence = fence;
     }
 
     /// Swaps in a new valid policy set. Memory of kept pools survives; a new pool starts
@@ -394,7 +403,40 @@ impl Controller {
 
     /// SIGTERM: ask drains to stop where they still can, wait up to `grace` for them, persist.
     pub async fn shutdown(&mut self, grace: Duration) {
+        for (pool, task) in self.stop_drains(grace).await {
+            task.handle.abort();
+            tracing::warn!(%pool, "drain still under way at shutdown; it stays in the state file and is checked at the next start");
+        }
+        self.persist(self.clock.now());
+    }
+
+    /// This replica lost the lease: the drains it started are asked to stop where they still
+    /// can (the SIGTERM path), given `grace` to do so, and then cut off; every one is reported
+    /// `fenced`. Their removals never happen here (the fence refuses them anyway); the new
+    /// holder adopts the victims whose one-way drain began (see `drain::Drainer::rank`).
+    pub async fn fence_drains(&mut self, grace: Duration) {
+        if self.loops.drains().next().is_none() {
+            return;
+        }
         for task in self.loops.drains_mut() {
+            task.fenced = true;
+        }
+        let now = self.clock.now();
+        for (pool, task) in self.stop_drains(grace).await {
+            task.handle.abort();
+            self.pending
+                .retain(|p| !(p.pool == pool && p.kind == PendingKind::Drain));
+            tracing::warn!(%pool, from = task.from, to = task.to, "lease lost: the scale-down under way was stopped before removing anyone; the new leader finishes it");
+            self.note_fenced(&pool, task.from, &Fenced::NotLeader, now);
+        }
+        self.persist(now);
+    }
+
+    /// Asks every drain to stop where it still can, waits up to `grace`, harvests those that
+    /// ended and returns the rest (taken out, still running).
+    async fn stop_drains(&mut self, grace: Duration) -> Vec<(String, super::actuation::DrainTask)> {
+        for task in self.loops.drains_mut() {
+            task.aborting = true;
             let _ = task.abort.send(true);
         }
         let deadline = tokio::time::sleep(grace);
@@ -405,13 +447,8 @@ impl Controller {
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
         }
-        let now = self.clock.now();
-        self.collect_drains(now).await;
-        for (pool, task) in self.loops.take_all_drains() {
-            task.handle.abort();
-            tracing::warn!(%pool, "drain still under way at shutdown; it stays in the state file and is checked at the next start");
-        }
-        self.persist(now);
+        self.collect_drains(self.clock.now()).await;
+        self.loops.take_all_drains()
     }
 
     /// The admin endpoint's pauses (the HTTP state holds a clone).

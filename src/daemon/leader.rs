@@ -3,8 +3,11 @@
 //! `leader_election` in the settings this instance is always the leader.
 //!
 //! The lease is renewed `grace` seconds before it expires, so a killed leader is replaced
-//! after at most `lease_duration`; a leader shutting down releases it at once.
+//! after at most `lease_duration`; a leader shutting down releases it at once. The flag this
+//! module keeps can be stale (a frozen leader's is, until its next renewal fails), so
+//! destructive calls ask [`Leadership::fence`] instead, which reads the Lease itself.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -13,6 +16,9 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::controller::WallClock;
+use super::lease_fence::{KubeLease, LeaseFence};
+use crate::fence::{Fence, Unfenced};
 use crate::settings::{LeaderElection, LeaderMode};
 
 /// What [`wanted`] decided: elect with these settings, or run alone (and why, when it is worth
@@ -63,6 +69,7 @@ pub enum Leadership {
         identity: String,
         state: watch::Receiver<bool>,
         task: JoinHandle<kube_lease_manager::Result<LeaseManager>>,
+        fence: Arc<dyn Fence>,
     },
 }
 
@@ -94,6 +101,7 @@ impl Leadership {
             .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| format!("poolpilot-{}", std::process::id()));
         let duration = s.lease_duration.as_secs().max(3);
+        let lease = KubeLease::new(client.clone(), &s.namespace, &s.lease_name);
         let manager = LeaseManagerBuilder::new(client, &s.lease_name)
             .with_namespace(&s.namespace)
             .with_identity(&identity)
@@ -102,12 +110,27 @@ impl Leadership {
             .build()
             .await?;
         let (state, task) = manager.watch().await;
+        let fence = Arc::new(LeaseFence::new(
+            identity.clone(),
+            state.clone(),
+            Box::new(lease),
+            Arc::new(WallClock),
+        ));
         tracing::info!(%identity, lease = %s.lease_name, namespace = %s.namespace, "leader election on: actuating only while holding the lease");
         Ok(Leadership::Lease {
             identity,
             state,
             task,
+            fence,
         })
+    }
+
+    /// What destructive calls ask first: always yes without election, else the Lease itself.
+    pub fn fence(&self) -> Arc<dyn Fence> {
+        match self {
+            Leadership::Always => Arc::new(Unfenced),
+            Leadership::Lease { fence, .. } => fence.clone(),
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -140,9 +163,11 @@ impl Leadership {
             identity,
             state,
             task,
+            fence,
         } = self
         {
             drop(state);
+            drop(fence); // holds a clone of the state: the manager sees the channel close
             match tokio::time::timeout(Duration::from_secs(5), task).await {
                 Ok(Ok(Ok(_))) => tracing::info!(%identity, "lease released"),
                 Ok(Ok(Err(e))) => {

@@ -13,7 +13,8 @@
 //! - [`reload`]: policy reload on SIGHUP and on content change (ConfigMap symlink swaps too)
 //! - [`record`]: `--record FILE` in the simulator's recording format
 //! - [`shadow`]: shadow and dry-run pools decided on a would-be (counterfactual) pool
-//! - [`leader`]: Kubernetes Lease leader election
+//! - [`leader`]: Kubernetes Lease leader election; [`lease_fence`]: the Lease read before
+//!   every destructive call (`crate::fence`)
 //! - [`http`] + [`status`]: `/metrics`, `/healthz`, `/readyz`, `/status`
 //! - [`admin`]: `POST /admin/pools/{pool}/pause|resume` (`poolpilot pause`/`resume`)
 //! - [`heap`]: glibc malloc settings that keep the resident set flat over months
@@ -26,6 +27,7 @@ pub mod controller;
 pub mod heap;
 pub mod http;
 pub mod leader;
+pub mod lease_fence;
 pub mod observe;
 pub mod pool_loop;
 pub mod pool_metrics;
@@ -62,6 +64,9 @@ use crate::time::Timestamp;
 
 /// How long SIGTERM waits for the tick in progress, and then for drains, before persisting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a replica that lost the lease lets its drains stop where they can before cutting
+/// them off (the fence already refuses their removals; this only tidies up).
+pub const FENCE_GRACE: Duration = Duration::from_secs(2);
 
 /// Command-line options of `poolpilot run` beyond the settings file.
 #[derive(Debug, Clone, Default)]
@@ -180,6 +185,7 @@ pub async fn run_with(
     let mut controller =
         Controller::start(cfg, wiring, clock.clone(), policies, recorder, board).await;
     controller.share_admin_pauses(admin);
+    controller.set_fence(leadership.fence());
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -216,6 +222,9 @@ pub async fn run_with(
                     }
                 );
             }
+            if was_leader == Some(true) && !leader {
+                controller.fence_drains(FENCE_GRACE).await;
+            }
             was_leader = Some(leader);
         }
         if forced {
@@ -248,6 +257,7 @@ pub async fn run_with(
     };
     tracing::info!(signal = stop_signal, "stopping: persisting state");
     controller.shutdown(SHUTDOWN_GRACE).await;
+    drop(controller); // its fence holds a receiver of the election state; release needs all closed
     leadership.release().await;
     let _ = stop_http.send(());
     let _ = server.await;

@@ -19,6 +19,8 @@ use crate::policy::{self, Policy, SignalSpec};
 use crate::sources::{MetricSource, Reading, SourceError};
 use crate::time::Timestamp;
 
+mod fence;
+
 /// A source whose next answers the test sets.
 #[derive(Default)]
 struct ScriptedSource {
@@ -47,6 +49,7 @@ impl MetricSource for ScriptedSource {
 struct FakeWiring {
     source: Arc<ScriptedSource>,
     actuator: Arc<RecordingActuator>,
+    drainer: Arc<dyn Drainer>,
 }
 
 #[async_trait]
@@ -58,7 +61,7 @@ impl Wiring for FakeWiring {
         Ok(self.actuator.clone())
     }
     fn drainer(&self, _policy: &Policy) -> Arc<dyn Drainer> {
-        Arc::new(NoDrain)
+        self.drainer.clone()
     }
 }
 
@@ -87,6 +90,8 @@ struct Harness {
     actuator: Arc<RecordingActuator>,
     board: Arc<RwLock<DaemonStatus>>,
     clock: Arc<FixedClock>,
+    /// What the pools drain with (`NoDrain` unless a test sets another).
+    drainer: Arc<dyn Drainer>,
 }
 
 impl Harness {
@@ -97,6 +102,7 @@ impl Harness {
             actuator: Arc::new(RecordingActuator::with_size(size)),
             board: Arc::new(RwLock::new(DaemonStatus::default())),
             clock: Arc::new(FixedClock(Mutex::new(Timestamp::from_secs(T0)))),
+            drainer: Arc::new(NoDrain),
         }
     }
 
@@ -135,6 +141,7 @@ impl Harness {
         let wiring = Arc::new(FakeWiring {
             source: self.source.clone(),
             actuator: self.actuator.clone(),
+            drainer: self.drainer.clone(),
         });
         let cfg = ControllerConfig {
             dry_run: false,

@@ -296,4 +296,4 @@ async fn run_drain(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

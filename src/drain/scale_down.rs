@@ -1,5 +1,8 @@
 //! Drain-aware scale-down: choose victims, drain them concurrently, then have the actuator remove
-//! exactly the ones that are empty (or, with `on_timeout: force`, that timed out).
+//! exactly the ones that are empty (or, with `on_timeout: force`, that timed out). The fence is
+//! asked before the drains begin (a one-way drain is the first destructive step) and again
+//! right before the removal, which comes minutes later: a replica deposed in between (or frozen
+//! and resumed) stops there and sends nothing.
 
 use std::time::Duration;
 
@@ -8,6 +11,7 @@ use tokio::sync::watch;
 use super::{DrainOutcome, Drainer, choose_victims_or_platform_order, drain_member};
 use crate::actuators::{Actuator, ActuatorError, Member};
 use crate::engine::DrainPlan;
+use crate::fence::{Fence, Fenced};
 use crate::policy::model::OnDrainTimeout;
 
 /// What a scale-down did, member by member.
@@ -21,6 +25,8 @@ pub struct ScaleDownReport {
     pub drains: Vec<(String, DrainOutcome)>,
     /// The members handed to the actuator for removal.
     pub removed: Vec<String>,
+    /// The fence refused a step: nothing was sent from there on.
+    pub fenced: Option<Fenced>,
 }
 
 impl ScaleDownReport {
@@ -32,10 +38,12 @@ impl ScaleDownReport {
 
 /// Scales the pool down to `target` following `plan`. `abort` turning `true` (the pool needs
 /// capacity again) abandons drains that can still be abandoned, and then removes only workers
-/// whose one-way drain already began. `poll` is how often drain progress is checked.
+/// whose one-way drain already began. `poll` is how often drain progress is checked. `fence`
+/// must allow the drains' start and the removal (see the module docs).
 pub async fn scale_down(
     actuator: &dyn Actuator,
     drainer: &dyn Drainer,
+    fence: &dyn Fence,
     plan: &DrainPlan,
     target: u32,
     poll: Duration,
@@ -47,12 +55,17 @@ pub async fn scale_down(
         applied: None,
         drains: Vec::new(),
         removed: Vec::new(),
+        fenced: None,
     };
     if status.desired <= target {
         return Ok(report);
     }
     let count = (status.desired - target) as usize;
     let victims = choose_victims_or_platform_order(drainer, &status.members, count).await;
+    if let Err(fenced) = fence.may_act().await {
+        report.fenced = Some(fenced);
+        return Ok(report);
+    }
     let drains = victims
         .iter()
         .map(|victim| drain_member(drainer, victim, plan.timeout, poll, abort.clone()));
@@ -85,6 +98,10 @@ pub async fn scale_down(
         .max(target);
     removable.truncate(fresh.desired.saturating_sub(applied) as usize);
     if applied < fresh.desired {
+        if let Err(fenced) = fence.may_act().await {
+            report.fenced = Some(fenced);
+            return Ok(report);
+        }
         actuator.scale_to(applied, &removable).await?;
         report.applied = Some(applied);
         report.removed = removable.into_iter().map(|m| m.id).collect();
@@ -97,6 +114,7 @@ mod tests {
     use super::*;
     use crate::actuators::RecordingActuator;
     use crate::drain::tests::ScriptedDrainer;
+    use crate::fence::{RecordingFence, Unfenced};
     use crate::policy::model::DrainMethod;
 
     fn plan(on_timeout: OnDrainTimeout) -> DrainPlan {
@@ -120,6 +138,7 @@ mod tests {
         scale_down(
             pool,
             drainer,
+            &Unfenced,
             &plan,
             target,
             Duration::from_millis(10),
@@ -195,7 +214,15 @@ mod tests {
         let drainer = ScriptedDrainer::busy(&["worker-0", "worker-1"]);
         let (tx, abort) = watch::channel(false);
         let force = plan(OnDrainTimeout::Force);
-        let run = scale_down(&pool, &drainer, &force, 1, Duration::from_millis(10), abort);
+        let run = scale_down(
+            &pool,
+            &drainer,
+            &Unfenced,
+            &force,
+            1,
+            Duration::from_millis(10),
+            abort,
+        );
         let (report, _) = tokio::join!(run, async {
             tokio::time::sleep(Duration::from_millis(30)).await;
             tx.send(true).unwrap();
@@ -203,5 +230,58 @@ mod tests {
         let report = report.unwrap();
         assert_eq!(report.drains[0].1, DrainOutcome::Abandoned);
         assert!(pool.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_fence_refusing_before_the_drains_begin_sends_nothing_at_all() {
+        let pool = RecordingActuator::with_size(3);
+        let drainer = ScriptedDrainer::busy(&[]).one_way();
+        let fence = RecordingFence::answering([Err(Fenced::NotLeader)]);
+        let (_tx, abort) = watch::channel(false);
+        let force = plan(OnDrainTimeout::Force);
+        let report = scale_down(
+            &pool,
+            &drainer,
+            &fence,
+            &force,
+            1,
+            Duration::from_millis(10),
+            abort,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.fenced, Some(Fenced::NotLeader));
+        assert_eq!(drainer.begun(), Vec::<String>::new(), "no one-way call");
+        assert!(pool.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_fence_refusing_after_the_drains_stops_before_the_removal() {
+        // Leader when the drains began; deposed (another holder) by the time they finished.
+        let pool = RecordingActuator::with_size(3);
+        let drainer = ScriptedDrainer::busy(&[]).one_way();
+        let taken = Fenced::HeldByOther {
+            holder: Some("b".into()),
+        };
+        let fence = RecordingFence::answering([Ok(()), Err(taken.clone())]);
+        let (_tx, abort) = watch::channel(false);
+        let force = plan(OnDrainTimeout::Force);
+        let report = scale_down(
+            &pool,
+            &drainer,
+            &fence,
+            &force,
+            1,
+            Duration::from_millis(10),
+            abort,
+        )
+        .await
+        .unwrap();
+        assert_eq!(drainer.begun().len(), 2, "the drains ran");
+        assert_eq!(fence.checks(), 2);
+        assert_eq!(report.fenced, Some(taken));
+        assert!(pool.calls().is_empty(), "no removal after the refusal");
+        assert_eq!(report.applied, None);
+        assert_eq!(pool.current().desired, 3);
     }
 }

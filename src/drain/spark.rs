@@ -5,6 +5,11 @@
 //! the master host). The master marks the worker DECOMMISSIONED so nothing new lands there; the
 //! worker process keeps running. It is drained when the master no longer lists it as ALIVE and
 //! its own `/json/` shows no executors (or it is gone); then the actuator removes it.
+//!
+//! Adoption after a failover: a worker the master already shows DECOMMISSIONED (a deposed
+//! leader began its drain and was fenced before removing it) ranks first, and beginning its
+//! drain again counts as begun even where the master answers 404 for it, so the new leader's
+//! next scale-down finishes it instead of choosing another victim.
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -38,6 +43,15 @@ struct WorkerInfo {
 struct WorkerState {
     #[serde(default)]
     executors: Vec<serde_json::Value>,
+}
+
+impl MasterState {
+    /// A (not DEAD) worker on `host` is DECOMMISSIONED: its drain already began.
+    fn decommissioned(&self, host: &str) -> bool {
+        self.workers
+            .iter()
+            .any(|w| w.host.eq_ignore_ascii_case(host) && w.state == "DECOMMISSIONED")
+    }
 }
 
 impl SparkDrainer {
@@ -74,6 +88,13 @@ impl SparkDrainer {
         response.json().await.map_err(|e| unreachable(url, e))
     }
 
+    /// The master shows the worker on `host` DECOMMISSIONED (someone began its drain before).
+    async fn already_decommissioned(&self, host: &str) -> bool {
+        self.get_json::<MasterState>(&format!("{}/json/", self.master))
+            .await
+            .is_ok_and(|m| m.decommissioned(host))
+    }
+
     /// Executors still running on the worker, from its own UI; `None` when it does not answer
     /// (the process is gone, so nothing runs there).
     async fn running_executors(&self, webui: &str) -> Option<usize> {
@@ -95,11 +116,19 @@ impl Drainer for SparkDrainer {
         true
     }
 
-    /// Not-ready members first, then by the cores the master has granted on the member's host:
+    /// Workers already DECOMMISSIONED first (they serve nothing and leave anyway: adopted),
+    /// then not-ready members, then by the cores the master has granted on the member's host:
     /// the decommission is one way (its executors are lost), so the idle workers must be the
     /// victims and a worker running an app only when no idle one is left.
     async fn rank(&self, mut members: Vec<Member>) -> Result<Vec<Member>, DrainError> {
         let master: MasterState = self.get_json(&format!("{}/json/", self.master)).await?;
+        let decommissioned = |member: &Member| -> bool {
+            member
+                .address
+                .as_deref()
+                .map(host_of)
+                .is_some_and(|host| master.decommissioned(host))
+        };
         let cores_used = |member: &Member| -> u32 {
             let Some(host) = member.address.as_deref().map(host_of) else {
                 return u32::MAX; // cannot be drained (no address): the last resort
@@ -111,7 +140,7 @@ impl Drainer for SparkDrainer {
                 .map(|w| w.coresused)
                 .sum()
         };
-        members.sort_by_cached_key(|m| (m.ready, cores_used(m)));
+        members.sort_by_cached_key(|m| (!decommissioned(m), m.ready, cores_used(m)));
         Ok(members)
     }
 
@@ -127,6 +156,7 @@ impl Drainer for SparkDrainer {
             .map_err(|e| unreachable(&url, e))?;
         match response.status() {
             StatusCode::OK => Ok(()),
+            StatusCode::NOT_FOUND if self.already_decommissioned(host).await => Ok(()),
             StatusCode::NOT_FOUND => Err(DrainError::UnknownWorker {
                 message: format!(
                     "the master has no worker on host {host} (or runs without spark.decommission.enabled=true)"
@@ -174,15 +204,22 @@ impl Drainer for SparkDrainer {
 mod tests {
     use super::*;
 
-    /// A master `/json/` with a busy worker on .2, an idle one on .3 and a dead busy one on .4.
+    /// A master `/json/` with a busy worker on .2, an idle one on .3, a dead busy one on .4 and
+    /// a decommissioned (draining) busy one on .5; `/workers/kill/` answers 404 (as for a
+    /// worker it no longer counts as active).
     async fn master() -> String {
         let body = r#"{"workers":[
             {"host":"10.0.0.2","webuiaddress":"http://10.0.0.2:8081","state":"ALIVE","coresused":1},
             {"host":"10.0.0.3","webuiaddress":"http://10.0.0.3:8081","state":"ALIVE","coresused":0},
-            {"host":"10.0.0.4","webuiaddress":"http://10.0.0.4:8081","state":"DEAD","coresused":2}
+            {"host":"10.0.0.4","webuiaddress":"http://10.0.0.4:8081","state":"DEAD","coresused":2},
+            {"host":"10.0.0.5","webuiaddress":"http://10.0.0.5:8081","state":"DECOMMISSIONED","coresused":1}
         ],"status":"ALIVE"}"#;
-        let app =
-            axum::Router::new().route("/json/", axum::routing::get(move || async move { body }));
+        let app = axum::Router::new()
+            .route("/json/", axum::routing::get(move || async move { body }))
+            .route(
+                "/workers/kill/",
+                axum::routing::post(|| async { axum::http::StatusCode::NOT_FOUND }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -203,6 +240,7 @@ mod tests {
             member("idle", Some("10.0.0.3:7078")),
             member("dead-worker", Some("10.0.0.4")),
             member("unregistered", Some("10.0.0.9")),
+            member("draining", Some("10.0.0.5")),
         ];
         let ranked: Vec<String> = drainer
             .rank(members)
@@ -213,7 +251,26 @@ mod tests {
             .collect();
         assert_eq!(
             ranked,
-            ["idle", "dead-worker", "unregistered", "busy", "no-address"]
+            [
+                "draining",
+                "idle",
+                "dead-worker",
+                "unregistered",
+                "busy",
+                "no-address"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_worker_already_decommissioned_is_adopted_not_refused() {
+        let drainer = SparkDrainer::new(reqwest::Client::new(), &master().await);
+        let draining = Member::new("draining").with_address("10.0.0.5");
+        assert_eq!(drainer.begin(&draining).await, Ok(()));
+        let unknown = Member::new("unregistered").with_address("10.0.0.9");
+        assert_eq!(
+            drainer.begin(&unknown).await.unwrap_err().label(),
+            "unknown_worker"
         );
     }
 }

@@ -7,6 +7,10 @@
 //!
 //! The `default` Trino access control refuses the PUT (403): workers need `allow-all` or
 //! file-based access control that allows system information writes.
+//!
+//! Adoption after a failover: workers whose `GET /v1/info/state` already says `SHUTTING_DOWN`
+//! (a deposed leader began their shutdown and was fenced before removing them) rank first, so
+//! the new leader's next scale-down removes those rather than shutting down others.
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -77,6 +81,33 @@ impl TrinoDrainer {
             })
     }
 
+    fn state_url(&self, host: &str) -> String {
+        format!(
+            "{}://{host}:{}/v1/info/state",
+            self.worker_scheme, self.worker_port
+        )
+    }
+
+    /// The worker says `SHUTTING_DOWN`; any failure to tell counts as no.
+    async fn shutting_down(&self, member: &Member) -> bool {
+        let Ok(address) = self.address(member) else {
+            return false;
+        };
+        let response = self
+            .http
+            .get(self.state_url(host_of(address)))
+            .header(self.user_header(), &self.user)
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status().is_success() => r
+                .json::<String>()
+                .await
+                .is_ok_and(|state| state == "SHUTTING_DOWN"),
+            _ => false,
+        }
+    }
+
     /// Hosts of the coordinator's active nodes.
     async fn active_hosts(&self) -> Result<Vec<String>, DrainError> {
         let url = format!("{}/v1/node", self.coordinator);
@@ -121,12 +152,18 @@ impl Drainer for TrinoDrainer {
         true
     }
 
+    /// Workers already shutting down first (adopted), then not-ready members, then the
+    /// platform's order. One state read per member, concurrently.
+    async fn rank(&self, members: Vec<Member>) -> Result<Vec<Member>, DrainError> {
+        let states = futures::future::join_all(members.iter().map(|m| self.shutting_down(m))).await;
+        let mut ranked: Vec<(bool, Member)> = states.into_iter().zip(members).collect();
+        ranked.sort_by_key(|(shutting_down, m)| (!shutting_down, m.ready));
+        Ok(ranked.into_iter().map(|(_, m)| m).collect())
+    }
+
     async fn begin(&self, member: &Member) -> Result<(), DrainError> {
         let host = host_of(self.address(member)?);
-        let url = format!(
-            "{}://{host}:{}/v1/info/state",
-            self.worker_scheme, self.worker_port
-        );
+        let url = self.state_url(host);
         let response = self
             .http
             .put(&url)
@@ -158,5 +195,51 @@ impl Drainer for TrinoDrainer {
     async fn is_drained(&self, member: &Member) -> Result<bool, DrainError> {
         let host = host_of(self.address(member)?);
         Ok(!self.active_hosts().await?.iter().any(|h| h == host))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker at 127.0.0.1 that says `SHUTTING_DOWN`; returns its port.
+    async fn shutting_down_worker() -> u16 {
+        let app = axum::Router::new().route(
+            "/v1/info/state",
+            axum::routing::get(|| async { axum::Json("SHUTTING_DOWN") }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_worker_already_shutting_down_ranks_first() {
+        let port = shutting_down_worker().await;
+        let drainer = TrinoDrainer::new(
+            reqwest::Client::new(),
+            "http://127.0.0.1:1",
+            port,
+            "poolpilot",
+            Flavor::Trino,
+        );
+        let booting = Member {
+            ready: false,
+            ..Member::new("booting")
+        };
+        let adopted = Member::new("adopted").with_address("127.0.0.1");
+        let ranked: Vec<String> = drainer
+            .rank(vec![booting, adopted])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            ranked,
+            ["adopted", "booting"],
+            "before even a not-ready member"
+        );
     }
 }

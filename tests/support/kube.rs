@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -59,12 +59,31 @@ pub fn kube_policy(
     max: u32,
     up_cooldown: &str,
 ) -> String {
+    kube_policy_draining(
+        master,
+        namespace,
+        kubeconfig,
+        max,
+        up_cooldown,
+        "{ method: none }",
+    )
+}
+
+/// [`kube_policy`] with the scale-down's `drain:` block given.
+pub fn kube_policy_draining(
+    master: &str,
+    namespace: &str,
+    kubeconfig: &str,
+    max: u32,
+    up_cooldown: &str,
+    drain: &str,
+) -> String {
     format!(
         "pool: k8s-pool\nsignals:\n  - spark: {{ master: \"{master}\", cores_per_waiting_app: 2, http: {{ timeout: 1s }} }}\n    per_worker: 2\n\
          workers:\n  kubernetes: {{ namespace: {namespace}, deployment: workers, kubeconfig: \"{kubeconfig}\" }}\n\
          bounds: {{ min: 1, max: {max} }}\nboot_time: 1s\n\
          scale_up: {{ stabilization: 0s, cooldown: {up_cooldown}, max_step: {{ workers: 10, period: 1s }} }}\n\
-         scale_down: {{ stabilization: 3s, cooldown: 0s, max_step: {{ workers: 10, period: 1s }}, drain: {{ method: none }} }}\n\
+         scale_down: {{ stabilization: 3s, cooldown: 0s, max_step: {{ workers: 10, period: 1s }}, drain: {drain} }}\n\
          on_missing_signal: {{ hold_for: 10m }}\n"
     )
 }
@@ -118,6 +137,64 @@ impl KubeScene {
 
     pub async fn replicas(&self) -> i32 {
         replicas(&self.api).await
+    }
+
+    /// A policy directory of its own (`policies-<view>/`) whose Spark signal and drain use the
+    /// fake master's `view` (see `FakeSparkMaster`), with the scale-down's `drain` block.
+    pub fn policies_for_view(&self, view: &str, drain: &str) -> PathBuf {
+        let dir = self.dir.path().join(format!("policies-{view}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let master = format!("{}/{view}", self.master.url);
+        let policy =
+            kube_policy_draining(&master, &self.namespace, &self.kubeconfig, 8, "2s", drain);
+        std::fs::write(dir.join("pool.yaml"), policy).unwrap();
+        dir
+    }
+
+    /// [`KubeScene::settings`] with another policy directory.
+    pub fn settings_with(&self, state: &str, policies: &std::path::Path) -> String {
+        format!(
+            "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
+            policies.display(),
+            self.dir.path().join(state).display()
+        )
+    }
+
+    /// The `workers` pods not being deleted, by name.
+    pub async fn live_pods(&self) -> Vec<Pod> {
+        let client = kube_client(&self.kubeconfig).await;
+        let mut pods: Vec<Pod> = Api::<Pod>::namespaced(client, &self.namespace)
+            .list(&ListParams::default().labels("app=workers"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
+        pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        pods
+    }
+
+    /// Plays kubelet: every live pod Running and Ready with an IP (`10.1.0.<n>`, n from 1 in
+    /// name order, kept if already set). Returns (pod, IP) pairs.
+    pub async fn run_pods(&self) -> Vec<(String, String)> {
+        let client = kube_client(&self.kubeconfig).await;
+        let api = Api::<Pod>::namespaced(client, &self.namespace);
+        let mut out = Vec::new();
+        for (n, pod) in self.live_pods().await.into_iter().enumerate() {
+            let name = pod.metadata.name.clone().unwrap();
+            let ip = pod
+                .status
+                .and_then(|s| s.pod_ip)
+                .unwrap_or_else(|| format!("10.1.0.{}", n + 1));
+            let status = serde_json::json!({"status": {"phase": "Running", "podIP": ip,
+                "conditions": [{"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}]}});
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+                .await
+                .unwrap();
+            out.push((name, ip));
+        }
+        out
     }
 }
 

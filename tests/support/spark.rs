@@ -16,49 +16,129 @@ pub struct MasterState {
     pub waiting_apps: u32,
     pub cores_used: u32,
     pub down: bool,
+    /// Workers listed in `/json/` (none unless a drain test adds them).
+    pub workers: Vec<FakeWorker>,
+    /// Every `POST /<view>/workers/kill/?host=` so far, as (view, host).
+    pub kills: Vec<(String, String)>,
+}
+
+/// A worker of the fake master. A kill marks it DECOMMISSIONED; its own `/json/` lists an
+/// executor for each *view* in `busy_for`, so two daemons (each given the master URL of its
+/// own view, `<url>/<view>`) can be shown a drain as finished at different moments.
+#[derive(Clone, Default)]
+pub struct FakeWorker {
+    pub host: String,
+    pub decommissioned: bool,
+    pub busy_for: Vec<String>,
 }
 
 /// A Spark master `/json/` (the exact field set of Spark 4.3, see tests/fixtures/spark) whose
-/// demand the test controls, for tests whose real peer is the platform, not the engine.
+/// demand the test controls, for tests whose real peer is the platform, not the engine. Also
+/// served under `/<view>/`, with `/<view>/workers/kill/` (decommission) and each worker's UI
+/// at `/<view>/worker/<host>/json/`.
 pub struct FakeSparkMaster {
     pub url: String,
     pub state: Arc<Mutex<MasterState>>,
 }
 
+fn master_body(s: &MasterState, base: &str, view: &str) -> String {
+    let apps: Vec<String> = (0..s.waiting_apps)
+        .map(|i| format!(r#"{{"id":"app-{i}","name":"a{i}","cores":0,"state":"WAITING"}}"#))
+        .collect();
+    let workers: Vec<String> = s
+        .workers
+        .iter()
+        .map(|w| {
+            let state = if w.decommissioned { "DECOMMISSIONED" } else { "ALIVE" };
+            format!(
+                r#"{{"id":"worker-{h}","host":"{h}","port":7078,"webuiaddress":"{base}/{view}/worker/{h}","cores":2,"coresused":0,"coresfree":2,"memory":1024,"memoryused":0,"memoryfree":1024,"state":"{state}","lastheartbeat":0}}"#,
+                h = w.host
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"url":"spark://127.0.0.1:7077","workers":[{}],"aliveworkers":1,"cores":4,"coresused":{},"memory":2048,"memoryused":0,"activeapps":[{}],"completedapps":[],"activedrivers":[],"completeddrivers":[],"status":"ALIVE"}}"#,
+        workers.join(","),
+        s.cores_used,
+        apps.join(",")
+    )
+}
+
 impl FakeSparkMaster {
     pub async fn start() -> FakeSparkMaster {
+        use axum::extract::{Path, Query};
         use axum::http::StatusCode;
         use axum::response::IntoResponse;
+        use axum::routing::{get, post};
         let state = Arc::new(Mutex::new(MasterState::default()));
-        let shared = state.clone();
-        let app = axum::Router::new().route(
-            "/json/",
-            axum::routing::get(move || {
-                let s = shared.lock().unwrap().clone();
-                async move {
-                    if s.down {
-                        return (StatusCode::SERVICE_UNAVAILABLE, "down".to_string()).into_response();
-                    }
-                    let apps: Vec<String> = (0..s.waiting_apps)
-                        .map(|i| format!(r#"{{"id":"app-{i}","name":"a{i}","cores":0,"state":"WAITING"}}"#))
-                        .collect();
-                    let body = format!(
-                        r#"{{"url":"spark://127.0.0.1:7077","workers":[],"aliveworkers":1,"cores":4,"coresused":{},"memory":2048,"memoryused":0,"activeapps":[{}],"completedapps":[],"activedrivers":[],"completeddrivers":[],"status":"ALIVE"}}"#,
-                        s.cores_used,
-                        apps.join(",")
-                    );
-                    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
-                }
-            }),
-        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let json = |state: Arc<Mutex<MasterState>>, base: String, view: String| {
+            let s = state.lock().unwrap().clone();
+            if s.down {
+                return (StatusCode::SERVICE_UNAVAILABLE, "down".to_string()).into_response();
+            }
+            let body = master_body(&s, &base, &view);
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
+        };
+        let (s1, s2, s3, s4) = (state.clone(), state.clone(), state.clone(), state.clone());
+        let (b1, b2) = (url.clone(), url.clone());
+        let app = axum::Router::new()
+            .route("/json/", get(move || async move { json(s1, b1, String::new()) }))
+            .route(
+                "/{view}/json/",
+                get(move |Path(view): Path<String>| async move { json(s2, b2, view) }),
+            )
+            .route(
+                "/{view}/workers/kill/",
+                post(
+                    move |Path(view): Path<String>,
+                          Query(q): Query<std::collections::HashMap<String, String>>| async move {
+                        let host = q.get("host").cloned().unwrap_or_default();
+                        let mut s = s3.lock().unwrap();
+                        s.kills.push((view, host.clone()));
+                        match s.workers.iter_mut().find(|w| w.host == host) {
+                            Some(w) => {
+                                w.decommissioned = true;
+                                StatusCode::OK
+                            }
+                            None => StatusCode::NOT_FOUND,
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/{view}/worker/{host}/json/",
+                get(move |Path((view, host)): Path<(String, String)>| async move {
+                    let s = s4.lock().unwrap();
+                    let busy = s
+                        .workers
+                        .iter()
+                        .any(|w| w.host == host && w.busy_for.contains(&view));
+                    let executors = if busy { r#"[{"id":0}]"# } else { "[]" };
+                    format!(r#"{{"id":"worker-{host}","executors":{executors}}}"#)
+                }),
+            );
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeSparkMaster { url, state }
     }
 
     pub fn set(&self, f: impl FnOnce(&mut MasterState)) {
         f(&mut self.state.lock().unwrap());
+    }
+
+    /// Hosts killed through `view`, in order.
+    pub fn kills(&self, view: &str) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        s.kills
+            .iter()
+            .filter(|(v, _)| v == view)
+            .map(|(_, h)| h.clone())
+            .collect()
     }
 }
 
