@@ -141,6 +141,11 @@ pub struct Loaded {
 impl Settings {
     /// Reads `file` (optional) and the environment; every problem is reported, each naming
     /// the file, line and column, or the environment variable.
+    /// Where the daemon listens when its settings do not say (`listen`).
+    pub fn default_listen() -> SocketAddr {
+        defaults::listen()
+    }
+
     pub fn load(file: Option<&Path>) -> Result<Loaded, Vec<String>> {
         load_from(file, std::env::vars())
     }

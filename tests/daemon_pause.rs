@@ -113,7 +113,10 @@ async fn pause_survives_a_restart_and_resume_lifts_it() {
     assert_eq!(daemon.status().await["pools"][0]["paused"]["until"], until);
 
     // Resume: the pool follows its demand again.
-    let (code, out, err) = cli(&["resume", "etl", "--url", &daemon.url("")], &[]);
+    // Without --url: the daemon's address comes from its settings file.
+    let settings = dir.path().join("daemon.yaml");
+    let settings = settings.to_str().unwrap();
+    let (code, out, err) = cli(&["resume", "etl", "--config", settings], &[]);
     assert_eq!((code, out.trim()), (0, "etl: resumed"), "{err}");
     assert!(
         wait_until(Duration::from_secs(10), || async {

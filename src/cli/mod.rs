@@ -18,6 +18,7 @@ macro_rules! out {
 }
 
 pub mod completions;
+pub mod daemon_url;
 pub mod explain;
 pub mod man;
 pub mod pause;

@@ -8,14 +8,14 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
+use super::daemon_url::DaemonUrl;
 use crate::daemon::admin::PauseRequest;
 
 /// Where the daemon listens, and the token if it is not on this host.
 #[derive(Debug, Args)]
 pub struct Target {
-    /// Base URL of the daemon's listener (`listen` in its settings), as for `poolpilot status`.
-    #[arg(long, env = "POOLPILOT_URL", default_value = "http://127.0.0.1:9464")]
-    pub url: String,
+    #[command(flatten)]
+    pub daemon: DaemonUrl,
     /// Bearer token for a daemon on another host (its settings' `admin_token_env` variable).
     #[arg(long, env = "POOLPILOT_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -109,10 +109,7 @@ async fn post(
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let url = format!(
-        "{}/admin/pools/{pool}/{verb}",
-        target.url.trim_end_matches('/')
-    );
+    let url = format!("{}/admin/pools/{pool}/{verb}", target.daemon.resolve()?);
     let mut request = http.post(&url).json(body);
     if let Some(token) = &target.token {
         request = request.bearer_auth(token);

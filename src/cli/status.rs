@@ -8,13 +8,13 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
+use super::daemon_url::DaemonUrl;
 use crate::time::Timestamp;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Base URL of the daemon's listener (`listen` in its settings).
-    #[arg(long, env = "POOLPILOT_URL", default_value = "http://127.0.0.1:9464")]
-    pub url: String,
+    #[command(flatten)]
+    pub daemon: DaemonUrl,
     /// Redraw every `--interval` until interrupted.
     #[arg(long, short = 'w')]
     pub watch: bool,
@@ -37,7 +37,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<i32> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
-    let url = format!("{}/status", args.url.trim_end_matches('/'));
+    let url = format!("{}/status", args.daemon.resolve()?);
     loop {
         let text = match fetch(&http, &url).await {
             Ok(doc) => match args.output {
