@@ -9,7 +9,8 @@
 //! - StatefulSet scale-down always removes the highest ordinals, so a victim list naming any
 //!   other pod is refused rather than silently ignored.
 //!
-//! - Pause annotations (`pause_marks`): a metadata-only GET of the workload each status read.
+//! - Pause annotations (`pause_marks`): a metadata-only GET of the workload each status read,
+//!   concurrent with the pod list.
 //!
 //! RBAC needed (least privilege, see `deploy/kubernetes/pool-access/role.yaml`): `apps`
 //! `deployments/scale` or `statefulsets/scale`: get, patch; `deployments` or `statefulsets`:
@@ -316,11 +317,13 @@ impl Actuator for KubernetesActuator {
                 ),
             });
         }
-        let pods = self
-            .api::<Pod>()
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| map_kube_error(e, "list", "pods"))?;
+        // The pause annotations come from their own GET (the scale subresource does not carry
+        // the workload's annotations, and the pool must keep scaling without `get` on the
+        // workload): issued beside the pod list, so a status read costs two round trips.
+        let pods_params = ListParams::default().labels(&selector);
+        let pods_api = self.api::<Pod>();
+        let (pods, annotations) = tokio::join!(pods_api.list(&pods_params), self.annotations());
+        let pods = pods.map_err(|e| map_kube_error(e, "list", "pods"))?;
         let mut members: Vec<Member> = pods.items.iter().filter_map(pod_member).collect();
         match self.kind {
             WorkloadKind::StatefulSet => {
@@ -329,7 +332,7 @@ impl Actuator for KubernetesActuator {
             WorkloadKind::Deployment => members.sort_by(|a, b| a.id.cmp(&b.id)),
         }
         let ready = members.iter().filter(|m| m.ready).count() as u32;
-        let (pause_marks, pause_marks_error) = match self.annotations().await {
+        let (pause_marks, pause_marks_error) = match annotations {
             Ok(marks) => (marks, None),
             Err(e) => (
                 Default::default(),
