@@ -138,14 +138,15 @@ impl PrometheusSource {
     }
 
     /// The query URL: the expression, and our timeout so Prometheus gives up evaluating when we
-    /// stop waiting (its `timeout` parameter, a duration in seconds).
+    /// stop waiting (its `timeout` parameter, a Prometheus duration such as `2000ms`; the real
+    /// server refuses `2.000s`).
     fn url(&self) -> Result<reqwest::Url, SourceError> {
         let mut url = join(&self.spec.url, "/api/v1/query")?;
         url.query_pairs_mut()
             .append_pair("query", &self.spec.query)
             .append_pair(
                 "timeout",
-                &format!("{:.3}s", self.spec.http.timeout.as_secs_f64()),
+                &format!("{}ms", self.spec.http.timeout.as_millis().max(1)),
             );
         Ok(url)
     }
