@@ -105,6 +105,7 @@ const SCENARIOS: &[&str] = &[
     "lcg.yaml",
     "alibaba-2017.yaml",
     "yarn-generated.yaml",
+    "prometheus-generated.yaml",
 ];
 
 #[test]
@@ -140,6 +141,11 @@ fn alibaba_2017() {
 #[test]
 fn yarn_generated() {
     run_scenario("yarn-generated.yaml");
+}
+
+#[test]
+fn prometheus_generated() {
+    run_scenario("prometheus-generated.yaml");
 }
 
 #[test]

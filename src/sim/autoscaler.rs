@@ -67,8 +67,8 @@ pub struct EngineAutoscaler {
 impl EngineAutoscaler {
     /// Scale-down follows the policy, like `drain::scale_down` in the daemon: idle workers
     /// first; busy ones per drain method — Trino/Spark drains are one-way (no new work,
-    /// released when empty; YARN's decommission likewise), Celery's is reversible (the worker keeps working and goes when
-    /// idle); at the timeout `force` kills and `keep` keeps; `method: none` kills at once.
+    /// released when empty; YARN's decommission likewise), Celery's is reversible (the
+    /// worker keeps working and goes when idle); at the timeout `force` kills and `keep` keeps; `method: none` kills at once.
     /// The drain method is the one the daemon resolves (`PoolRules::drain`), so the
     /// simulator models exactly the drains the daemon performs.
     pub fn new(policy: &Policy, period_ms: i64) -> EngineAutoscaler {
