@@ -270,4 +270,32 @@ async fn the_source_reads_cluster_and_queue_demand_from_the_rm() {
         missing.to_string().contains("no queue `nosuch`"),
         "{missing}"
     );
+
+    // `poolpilot probe` shows the demand, the raw figures and the queue.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("yarn.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "pool: yarn\nsignals:\n  - yarn: {{ resource_manager: \"{}\", queue: etl, user: poolpilot }}\n    per_worker: 4\n\
+             workers:\n  aws_asg: {{ group: g, region: us-east-1 }}\nbounds: {{ min: 1, max: 9 }}\nscale_down: {{ drain: {{ method: none }} }}\n",
+            rm.url
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_poolpilot"))
+        .arg("probe")
+        .arg(&policy)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("demand   10 (per_worker 4 → 3 workers"),
+        "{text}"
+    );
+    assert!(text.contains("queue_pending_vcores=6"), "{text}");
+    assert!(text.contains("labels   {queue=\"root.etl\"}"), "{text}");
+    eprintln!("{text}");
 }
