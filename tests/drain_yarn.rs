@@ -175,6 +175,52 @@ async fn at_the_timeout_a_kept_node_is_recommissioned() {
 }
 
 #[tokio::test]
+async fn at_the_timeout_a_forced_node_is_removed_and_stays_excluded() {
+    let (_dir, rm) = fixture().await;
+    rm.add_node("127.0.10.5", 4, 1);
+    rm.add_node("127.0.10.6", 4, 2);
+    let pool = RecordingActuator::with_members(vec![member(5), member(6)]);
+    let drainer = YarnDrainer::new(&signal(&rm, None));
+    let (_tx, abort) = watch::channel(false);
+    let report = scale_down(
+        &pool,
+        &drainer,
+        &Unfenced,
+        &plan(700, OnDrainTimeout::Force),
+        1,
+        Duration::from_millis(50),
+        abort,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.drains, [("i-5".to_string(), DrainOutcome::TimedOut)]);
+    assert_eq!(report.removed, ["i-5"]);
+    // not recommissioned: a dead node must not take containers
+    assert_eq!(
+        rm.node_state("127.0.10.5").as_deref(),
+        Some("DECOMMISSIONING")
+    );
+    assert!(
+        read_excluded(&rm.exclude_file)
+            .unwrap()
+            .contains("127.0.10.5")
+    );
+}
+
+#[tokio::test]
+async fn forget_clears_the_exclude_file_even_after_the_rm_dropped_the_node() {
+    let (_dir, rm) = fixture().await;
+    rm.add_node("127.0.10.9", 4, 0);
+    let drainer = YarnDrainer::new(&signal(&rm, None));
+    drainer.begin(&member(9)).await.unwrap();
+    assert!(drainer.is_drained(&member(9)).await.unwrap());
+    assert!(!read_excluded(&rm.exclude_file).unwrap().is_empty());
+    rm.remove_node("127.0.10.9"); // the instance is gone and the RM forgot it
+    drainer.forget(&member(9)).await.unwrap();
+    assert!(read_excluded(&rm.exclude_file).unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn an_abandoned_drain_is_recommissioned() {
     let (_dir, rm) = fixture().await;
     rm.add_node("127.0.10.7", 4, 1);

@@ -15,7 +15,8 @@
 //!    and refresh again — "Recommission DECOMMISSIONED or DECOMMISSIONING nodes that are no
 //!    longer excluded" (same page). So the drain is reversible until removal.
 //! 4. **forget** (after the platform removed the instance): remove the host from the file and
-//!    refresh, so a later instance that reuses the address is not refused.
+//!    refresh, so a later instance that reuses the address is not refused — only once the node
+//!    is DECOMMISSIONED: a node forced out while DECOMMISSIONING stays excluded.
 //!
 //! Mapping a pool member to an NM: the member's address (instance private IP, pod IP) or id is
 //! compared, case-insensitively, with each node's `nodeHostName`, the host of its `id`
@@ -103,31 +104,16 @@ impl YarnDrainer {
 
     /// The nodes of `member` (an old DECOMMISSIONED entry and a new RUNNING one may share a host).
     fn nodes_of<'n>(member: &Member, nodes: &'n [Node]) -> Vec<&'n Node> {
-        let keys: Vec<String> = [
-            member.address.as_deref().map(host_of),
-            Some(member.id.as_str()),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|k| !k.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect();
         nodes
             .iter()
             .filter(|n| {
-                let hosts = [
-                    n.node_host_name.to_ascii_lowercase(),
-                    host_of(&n.id).to_ascii_lowercase(),
-                    host_of(&n.node_http_address).to_ascii_lowercase(),
-                ];
-                keys.iter().any(|k| {
-                    let ec2 = format!("ip-{}", k.replace('.', "-"));
-                    hosts.iter().any(|h| {
-                        h == k
-                            || h.strip_prefix(&ec2)
-                                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-                    })
-                })
+                [
+                    n.node_host_name.as_str(),
+                    host_of(&n.id),
+                    host_of(&n.node_http_address),
+                ]
+                .into_iter()
+                .any(|h| names_member(h, member))
             })
             .collect()
     }
@@ -211,6 +197,27 @@ impl YarnDrainer {
         }
         Ok(names)
     }
+}
+
+/// `host` (a node's name or address) is `member`'s: equal to its address's host or its id
+/// (case-insensitive), or EC2's IP-based private DNS name of its address (`ip-10-0-0-5[.…]`).
+fn names_member(host: &str, member: &Member) -> bool {
+    let host = host.to_ascii_lowercase();
+    [
+        member.address.as_deref().map(host_of),
+        Some(member.id.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|k| !k.is_empty())
+    .map(str::to_ascii_lowercase)
+    .any(|k| {
+        let ec2 = format!("ip-{}", k.replace('.', "-"));
+        host == k
+            || host
+                .strip_prefix(&ec2)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    })
 }
 
 /// Host names in an XML exclude file (`<name>a, b</name>` lists several); a missing file is empty.
@@ -315,12 +322,24 @@ impl Drainer for YarnDrainer {
         self.edit_and_refresh(&[], &names).await
     }
 
+    /// Takes the removed member's host out of the exclude file once the RM shows its node
+    /// DECOMMISSIONED (or gone). A node removed while still DECOMMISSIONING (`on_timeout:
+    /// force`) stays excluded: taking it out would recommission a dead node, which the RM
+    /// would schedule on until its heartbeat expires.
     async fn forget(&self, member: &Member) -> Result<(), DrainError> {
-        let names = match self.names_of(member).await {
-            Ok(names) => names,
-            Err(DrainError::UnknownWorker { .. }) => return Ok(()),
-            Err(e) => return Err(e),
-        };
+        let nodes = self.nodes().await?;
+        let mine = Self::nodes_of(member, &nodes);
+        if !mine.iter().all(|n| gone(&n.state)) {
+            return Ok(());
+        }
+        // The RM may already have dropped the node: match the file's entries themselves.
+        let names: Vec<String> = read_excluded(self.exclude_file()?)?
+            .into_iter()
+            .filter(|h| names_member(h, member))
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
         self.edit_and_refresh(&[], &names).await
     }
 }
