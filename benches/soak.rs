@@ -59,6 +59,7 @@ impl MetricSource for WaveSource {
             0.0
         };
         Ok(Reading {
+            labels: Vec::new(),
             demand: (base * (1.0 + 0.8 * day.sin()) + burst).max(0.0),
             raw: vec![],
         })

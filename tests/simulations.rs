@@ -104,6 +104,8 @@ const SCENARIOS: &[&str] = &[
     "kth-sp2.yaml",
     "lcg.yaml",
     "alibaba-2017.yaml",
+    "yarn-generated.yaml",
+    "prometheus-generated.yaml",
 ];
 
 #[test]
@@ -134,6 +136,16 @@ fn lcg() {
 #[test]
 fn alibaba_2017() {
     run_scenario("alibaba-2017.yaml");
+}
+
+#[test]
+fn yarn_generated() {
+    run_scenario("yarn-generated.yaml");
+}
+
+#[test]
+fn prometheus_generated() {
+    run_scenario("prometheus-generated.yaml");
 }
 
 #[test]

@@ -64,6 +64,21 @@ const KINDS: &[Kind] = &[
         signal_yaml: "spark: { master: '{base}', cores_per_waiting_app: 2, http: {http} }",
         wrong_types: r#"{"status": "ALIVE", "cores": 4, "coresused": "4", "activeapps": []}"#,
     },
+    Kind {
+        label: "prometheus /api/v1/query",
+        signal_yaml: "prometheus: { url: '{base}', query: 'sum(queue_depth)', http: {bearer_http} }",
+        wrong_types: r#"{"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": "7"}]}}"#,
+    },
+    Kind {
+        label: "yarn /ws/v1/cluster/metrics",
+        signal_yaml: "yarn: { resource_manager: '{base}', demand: vcores, user: poolpilot, decommission: { exclude_file: /nonexistent/exclude.xml }, http: {http} }",
+        wrong_types: r#"{"clusterMetrics": {"appsPending": 1, "allocatedVirtualCores": "4", "pendingVirtualCores": 2}}"#,
+    },
+    Kind {
+        label: "yarn queue (metrics + scheduler)",
+        signal_yaml: "yarn: { resource_manager: '{base}', demand: memory, queue: etl, decommission: { exclude_file: /nonexistent/exclude.xml }, http: {bearer_http} }",
+        wrong_types: r#"{"clusterMetrics": {"appsPending": 1, "allocatedMB": 4096, "pendingMB": [2048]}}"#,
+    },
 ];
 
 fn http_yaml(bearer: bool) -> String {

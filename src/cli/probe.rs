@@ -95,6 +95,11 @@ pub fn to_text(p: &Probe) -> String {
             ));
             let raw: Vec<String> = r.raw.iter().map(|(k, v)| format!("{k}={v}")).collect();
             s.push_str(&format!("  raw      {}\n", raw.join(" ")));
+            if !r.labels.is_empty() {
+                let labels: Vec<String> =
+                    r.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                s.push_str(&format!("  labels   {{{}}}\n", labels.join(", ")));
+            }
         }
         Err(e) => s.push_str(&format!("  ERROR    [{}] {e}\n", e.fault().label())),
     }
@@ -116,6 +121,14 @@ pub fn to_json(p: &Probe) -> serde_json::Value {
                 .map(|(k, v)| (k.to_string(), json!(v)))
                 .collect();
             obj.insert("raw".into(), raw.into());
+            if !r.labels.is_empty() {
+                let labels: serde_json::Map<String, serde_json::Value> = r
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect();
+                obj.insert("labels".into(), labels.into());
+            }
         }
         Err(e) => {
             obj.insert("ok".into(), json!(false));
@@ -144,6 +157,7 @@ mod tests {
     #[test]
     fn text_shows_demand_raw_numbers_and_latency() {
         let text = to_text(&probe(Ok(Reading {
+            labels: Vec::new(),
             demand: 5.0,
             raw: vec![("cores_used", 4.0), ("waiting_apps", 1.0)],
         })));
@@ -156,6 +170,20 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("latency  12 ms"), "{text}");
+        assert!(!text.contains("labels"), "{text}");
+    }
+
+    #[test]
+    fn a_series_prints_its_labels_in_text_and_json() {
+        let reading = || Reading {
+            demand: 17.0,
+            raw: vec![("value", 17.0)],
+            labels: vec![("queue".into(), "etl".into())],
+        };
+        let text = to_text(&probe(Ok(reading())));
+        assert!(text.contains("labels   {queue=\"etl\"}"), "{text}");
+        let v = to_json(&probe(Ok(reading())));
+        assert_eq!(v["labels"]["queue"].as_str(), Some("etl"));
     }
 
     #[test]

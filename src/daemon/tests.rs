@@ -32,6 +32,7 @@ impl MetricSource for ScriptedSource {
     async fn poll(&self) -> Result<Reading, SourceError> {
         match *self.demand.lock().unwrap() {
             Some(demand) => Ok(Reading {
+                labels: Vec::new(),
                 demand,
                 raw: vec![],
             }),

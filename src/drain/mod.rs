@@ -1,7 +1,7 @@
 //! Engine-aware drains: empty a worker before the actuator removes it, so scale-down never kills
 //! a worker that is still working (the top complaint about KEDA/HPA on batch pools).
 //!
-//! - [`Drainer`]: one per engine ([`trino`], [`spark`], [`celery`]; [`NoDrain`] for `method: none`).
+//! - [`Drainer`]: one per engine ([`trino`], [`spark`], [`celery`], [`yarn`]; [`NoDrain`] for `method: none`).
 //!   It ranks candidates (cheapest to remove first), starts the drain and says when it is done.
 //! - [`drain_member`]: runs one drain, bounded by the policy timeout, abandonable, observable.
 //! - [`scale_down::scale_down`]: choose victims → drain them → hand the drained ones to the actuator.
@@ -10,6 +10,7 @@ pub mod celery;
 pub mod scale_down;
 pub mod spark;
 pub mod trino;
+pub mod yarn;
 
 use std::time::Duration;
 
@@ -52,6 +53,7 @@ pub fn for_policy(
         Some(DrainTarget::SparkMaster { master }) => {
             Arc::new(spark::SparkDrainer::new(http, master))
         }
+        Some(DrainTarget::Yarn(y)) => Arc::new(yarn::YarnDrainer::new(y)),
         Some(DrainTarget::Airflow(a)) => Arc::new(celery::CeleryDrainer::new(
             celery::AirflowRunningTasks::new(a, 100),
         )),
@@ -148,6 +150,18 @@ pub trait Drainer: Send + Sync {
 
     /// Whether `member` has no work left and can be removed.
     async fn is_drained(&self, member: &Member) -> Result<bool, DrainError>;
+
+    /// Undoes a begun drain of a member that stays (abandoned, or kept at the timeout), where
+    /// the engine can: YARN recommissions the node. Default: nothing to undo.
+    async fn cancel(&self, _member: &Member) -> Result<(), DrainError> {
+        Ok(())
+    }
+
+    /// After the platform removed `member`: clear what the drain left in the engine (YARN's
+    /// exclude-file entry). Default: nothing.
+    async fn forget(&self, _member: &Member) -> Result<(), DrainError> {
+        Ok(())
+    }
 }
 
 /// `drain.method: none`: workers are removed as they are (stateless or interruptible work).

@@ -86,6 +86,16 @@ pub async fn scale_down(
         }
         report.drains.push((victim.id.clone(), outcome));
     }
+    // Victims that stay get their drain undone where the engine can (YARN recommission).
+    let kept: Vec<&Member> = victims
+        .iter()
+        .zip(&report.drains)
+        .filter(|(v, (_, outcome))| {
+            !removable.iter().any(|r| r.id == v.id) && !matches!(outcome, DrainOutcome::Failed(_))
+        })
+        .map(|(v, _)| v)
+        .collect();
+    undo(drainer, &kept).await;
     if removable.is_empty() {
         return Ok(report);
     }
@@ -103,10 +113,25 @@ pub async fn scale_down(
             return Ok(report);
         }
         actuator.scale_to(applied, &removable).await?;
+        for member in &removable {
+            if let Err(e) = drainer.forget(member).await {
+                tracing::warn!(method = drainer.method(), member = %member.id, error = %e, "could not clear the removed worker from the engine");
+            }
+        }
         report.applied = Some(applied);
         report.removed = removable.into_iter().map(|m| m.id).collect();
     }
     Ok(report)
+}
+
+/// Cancels the drains of `kept` victims (logged, not fatal: the engine's own deadline or the
+/// next scale-down finishes the job).
+async fn undo(drainer: &dyn Drainer, kept: &[&Member]) {
+    for member in kept {
+        if let Err(e) = drainer.cancel(member).await {
+            tracing::warn!(method = drainer.method(), member = %member.id, error = %e, "could not undo the drain of a kept worker");
+        }
+    }
 }
 
 #[cfg(test)]

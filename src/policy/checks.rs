@@ -279,6 +279,16 @@ fn check_step(dir: &str, s: &MaxStep, window: std::time::Duration, out: &mut Vec
 /// runs (and what the simulator models).
 fn check_drain_method(f: &PolicyFile, out: &mut Vec<Problem>) {
     let method = f.scale_down.drain.method;
+    if let Some(super::source::DrainTarget::Yarn(y)) =
+        super::source::drain_target(method, &f.signals)
+        && y.decommission.is_none()
+    {
+        out.push((
+            "scale_down.drain.method".into(),
+            "the `yarn` drain needs `decommission: { exclude_file }` on the yarn signal".into(),
+            Some("or set `scale_down.drain.method: none`".into()),
+        ));
+    }
     if matches!(method, DrainMethod::Auto | DrainMethod::None) {
         return;
     }
@@ -319,5 +329,87 @@ fn check_drain_method(f: &PolicyFile, out: &mut Vec<Problem>) {
                 allowed.join(", ")
             )),
         ));
+    }
+}
+
+/// What validation checks of a PromQL query without parsing PromQL: it is not blank, its
+/// brackets `()[]{}` pair up and its string literals (`"…"`, `'…'`, `` `…` ``) are closed.
+/// Anything else (unknown functions, type errors) is Prometheus's to report, at the first poll
+/// (`poolpilot probe` shows it).
+pub(super) fn promql_shape(query: &str) -> Result<(), String> {
+    if query.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    let mut open: Vec<char> = Vec::new();
+    let mut chars = query.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' | '`' => {
+                let mut closed = false;
+                while let Some(d) = chars.next() {
+                    if d == '\\' && c != '`' {
+                        chars.next();
+                    } else if d == c {
+                        closed = true;
+                        break;
+                    }
+                }
+                if !closed {
+                    return Err(format!("unterminated string literal (opened with {c})"));
+                }
+            }
+            '#' => {
+                // a comment runs to the end of the line
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => open.push(c),
+            ')' | ']' | '}' => {
+                let want = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                if open.pop() != Some(want) {
+                    return Err(format!("unbalanced `{c}`"));
+                }
+            }
+            _ => {}
+        }
+    }
+    match open.last() {
+        Some(c) => Err(format!("`{c}` is never closed")),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod promql_tests {
+    use super::promql_shape;
+
+    #[test]
+    fn promql_shape_accepts_real_queries_and_refuses_broken_ones() {
+        for ok in [
+            "sum(kafka_consumergroup_lag{group=\"etl\"})",
+            "scalar(max_over_time(queue_depth[5m]))",
+            "rabbitmq_queue_messages_ready{queue=~\"a(b|c)\"} # note (",
+            "vector(3)",
+        ] {
+            assert_eq!(promql_shape(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("   ", "empty"),
+            ("sum(x", "never closed"),
+            ("sum(x))", "unbalanced"),
+            ("x{a=\"b}", "unterminated"),
+            ("rate(x[5m)]", "unbalanced"),
+        ] {
+            let err = promql_shape(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 }

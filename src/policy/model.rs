@@ -252,6 +252,9 @@ pub enum DrainMethod {
     Spark,
     /// Celery: idle workers first, busy ones wait.
     Celery,
+    /// YARN NodeManager graceful decommission (exclude file + `rmadmin -refreshNodes -g`),
+    /// removed once the RM shows it DECOMMISSIONED.
+    Yarn,
     /// Remove without draining (stateless, interruptible work only).
     None,
 }
@@ -441,5 +444,12 @@ pub mod defaults {
     }
     pub fn one() -> u32 {
         1
+    }
+    /// Server-side tracking (non-blocking) with no RM deadline: poolpilot's drain timeout is
+    /// the deadline (GracefulDecommission.md, "Client or server side timeout").
+    pub fn yarn_refresh_command() -> Vec<String> {
+        ["yarn", "rmadmin", "-refreshNodes", "-g", "-1", "-server"]
+            .map(String::from)
+            .to_vec()
     }
 }

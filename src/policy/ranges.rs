@@ -124,6 +124,8 @@ fn secrets(s: &SignalSpec) -> Vec<(String, &SecretRef)> {
         ("presto", s.presto.as_ref().map(|p| &p.http)),
         ("airflow", s.airflow.as_ref().map(|a| &a.http)),
         ("spark", s.spark.as_ref().map(|sp| &sp.http)),
+        ("prometheus", s.prometheus.as_ref().map(|p| &p.http)),
+        ("yarn", s.yarn.as_ref().map(|y| &y.http)),
     ];
     for (kind, options) in http {
         match options.and_then(|h| h.auth.as_ref()) {

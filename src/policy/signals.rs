@@ -23,6 +23,10 @@ pub struct SignalSpec {
     pub airflow_db: Option<AirflowDbSignal>,
     #[serde(default)]
     pub spark: Option<SparkSignal>,
+    #[serde(default)]
+    pub prometheus: Option<PrometheusSignal>,
+    #[serde(default)]
+    pub yarn: Option<YarnSignal>,
     /// Demand units one worker carries at target load (queries, task slots, cores). > 0.
     pub per_worker: f64,
 }
@@ -171,6 +175,73 @@ pub struct SparkSignal {
     pub cores_per_submitted_driver: u32,
     #[serde(default)]
     pub http: HttpOptions,
+}
+
+/// A PromQL instant query (`GET /api/v1/query`, Prometheus HTTP API) whose one value is the
+/// demand: a scalar, or a vector with exactly one series. No series, several series, NaN,
+/// ±Inf or a negative value is a source error (the pool holds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusSignal {
+    /// Base URL of the query API, e.g. `http://prometheus:9090` (a path prefix such as
+    /// `http://thanos/prefix` is kept; `/api/v1/query` is appended).
+    pub url: String,
+    /// The PromQL expression, evaluated at the poll's time.
+    pub query: String,
+    /// Timeout, auth (bearer/basic, from env or file), CA file and body cap.
+    #[serde(default)]
+    pub http: HttpOptions,
+}
+
+/// What a YARN pool's demand counts, in the units of `per_worker` (one NodeManager's share).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum YarnDemand {
+    /// Allocated + pending virtual cores (`per_worker` = a NodeManager's vcores).
+    #[default]
+    Vcores,
+    /// Allocated + pending memory in MB (`per_worker` = a NodeManager's MB).
+    Memory,
+    /// Allocated + pending containers.
+    Containers,
+}
+
+/// YARN ResourceManager REST API (`/ws/v1/cluster/metrics`, `/ws/v1/cluster/scheduler`).
+/// Kerberos (SPNEGO) is not supported: simple auth (`user.name`) and TLS only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct YarnSignal {
+    /// ResourceManager web address, e.g. `http://rm:8088`.
+    pub resource_manager: String,
+    #[serde(default)]
+    pub demand: YarnDemand,
+    /// A Capacity Scheduler leaf queue's figures instead of the cluster's (its name, e.g. `etl`,
+    /// or its path, e.g. `root.etl`).
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Sent as the `user.name` query parameter (Hadoop simple authentication).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// How `drain: { method: yarn }` decommissions a NodeManager gracefully.
+    #[serde(default)]
+    pub decommission: Option<YarnDecommission>,
+    #[serde(default)]
+    pub http: HttpOptions,
+}
+
+/// Graceful decommission as the Hadoop docs give it (GracefulDecommission.md): the host goes
+/// into the ResourceManager's exclude file (`yarn.resourcemanager.nodes.exclude-path`, XML
+/// format) and `yarn rmadmin -refreshNodes -g … -server` makes the RM read it; removing it and
+/// refreshing again recommissions the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct YarnDecommission {
+    /// The RM's exclude file in XML format (must end in `.xml`; only that format carries a
+    /// per-host timeout). poolpilot owns its content.
+    pub exclude_file: PathBuf,
+    /// The command that makes the RM re-read the file; no shell, run as given.
+    #[serde(default = "defaults::yarn_refresh_command")]
+    pub refresh_command: Vec<String>,
 }
 
 /// Connection options shared by the HTTP sources.

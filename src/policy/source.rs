@@ -17,6 +17,8 @@ pub enum SourceSpec<'a> {
     Airflow(&'a AirflowSignal),
     AirflowDb(&'a AirflowDbSignal),
     Spark(&'a SparkSignal),
+    Prometheus(&'a PrometheusSignal),
+    Yarn(&'a YarnSignal),
 }
 
 /// How many engine keys a signal names when it does not name exactly one.
@@ -32,6 +34,8 @@ pub trait SourceBuilder {
     fn airflow(&self, s: &AirflowSignal) -> Self::Out;
     fn airflow_db(&self, s: &AirflowDbSignal, per_worker: f64) -> Self::Out;
     fn spark(&self, s: &SparkSignal) -> Self::Out;
+    fn prometheus(&self, s: &PrometheusSignal) -> Self::Out;
+    fn yarn(&self, s: &YarnSignal) -> Self::Out;
 }
 
 /// What a drainer needs from the signal it drains through (data only; `drain` builds it).
@@ -45,6 +49,8 @@ pub enum DrainTarget<'a> {
     },
     /// Spark standalone decommission through the master.
     SparkMaster { master: &'a str },
+    /// YARN NodeManager graceful decommission through the ResourceManager.
+    Yarn(&'a YarnSignal),
     /// Celery idle-first, from the Airflow REST API's running task instances per host.
     Airflow(&'a AirflowSignal),
     /// Celery idle-first, from the metadata DB's running task instances per host.
@@ -60,6 +66,8 @@ impl SignalSpec {
             self.airflow.as_ref().map(SourceSpec::Airflow),
             self.airflow_db.as_ref().map(SourceSpec::AirflowDb),
             self.spark.as_ref().map(SourceSpec::Spark),
+            self.prometheus.as_ref().map(SourceSpec::Prometheus),
+            self.yarn.as_ref().map(SourceSpec::Yarn),
         ];
         let mut set = all.into_iter().flatten();
         match (set.next(), set.count()) {
@@ -83,15 +91,19 @@ pub enum SourceKind {
     Airflow,
     AirflowDb,
     Spark,
+    Prometheus,
+    Yarn,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 5] = [
+    pub const ALL: [SourceKind; 7] = [
         SourceKind::Trino,
         SourceKind::Presto,
         SourceKind::Airflow,
         SourceKind::AirflowDb,
         SourceKind::Spark,
+        SourceKind::Prometheus,
+        SourceKind::Yarn,
     ];
 
     /// The engine key, as written in a policy file (also the metric label).
@@ -102,6 +114,8 @@ impl SourceKind {
             SourceKind::Airflow => "airflow",
             SourceKind::AirflowDb => "airflow_db",
             SourceKind::Spark => "spark",
+            SourceKind::Prometheus => "prometheus",
+            SourceKind::Yarn => "yarn",
         }
     }
 
@@ -111,6 +125,8 @@ impl SourceKind {
             SourceKind::Trino | SourceKind::Presto => &[DrainMethod::Trino],
             SourceKind::Airflow | SourceKind::AirflowDb => &[DrainMethod::Celery],
             SourceKind::Spark => &[DrainMethod::Spark],
+            SourceKind::Prometheus => &[],
+            SourceKind::Yarn => &[DrainMethod::Yarn],
         }
     }
 
@@ -132,6 +148,8 @@ impl<'a> SourceSpec<'a> {
             SourceSpec::Airflow(_) => SourceKind::Airflow,
             SourceSpec::AirflowDb(_) => SourceKind::AirflowDb,
             SourceSpec::Spark(_) => SourceKind::Spark,
+            SourceSpec::Prometheus(_) => SourceKind::Prometheus,
+            SourceSpec::Yarn(_) => SourceKind::Yarn,
         }
     }
 
@@ -151,6 +169,10 @@ impl<'a> SourceSpec<'a> {
             SourceSpec::Airflow(s) => s.http.timeout,
             SourceSpec::AirflowDb(s) => s.timeout,
             SourceSpec::Spark(s) => s.http.timeout,
+            SourceSpec::Prometheus(s) => s.http.timeout,
+            // metrics, then the scheduler when a queue is set: two exchanges in a row
+            SourceSpec::Yarn(s) if s.queue.is_some() => s.http.timeout * 2,
+            SourceSpec::Yarn(s) => s.http.timeout,
         }
     }
 
@@ -170,6 +192,8 @@ impl<'a> SourceSpec<'a> {
             SourceSpec::Airflow(a) => Some(DrainTarget::Airflow(a)),
             SourceSpec::AirflowDb(d) => Some(DrainTarget::AirflowDb(d)),
             SourceSpec::Spark(s) => Some(DrainTarget::SparkMaster { master: &s.master }),
+            SourceSpec::Prometheus(_) => None,
+            SourceSpec::Yarn(y) => Some(DrainTarget::Yarn(y)),
         }
     }
 
@@ -181,6 +205,8 @@ impl<'a> SourceSpec<'a> {
             SourceSpec::Airflow(s) => builder.airflow(s),
             SourceSpec::AirflowDb(s) => builder.airflow_db(s, per_worker),
             SourceSpec::Spark(s) => builder.spark(s),
+            SourceSpec::Prometheus(s) => builder.prometheus(s),
+            SourceSpec::Yarn(s) => builder.yarn(s),
         }
     }
 
@@ -238,6 +264,39 @@ impl<'a> SourceSpec<'a> {
                         format!("{path}.spark.cores_per_waiting_app"),
                         "must be at least 1",
                     ));
+                }
+            }
+            SourceSpec::Prometheus(p) => {
+                check_http(&format!("{path}.prometheus"), "url", &p.url, &p.http, out);
+                if let Err(why) = super::checks::promql_shape(&p.query) {
+                    out.push(problem(format!("{path}.prometheus.query"), why));
+                }
+            }
+            SourceSpec::Yarn(y) => {
+                let base = format!("{path}.yarn");
+                check_http(&base, "resource_manager", &y.resource_manager, &y.http, out);
+                if y.queue.as_deref().is_some_and(|q| q.trim().is_empty()) {
+                    out.push(problem(format!("{base}.queue"), "must not be empty"));
+                }
+                if y.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
+                    out.push(problem(format!("{base}.user"), "must not be empty"));
+                }
+                if let Some(d) = &y.decommission {
+                    if d.exclude_file.extension().and_then(|e| e.to_str()) != Some("xml") {
+                        out.push(problem(
+                            format!("{base}.decommission.exclude_file"),
+                            "must be the RM's XML exclude file (`.xml`): only that format carries a per-host timeout",
+                        ));
+                    }
+                    if d.refresh_command
+                        .first()
+                        .is_none_or(|c| c.trim().is_empty())
+                    {
+                        out.push(problem(
+                            format!("{base}.decommission.refresh_command"),
+                            "must name a program, e.g. [yarn, rmadmin, -refreshNodes, -g, \"-1\", -server]",
+                        ));
+                    }
                 }
             }
         }

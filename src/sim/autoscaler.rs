@@ -67,8 +67,8 @@ pub struct EngineAutoscaler {
 impl EngineAutoscaler {
     /// Scale-down follows the policy, like `drain::scale_down` in the daemon: idle workers
     /// first; busy ones per drain method — Trino/Spark drains are one-way (no new work,
-    /// released when empty), Celery's is reversible (the worker keeps working and goes when
-    /// idle); at the timeout `force` kills and `keep` keeps; `method: none` kills at once.
+    /// released when empty; YARN's decommission likewise), Celery's is reversible (the
+    /// worker keeps working and goes when idle); at the timeout `force` kills and `keep` keeps; `method: none` kills at once.
     /// The drain method is the one the daemon resolves (`PoolRules::drain`), so the
     /// simulator models exactly the drains the daemon performs.
     pub fn new(policy: &Policy, period_ms: i64) -> EngineAutoscaler {
@@ -79,7 +79,10 @@ impl EngineAutoscaler {
         let removal = match drain.method {
             DrainMethod::None | DrainMethod::Auto => Removal::Kill,
             DrainMethod::Celery => Removal::WhenIdle { timeout_ms, force },
-            DrainMethod::Trino | DrainMethod::Spark => Removal::Drain {
+            // YARN's DECOMMISSIONING takes no new containers either; poolpilot can recommission
+            // it when demand returns, which the simulated pool does not model (it keeps the
+            // drain, as for Trino/Spark).
+            DrainMethod::Trino | DrainMethod::Spark | DrainMethod::Yarn => Removal::Drain {
                 timeout_ms: force.then_some(timeout_ms),
             },
         };

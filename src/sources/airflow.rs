@@ -272,6 +272,7 @@ impl MetricSource for AirflowSource {
             raw.push(("deferred", slots.deferred));
         }
         Ok(Reading {
+            labels: Vec::new(),
             demand: slots.demand(self.spec.include_scheduled),
             raw,
         })

@@ -232,6 +232,7 @@ impl MetricSource for AirflowDbSource {
                 after: timeout,
             }))?;
         Ok(Reading {
+            labels: Vec::new(),
             demand: count,
             raw: vec![("running_or_queued", count), ("keda_workers", keda_workers)],
         })

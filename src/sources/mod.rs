@@ -9,9 +9,11 @@ pub mod airflow_db;
 pub mod error;
 pub mod http;
 pub mod presto;
+pub mod prometheus;
 pub mod secret;
 pub mod spark;
 pub mod trino;
+pub mod yarn;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -20,7 +22,8 @@ pub use error::SourceError;
 
 use crate::engine::Signal;
 use crate::policy::signals::{
-    AirflowDbSignal, AirflowSignal, PrestoSignal, SignalSpec, SparkSignal, TrinoSignal,
+    AirflowDbSignal, AirflowSignal, PrestoSignal, PrometheusSignal, SignalSpec, SparkSignal,
+    TrinoSignal, YarnSignal,
 };
 use crate::policy::source::SourceBuilder;
 use crate::time::Timestamp;
@@ -31,6 +34,9 @@ use crate::time::Timestamp;
 pub struct Reading {
     pub demand: f64,
     pub raw: Vec<(&'static str, f64)>,
+    /// Labels of what was read, where the source has them (a Prometheus series).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<(String, String)>,
 }
 
 impl Reading {
@@ -75,6 +81,12 @@ impl SourceBuilder for Builder {
     }
     fn spark(&self, s: &SparkSignal) -> Self::Out {
         Box::new(spark::SparkSource::new(s))
+    }
+    fn prometheus(&self, s: &PrometheusSignal) -> Self::Out {
+        Box::new(prometheus::PrometheusSource::new(s))
+    }
+    fn yarn(&self, s: &YarnSignal) -> Self::Out {
+        Box::new(yarn::YarnSource::new(s))
     }
 }
 
@@ -154,6 +166,7 @@ mod tests {
             }
         );
         let ok = Ok(Reading {
+            labels: Vec::new(),
             demand: 3.0,
             raw: vec![],
         });
@@ -176,6 +189,8 @@ mod tests {
             airflow: None,
             airflow_db: None,
             spark: None,
+            prometheus: None,
+            yarn: None,
             per_worker: 1.0,
         };
         let err = build(&spec).poll().await.unwrap_err();

@@ -38,6 +38,7 @@ impl MetricSource for PrestoSource {
         let stats = parse_cluster_stats(&body).map_err(|e| e.at(url.as_str()))?;
         let c = stats.counts;
         Ok(Reading {
+            labels: Vec::new(),
             // Blocked queries hold workers like running ones.
             demand: c.queued + c.running + c.blocked,
             raw: vec![

@@ -134,6 +134,7 @@ impl MetricSource for SparkSource {
             .await?;
         let state = parse_master(&body).map_err(|e| e.at(url.as_str()))?;
         Ok(Reading {
+            labels: Vec::new(),
             demand: state.demand(
                 self.spec.cores_per_waiting_app,
                 self.spec.cores_per_submitted_driver,

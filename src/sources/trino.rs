@@ -218,6 +218,7 @@ impl MetricSource for TrinoSource {
         let mut raw = counts.raw();
         raw.extend(extra);
         Ok(Reading {
+            labels: Vec::new(),
             demand: counts.demand(self.spec.include_blocked),
             raw,
         })

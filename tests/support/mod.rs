@@ -10,6 +10,7 @@
 //! - [`prometheus`]: the real Prometheus (scrape a daemon, query) and metric names in a file
 //! - [`faulty_http`]: a raw-TCP server that misbehaves on purpose
 //! - [`trino_fixture`]: a Trino / Presto coordinator fixture
+//! - [`yarn_fixture`]: a YARN ResourceManager fixture (REST metrics, scheduler, nodes; decommission)
 //! - [`sim`]: the shared traces of the simulator tests
 //!
 //! Every test binary compiles all of it and uses a part, so unused items are not warned about
@@ -25,6 +26,7 @@ pub mod prometheus;
 pub mod sim;
 pub mod spark;
 pub mod trino_fixture;
+pub mod yarn_fixture;
 
 use std::time::Duration;
 
