@@ -4,7 +4,7 @@
 
 use super::backlog::BacklogSize;
 use super::forecast::Forecast;
-use super::limits::{cooldowns, flap_budget, rate_limit, stabilize};
+use super::limits::{cooldowns, flap_budget, forget_old_events, rate_limit, stabilize};
 use super::memory::PoolMemory;
 use super::pause::Active;
 use super::reason::{MissingAction, Reason};
@@ -120,6 +120,7 @@ pub fn decide(
     desired = cooldowns(rules, memory, current, desired, now, &mut reasons);
 
     // 6. Rate limits and flap budget.
+    forget_old_events(rules, memory, now);
     desired = rate_limit(rules, memory, current, desired, now, &mut reasons);
     desired = flap_budget(
         rules,

@@ -9,6 +9,30 @@ use super::rules::{PoolRules, RateKind, RateRules};
 use crate::policy::SelectPolicy;
 use crate::time::Timestamp;
 
+/// The flap budget counts reversals over the last hour.
+const FLAP_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Forgets the scale events nothing reads any more: older than the longest rate-limit period
+/// and, with a flap budget, the flap hour. The newest is always kept (the flap budget reads its
+/// direction). As the HPA's `storeScaleEvent` drops events past `getLongestPolicyPeriod`
+/// (`pkg/controller/podautoscaler/horizontal.go`). Without it the events only stop at
+/// `MAX_EVENTS` per pool, which a pool resizing a few times a day reaches after weeks, and the
+/// state file grows until then.
+pub(super) fn forget_old_events(rules: &PoolRules, memory: &mut PoolMemory, now: Timestamp) {
+    let lookback = [&rules.scale_up.rate, &rules.scale_down.rate]
+        .into_iter()
+        .flat_map(|r| r.policies.iter().map(|p| p.period))
+        .chain(rules.flap_budget.map(|_| FLAP_WINDOW))
+        .max()
+        .unwrap_or(Duration::ZERO);
+    let since = now - lookback;
+    while memory.scale_events.len() > 1
+        && memory.scale_events.front().is_some_and(|e| e.at <= since)
+    {
+        memory.scale_events.pop_front();
+    }
+}
+
 /// HPA `stabilizeRecommendationWithBehaviors`: up = min over the up window, down = max over the
 /// down window, both including this tick's recommendation; then record it.
 pub(super) fn stabilize(
@@ -223,7 +247,7 @@ pub(super) fn flap_budget(
     if proposed == last.direction() {
         return desired;
     }
-    let hour_ago = now - Duration::from_secs(3600);
+    let hour_ago = now - FLAP_WINDOW;
     let mut recent = memory
         .scale_events
         .iter()

@@ -63,7 +63,8 @@ impl Memory {
     }
 }
 
-/// Bound on the remembered scale events (rate-limit periods and the flap hour need far fewer).
+/// Hard bound on the remembered scale events; `decide` already forgets those older than any
+/// rate-limit period and the flap hour (`limits::forget_old_events`).
 const MAX_EVENTS: usize = 256;
 
 /// `#[serde(default)]`: a state file written before a field existed still loads (the new

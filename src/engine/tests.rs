@@ -373,6 +373,35 @@ fn flap_budget_still_holds_unneeded_reversals() {
     assert_eq!(one(&p, &mut m, 9.0, 7, at(300)).desired, 9);
 }
 
+/// Scale events older than every rate-limit period and the flap hour are forgotten (the newest
+/// stays), so a pool's memory and the state file stop growing; the decisions are unchanged
+/// (the flap and rate-limit tests above run with it).
+#[test]
+fn old_scale_events_are_forgotten() {
+    let mut m = Memory::default();
+    for k in 0..40 {
+        let (from, to) = if k % 2 == 0 { (4, 5) } else { (5, 4) };
+        m.record_actuation("p", from, to, at(k * 600));
+    }
+    // Rate limits of 15 s only (the default): the newest event alone is kept.
+    let p = policy("");
+    one(&p, &mut m, 4.0, 4, at(40 * 600));
+    assert_eq!(m.pools["p"].scale_events.len(), 1);
+    assert_eq!(m.pools["p"].scale_events[0].at, at(39 * 600));
+
+    // With a flap budget: the last hour's events.
+    let mut m = Memory::default();
+    for k in 0..40 {
+        let (from, to) = if k % 2 == 0 { (4, 5) } else { (5, 4) };
+        m.record_actuation("p", from, to, at(k * 600));
+    }
+    let p = policy(FLAPPY);
+    one(&p, &mut m, 4.0, 4, at(40 * 600));
+    let kept: Vec<i64> = m.pools["p"].scale_events.iter().map(|e| e.at.0).collect();
+    let expected: Vec<i64> = (35..40).map(|k| at(k * 600).0).collect();
+    assert_eq!(kept, expected);
+}
+
 /// Only the needed part of a reversal goes through: with the forecast/schedule floor above
 /// the load, the pool grows to what the work needs, not to the floor.
 #[test]
