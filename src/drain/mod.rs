@@ -58,6 +58,11 @@ pub fn for_policy(
         Some(DrainTarget::AirflowDb(d)) => Arc::new(celery::CeleryDrainer::new(
             celery::AirflowDbRunningTasks::new(d),
         )),
+        Some(DrainTarget::CeleryBroker(c)) => Arc::new(celery::BrokerDrainer::new(
+            crate::sources::celery_broker::build_broker(c),
+            c.queues.clone(),
+            c.reply_window,
+        )),
         None => Arc::new(NoDrain),
     }
 }
@@ -148,6 +153,14 @@ pub trait Drainer: Send + Sync {
 
     /// Whether `member` has no work left and can be removed.
     async fn is_drained(&self, member: &Member) -> Result<bool, DrainError>;
+
+    /// Undoes [`Drainer::begin`] for a victim that stays in the pool (its drain was abandoned,
+    /// failed, or timed out under `on_timeout: keep`, or the removal did not happen), so it
+    /// takes work again. Only called for drainers that are not [`Drainer::one_way`] in effect;
+    /// the default has nothing to undo.
+    async fn restore(&self, _member: &Member) -> Result<(), DrainError> {
+        Ok(())
+    }
 }
 
 /// `drain.method: none`: workers are removed as they are (stateless or interruptible work).

@@ -17,6 +17,7 @@ pub enum SourceSpec<'a> {
     Airflow(&'a AirflowSignal),
     AirflowDb(&'a AirflowDbSignal),
     Spark(&'a SparkSignal),
+    Celery(&'a CelerySignal),
 }
 
 /// How many engine keys a signal names when it does not name exactly one.
@@ -32,6 +33,7 @@ pub trait SourceBuilder {
     fn airflow(&self, s: &AirflowSignal) -> Self::Out;
     fn airflow_db(&self, s: &AirflowDbSignal, per_worker: f64) -> Self::Out;
     fn spark(&self, s: &SparkSignal) -> Self::Out;
+    fn celery(&self, s: &CelerySignal) -> Self::Out;
 }
 
 /// What a drainer needs from the signal it drains through (data only; `drain` builds it).
@@ -49,6 +51,9 @@ pub enum DrainTarget<'a> {
     Airflow(&'a AirflowSignal),
     /// Celery idle-first, from the metadata DB's running task instances per host.
     AirflowDb(&'a AirflowDbSignal),
+    /// Celery `cancel_consumer` on the victim, then wait for its `active`/`reserved` to empty,
+    /// through the signal's broker.
+    CeleryBroker(&'a CelerySignal),
 }
 
 impl SignalSpec {
@@ -60,6 +65,7 @@ impl SignalSpec {
             self.airflow.as_ref().map(SourceSpec::Airflow),
             self.airflow_db.as_ref().map(SourceSpec::AirflowDb),
             self.spark.as_ref().map(SourceSpec::Spark),
+            self.celery.as_ref().map(SourceSpec::Celery),
         ];
         let mut set = all.into_iter().flatten();
         match (set.next(), set.count()) {
@@ -83,15 +89,17 @@ pub enum SourceKind {
     Airflow,
     AirflowDb,
     Spark,
+    Celery,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 5] = [
+    pub const ALL: [SourceKind; 6] = [
         SourceKind::Trino,
         SourceKind::Presto,
         SourceKind::Airflow,
         SourceKind::AirflowDb,
         SourceKind::Spark,
+        SourceKind::Celery,
     ];
 
     /// The engine key, as written in a policy file (also the metric label).
@@ -102,6 +110,7 @@ impl SourceKind {
             SourceKind::Airflow => "airflow",
             SourceKind::AirflowDb => "airflow_db",
             SourceKind::Spark => "spark",
+            SourceKind::Celery => "celery",
         }
     }
 
@@ -111,6 +120,7 @@ impl SourceKind {
             SourceKind::Trino | SourceKind::Presto => &[DrainMethod::Trino],
             SourceKind::Airflow | SourceKind::AirflowDb => &[DrainMethod::Celery],
             SourceKind::Spark => &[DrainMethod::Spark],
+            SourceKind::Celery => &[DrainMethod::Celery],
         }
     }
 
@@ -132,6 +142,7 @@ impl<'a> SourceSpec<'a> {
             SourceSpec::Airflow(_) => SourceKind::Airflow,
             SourceSpec::AirflowDb(_) => SourceKind::AirflowDb,
             SourceSpec::Spark(_) => SourceKind::Spark,
+            SourceSpec::Celery(_) => SourceKind::Celery,
         }
     }
 
@@ -151,6 +162,7 @@ impl<'a> SourceSpec<'a> {
             SourceSpec::Airflow(s) => s.http.timeout,
             SourceSpec::AirflowDb(s) => s.timeout,
             SourceSpec::Spark(s) => s.http.timeout,
+            SourceSpec::Celery(s) => s.timeout,
         }
     }
 
@@ -170,6 +182,7 @@ impl<'a> SourceSpec<'a> {
             SourceSpec::Airflow(a) => Some(DrainTarget::Airflow(a)),
             SourceSpec::AirflowDb(d) => Some(DrainTarget::AirflowDb(d)),
             SourceSpec::Spark(s) => Some(DrainTarget::SparkMaster { master: &s.master }),
+            SourceSpec::Celery(c) => Some(DrainTarget::CeleryBroker(c)),
         }
     }
 
@@ -181,6 +194,7 @@ impl<'a> SourceSpec<'a> {
             SourceSpec::Airflow(s) => builder.airflow(s),
             SourceSpec::AirflowDb(s) => builder.airflow_db(s, per_worker),
             SourceSpec::Spark(s) => builder.spark(s),
+            SourceSpec::Celery(s) => builder.celery(s),
         }
     }
 
@@ -240,7 +254,63 @@ impl<'a> SourceSpec<'a> {
                     ));
                 }
             }
+            SourceSpec::Celery(c) => check_celery(&format!("{path}.celery"), c, out),
         }
+    }
+}
+
+/// `celery:` checks: a broker URL Celery and poolpilot both understand, queues, the
+/// management API for RabbitMQ, a reply window inside the poll deadline.
+fn check_celery(base: &str, c: &CelerySignal, out: &mut Vec<super::problem::Problem>) {
+    use super::problem::{check_url, problem};
+    match crate::sources::celery::parse_broker(&c.broker) {
+        Err(message) => out.push((
+            format!("{base}.broker"),
+            message,
+            Some("e.g. `redis://redis:6379/0` or `amqp://superset@rabbitmq:5672//`".into()),
+        )),
+        Ok(crate::sources::celery::BrokerUrl::Amqp { .. }) => match &c.management {
+            None => out.push((
+                format!("{base}.management"),
+                "an amqp:// broker needs the RabbitMQ management API URL".into(),
+                Some("e.g. `management: http://rabbitmq:15672`".into()),
+            )),
+            Some(url) => check_url(&format!("{base}.management"), url, out),
+        },
+        Ok(crate::sources::celery::BrokerUrl::Redis { .. }) => {
+            if c.management.is_some() {
+                out.push(problem(
+                    format!("{base}.management"),
+                    "only an amqp:// broker has a management API",
+                ));
+            }
+        }
+    }
+    if c.queues.is_empty() {
+        out.push(problem(
+            format!("{base}.queues"),
+            "must name at least one queue",
+        ));
+    }
+    for (i, q) in c.queues.iter().enumerate() {
+        if q.is_empty() {
+            out.push(problem(format!("{base}.queues[{i}]"), "must not be empty"));
+        }
+    }
+    if c.timeout < Duration::from_millis(100) || c.timeout > Duration::from_secs(600) {
+        out.push(problem(format!("{base}.timeout"), "must be from 100ms to 10m"));
+    }
+    if c.reply_window.is_zero() || c.reply_window >= c.timeout {
+        out.push(problem(
+            format!("{base}.reply_window"),
+            "must be longer than 0s and shorter than `timeout`",
+        ));
+    }
+    if c.max_body_bytes == 0 || c.max_body_bytes > 1 << 30 {
+        out.push(problem(
+            format!("{base}.max_body_bytes"),
+            "must be from 1 to 1073741824 (1 GiB)",
+        ));
     }
 }
 
@@ -261,9 +331,16 @@ pub fn resolve_drain(method: DrainMethod, signals: &[SignalSpec]) -> DrainMethod
 /// The signal a drain of `method` goes through: the first whose kind can carry it out.
 pub fn drain_target(method: DrainMethod, signals: &[SignalSpec]) -> Option<DrainTarget<'_>> {
     let method = resolve_drain(method, signals);
-    signals
-        .iter()
-        .filter_map(|s| s.source().ok())
-        .find(|s| s.drains().contains(&method))
+    let able = || {
+        signals
+            .iter()
+            .filter_map(|s| s.source().ok())
+            .filter(move |s| s.drains().contains(&method))
+    };
+    // A Celery drain goes through the broker when the policy names it (an Airflow pool with a
+    // `celery:` signal next to its `airflow:` one): that drain stops the victim's consumers.
+    able()
+        .find(|s| s.kind() == SourceKind::Celery)
+        .or_else(|| able().next())
         .and_then(|s| s.drain_target())
 }

@@ -6,9 +6,12 @@
 pub mod airflow;
 pub mod airflow_auth;
 pub mod airflow_db;
+pub mod celery;
+pub mod celery_broker;
 pub mod error;
 pub mod http;
 pub mod presto;
+pub mod resp;
 pub mod secret;
 pub mod spark;
 pub mod trino;
@@ -20,7 +23,8 @@ pub use error::SourceError;
 
 use crate::engine::Signal;
 use crate::policy::signals::{
-    AirflowDbSignal, AirflowSignal, PrestoSignal, SignalSpec, SparkSignal, TrinoSignal,
+    AirflowDbSignal, AirflowSignal, CelerySignal, PrestoSignal, SignalSpec, SparkSignal,
+    TrinoSignal,
 };
 use crate::policy::source::SourceBuilder;
 use crate::time::Timestamp;
@@ -75,6 +79,9 @@ impl SourceBuilder for Builder {
     }
     fn spark(&self, s: &SparkSignal) -> Self::Out {
         Box::new(spark::SparkSource::new(s))
+    }
+    fn celery(&self, s: &CelerySignal) -> Self::Out {
+        Box::new(celery::CelerySource::new(s))
     }
 }
 
@@ -176,6 +183,7 @@ mod tests {
             airflow: None,
             airflow_db: None,
             spark: None,
+            celery: None,
             per_worker: 1.0,
         };
         let err = build(&spec).poll().await.unwrap_err();

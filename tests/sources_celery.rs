@@ -1,0 +1,191 @@
+//! The `celery:` source against real brokers and real Celery 5 workers
+//! (tests/peers/redis.sh, rabbitmq.sh, celery.sh):
+//!
+//! 1. with no worker online, the demand is exactly the enqueued backlog (waiting only, running
+//!    0, no worker answered), including on Redis a task sent with priority 9 (kombu's
+//!    `queue\x06\x169` list);
+//! 2. with a worker of concurrency 2 online, it answers `inspect active`: running tasks show up
+//!    (running ≥ 1, one worker) while the demand never exceeds the backlog;
+//! 3. every task then runs exactly once (the ledger), and the drained queue reads 0.
+//!
+//! Each poll's latency is printed (`--nocapture`) for the closing note.
+
+mod support;
+
+use std::time::Duration;
+
+use poolpilot::policy::CelerySignal;
+use poolpilot::sources::MetricSource;
+use poolpilot::sources::celery::CelerySource;
+use poolpilot::time::Timestamp;
+use support::celery::{CeleryPeers, Worker, enqueue, ledger_path, read_ledger};
+use support::wait_until;
+
+struct Case {
+    label: &'static str,
+    /// What poolpilot reads.
+    signal: CelerySignal,
+    /// What the workers and the producer connect to.
+    worker_broker: String,
+}
+
+fn signal(json: serde_json::Value) -> CelerySignal {
+    serde_json::from_value(json).unwrap()
+}
+
+async fn timed_poll(source: &CelerySource) -> (poolpilot::sources::Reading, Duration) {
+    let t0 = Timestamp::now();
+    let reading = source.poll().await.unwrap_or_else(|e| panic!("poll: {e}"));
+    (reading, Timestamp::now().since(t0))
+}
+
+async fn backlog_then_worker(peers: CeleryPeers, case: Case, priority_task: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger_path(dir.path(), case.label);
+    let queue = case.signal.queues[0].clone();
+    let source = CelerySource::new(&case.signal);
+
+    let tags: Vec<String> = (0..5).map(|i| format!("{}-t{i}", case.label)).collect();
+    enqueue(&peers, &case.worker_broker, &queue, &tags, 2.0);
+    let mut expected = 5.0;
+    if priority_task {
+        let script = format!(
+            "import celery_app\ncelery_app.sleep.apply_async(('{}-prio', 0.5), queue={queue:?}, priority=9)\n",
+            case.label
+        );
+        let ok = std::process::Command::new(&peers.python)
+            .args(["-c", &script])
+            .current_dir(&peers.app_dir)
+            .env("CELERY_BROKER", &case.worker_broker)
+            .env("CELERY_LEDGER", "/dev/null")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        expected += 1.0;
+    }
+
+    // 1. Zero workers: the backlog alone. (RabbitMQ's figures lag up to its stats interval.)
+    let mut last = None;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let source = &source;
+            let last = &mut last;
+            async move {
+                let (r, took) = timed_poll(source).await;
+                let ok = r.demand == expected;
+                *last = Some((r, took));
+                ok
+            }
+        })
+        .await,
+        "{}: demand equals the backlog: {last:?}",
+        case.label
+    );
+    let (reading, took) = last.clone().unwrap();
+    assert_eq!(reading.raw_value("waiting"), Some(expected));
+    assert_eq!(reading.raw_value(&format!("waiting:{queue}")), Some(expected));
+    assert_eq!(reading.raw_value("running"), Some(0.0));
+    assert_eq!(reading.raw_value("workers"), Some(0.0));
+    println!(
+        "{}: poll with no worker took {} ms: {:?}",
+        case.label,
+        took.as_millis(),
+        reading.raw
+    );
+
+    // 2. One worker, concurrency 2: it answers, and runs tasks.
+    let _worker = Worker::start(
+        &peers,
+        &case.worker_broker,
+        &format!("{}-w1", case.label),
+        &queue,
+        2,
+        &ledger,
+        dir.path(),
+    );
+    let mut seen = None;
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let source = &source;
+            let seen = &mut seen;
+            async move {
+                let (r, took) = timed_poll(source).await;
+                assert!(r.demand <= expected, "demand {} above the backlog", r.demand);
+                let running = r.raw_value("running") == Some(2.0) && r.raw_value("workers") == Some(1.0);
+                *seen = Some((r, took));
+                running
+            }
+        })
+        .await,
+        "{}: the worker's running tasks are seen: {seen:?}",
+        case.label
+    );
+    let (reading, took) = seen.unwrap();
+    println!(
+        "{}: poll with one busy worker took {} ms: {:?}",
+        case.label,
+        took.as_millis(),
+        reading.raw
+    );
+
+    // 3. Everything runs exactly once, then the demand is 0 (workers still answer).
+    assert!(
+        wait_until(Duration::from_secs(40), || async {
+            read_ledger(&ledger).done.len() == expected as usize
+        })
+        .await,
+        "{}: all tasks finish: {:?}",
+        case.label,
+        read_ledger(&ledger)
+    );
+    let l = read_ledger(&ledger);
+    for (tag, nodes) in &l.started {
+        assert_eq!(nodes.len(), 1, "{tag} started once: {nodes:?}");
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            source.poll().await.is_ok_and(|r| r.demand == 0.0)
+        })
+        .await,
+        "{}: an empty queue and idle worker read 0",
+        case.label
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_backlog_then_a_real_worker() {
+    let Some(peers) = CeleryPeers::get() else {
+        return;
+    };
+    let queue = format!("pp-src-{}", std::process::id());
+    let broker = format!("{}/1", peers.redis);
+    let case = Case {
+        label: "redis",
+        signal: signal(serde_json::json!({
+            "broker": broker, "queues": [queue], "timeout": "5s", "reply_window": "1s"
+        })),
+        worker_broker: broker.clone(),
+    };
+    backlog_then_worker(peers, case, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_backlog_then_a_real_worker() {
+    let Some(peers) = CeleryPeers::get() else {
+        return;
+    };
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), &peers.rabbit_password).unwrap();
+    let queue = format!("pp-src-{}", std::process::id());
+    let case = Case {
+        label: "rabbitmq",
+        signal: signal(serde_json::json!({
+            "broker": peers.amqp_without_password(), "queues": [queue],
+            "management": peers.management, "password": {"file": secret.path()},
+            "timeout": "5s", "reply_window": "1s"
+        })),
+        worker_broker: peers.amqp.clone(),
+    };
+    backlog_then_worker(peers, case, false).await;
+}
