@@ -52,7 +52,8 @@ CONF
   /usr/lib/rabbitmq/bin/rabbitmqctl -q add_user poolpilot poolpilot-pw >&2
   /usr/lib/rabbitmq/bin/rabbitmqctl -q set_user_tags poolpilot administrator >&2
   /usr/lib/rabbitmq/bin/rabbitmqctl -q set_permissions -p / poolpilot '.*' '.*' '.*' >&2
-  wait_http "http://127.0.0.1:$MGMT_PORT/api/overview" 60 ||
+  wait_for "rabbitmq management on $MGMT_PORT" 60 \
+    curl -sf -o /dev/null --max-time 2 -u poolpilot:poolpilot-pw "http://127.0.0.1:$MGMT_PORT/api/overview" ||
     peer_failed rabbitmq "$PEERS_RUN/rabbitmq.log" "$MGMT_PORT"
   echo "export CELERY_AMQP_URL=amqp://poolpilot:poolpilot-pw@127.0.0.1:$AMQP_PORT//"
   echo "export RABBITMQ_MGMT_URL=http://127.0.0.1:$MGMT_PORT"

@@ -170,3 +170,111 @@ pub fn ledger_path(dir: &Path, name: &str) -> PathBuf {
     std::fs::write(&path, "").unwrap();
     path
 }
+
+/// What a [`CeleryAgent`] saw.
+#[derive(Debug, Default, Clone)]
+pub struct CeleryAgentLog {
+    /// The group's desired capacity, one entry per change.
+    pub desired: Vec<i32>,
+    /// Instances that booted a worker (node `celery@<instance id>`), in boot order.
+    pub booted: Vec<String>,
+    /// Instances that left the group; their worker was killed like the machine.
+    pub terminated: Vec<String>,
+}
+
+impl CeleryAgentLog {
+    pub fn desired_now(&self) -> i32 {
+        self.desired.last().copied().unwrap_or(-1)
+    }
+}
+
+/// Plays EC2 user-data for a moto Auto Scaling group: every InService instance runs a real
+/// `celery worker -n celery@<instance id>` against the test's broker; a terminated instance's
+/// worker is SIGKILLed (a machine going away, no warm shutdown). Stops every worker on drop.
+pub struct CeleryAgent {
+    pub log: std::sync::Arc<std::sync::Mutex<CeleryAgentLog>>,
+    task: tokio::task::JoinHandle<()>,
+    workers: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Worker>>>,
+}
+
+pub struct AgentSpec {
+    pub endpoint: String,
+    pub group: String,
+    pub peers: CeleryPeers,
+    pub broker: String,
+    pub queue: String,
+    pub concurrency: u32,
+    pub ledger: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl CeleryAgent {
+    pub fn start(spec: AgentSpec) -> CeleryAgent {
+        use std::sync::{Arc, Mutex};
+        let log = Arc::new(Mutex::new(CeleryAgentLog::default()));
+        let workers: Arc<Mutex<BTreeMap<String, Worker>>> = Arc::default();
+        let (log2, workers2) = (log.clone(), workers.clone());
+        let task = tokio::spawn(async move {
+            let asg = super::moto::asg_client(&spec.endpoint);
+            loop {
+                if let Ok(out) = asg
+                    .describe_auto_scaling_groups()
+                    .auto_scaling_group_names(&spec.group)
+                    .send()
+                    .await
+                    && let Some(group) = out.auto_scaling_groups().first()
+                {
+                    let desired = group.desired_capacity().unwrap_or(-1);
+                    let in_service: Vec<String> = group
+                        .instances()
+                        .iter()
+                        .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+                        .filter_map(|i| i.instance_id().map(str::to_owned))
+                        .collect();
+                    let mut log = log2.lock().unwrap();
+                    if log.desired_now() != desired {
+                        log.desired.push(desired);
+                    }
+                    let mut workers = workers2.lock().unwrap();
+                    let gone: Vec<String> = workers
+                        .keys()
+                        .filter(|id| !in_service.contains(id))
+                        .cloned()
+                        .collect();
+                    for id in gone {
+                        workers.remove(&id);
+                        log.terminated.push(id);
+                    }
+                    for id in in_service {
+                        if !log.booted.contains(&id) {
+                            let w = Worker::start(
+                                &spec.peers,
+                                &spec.broker,
+                                &id,
+                                &spec.queue,
+                                spec.concurrency,
+                                &spec.ledger,
+                                &spec.dir,
+                            );
+                            workers.insert(id.clone(), w);
+                            log.booted.push(id);
+                        }
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        });
+        CeleryAgent { log, task, workers }
+    }
+
+    pub fn snapshot(&self) -> CeleryAgentLog {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for CeleryAgent {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.workers.lock().unwrap().clear();
+    }
+}

@@ -11,12 +11,14 @@
 //! - [`faulty_http`]: a raw-TCP server that misbehaves on purpose
 //! - [`trino_fixture`]: a Trino / Presto coordinator fixture
 //! - [`sim`]: the shared traces of the simulator tests
+//! - [`celery`]: real Celery workers, tasks and their ledger (Redis / RabbitMQ brokers)
 //!
 //! Every test binary compiles all of it and uses a part, so unused items are not warned about
 //! here (`dead_code` is allowed for the whole module tree).
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod celery;
 pub mod daemon;
 pub mod faulty_http;
 pub mod kube;
