@@ -104,6 +104,7 @@ const SCENARIOS: &[&str] = &[
     "kth-sp2.yaml",
     "lcg.yaml",
     "alibaba-2017.yaml",
+    "superset-celery-generated.yaml",
 ];
 
 #[test]
@@ -119,6 +120,11 @@ fn airflow_generated() {
 #[test]
 fn spark_generated() {
     run_scenario("spark-generated.yaml");
+}
+
+#[test]
+fn superset_celery_generated() {
+    run_scenario("superset-celery-generated.yaml");
 }
 
 #[test]

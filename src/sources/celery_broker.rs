@@ -414,19 +414,17 @@ impl Broker for RabbitBroker {
     async fn waiting(&self, queues: &[String]) -> Result<Vec<u64>, SourceError> {
         let mut out = Vec::with_capacity(queues.len());
         for queue in queues {
+            // A 404 here (no such queue or vhost, or not a management API at all) is an error,
+            // not "nothing waiting": a wrong URL must never read as zero demand.
             let url = self.url(&["queues", &self.vhost, queue])?;
-            // A queue nobody declared yet holds nothing (404).
-            let ready = match self
-                .call(Method::GET, &["queues", &self.vhost, queue], None)
-                .await?
-            {
-                None => 0,
-                Some(body) => {
-                    parse_rabbit_queue(&body)
-                        .map_err(|e| e.at(&redact(&url)))?
-                        .0
-                }
-            };
+            let answer = self
+                .http
+                .send(Method::GET, &url, HeaderMap::new(), Credentials::Options, None)
+                .await?;
+            let body = check_status(&url, answer)?;
+            let ready = parse_rabbit_queue(&body)
+                .map_err(|e| e.at(&redact(&url)))?
+                .0;
             out.push(ready);
         }
         Ok(out)
