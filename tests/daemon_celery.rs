@@ -16,9 +16,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::celery::{
-    AgentSpec, CeleryAgent, CeleryPeers, enqueue, ledger_path, read_ledger,
-};
+use support::celery::{AgentSpec, CeleryAgent, CeleryPeers, enqueue, ledger_path, read_ledger};
 use support::daemon::Daemon;
 use support::moto::{AWS_ENV, delete_group, loopback_group};
 use support::wait_until;
@@ -97,7 +95,15 @@ async fn celery_pools_on_redis_and_rabbitmq_scale_up_and_down_keeping_the_busy_w
 
     let redis_broker = format!("{}/2", peers.redis);
     let pools = [
-        setup_pool("redis", &peers, &endpoint, redis_broker.clone(), octet, dir.path()).await,
+        setup_pool(
+            "redis",
+            &peers,
+            &endpoint,
+            redis_broker.clone(),
+            octet,
+            dir.path(),
+        )
+        .await,
         setup_pool(
             "rabbitmq",
             &peers,
@@ -132,14 +138,22 @@ async fn celery_pools_on_redis_and_rabbitmq_scale_up_and_down_keeping_the_busy_w
             "{}: the first instance boots a worker",
             p.label
         );
-        enqueue(&peers, &p.broker, &p.queue, &[format!("{}-long", p.label)], LONG_TASK_SECS);
+        enqueue(
+            &peers,
+            &p.broker,
+            &p.queue,
+            &[format!("{}-long", p.label)],
+            LONG_TASK_SECS,
+        );
     }
     let mut busy = Vec::new();
     for p in &pools {
         let first = p.agent.snapshot().booted[0].clone();
         assert!(
             wait_until(Duration::from_secs(60), || async {
-                read_ledger(&p.ledger).started.contains_key(&format!("{}-long", p.label))
+                read_ledger(&p.ledger)
+                    .started
+                    .contains_key(&format!("{}-long", p.label))
             })
             .await,
             "{}: the long task starts",
@@ -155,7 +169,12 @@ async fn celery_pools_on_redis_and_rabbitmq_scale_up_and_down_keeping_the_busy_w
     for p in &pools {
         std::fs::write(
             policies.join(format!("{}.yaml", p.label)),
-            policy(&format!("celery-{}", p.label), &celery_of(p), &p.group, &endpoint),
+            policy(
+                &format!("celery-{}", p.label),
+                &celery_of(p),
+                &p.group,
+                &endpoint,
+            ),
         )
         .unwrap();
     }
@@ -175,7 +194,9 @@ async fn celery_pools_on_redis_and_rabbitmq_scale_up_and_down_keeping_the_busy_w
 
     // 1. A backlog: scale up to max.
     for p in &pools {
-        let tags: Vec<String> = (0..SHORT_TASKS).map(|i| format!("{}-s{i}", p.label)).collect();
+        let tags: Vec<String> = (0..SHORT_TASKS)
+            .map(|i| format!("{}-s{i}", p.label))
+            .collect();
         enqueue(&peers, &p.broker, &p.queue, &tags, SHORT_TASK_SECS);
     }
     for p in &pools {
@@ -239,7 +260,12 @@ async fn celery_pools_on_redis_and_rabbitmq_scale_up_and_down_keeping_the_busy_w
         let l = read_ledger(&p.ledger);
         assert_eq!(l.done[&long], [format!("celery@{busy}")], "{}", p.label);
         assert_eq!(l.started.len(), SHORT_TASKS + 1, "{}: {l:?}", p.label);
-        assert_eq!(l.done.len(), SHORT_TASKS + 1, "{}: nothing lost: {l:?}", p.label);
+        assert_eq!(
+            l.done.len(),
+            SHORT_TASKS + 1,
+            "{}: nothing lost: {l:?}",
+            p.label
+        );
         for (tag, nodes) in l.started.iter().chain(l.done.iter()) {
             assert_eq!(nodes.len(), 1, "{}: {tag} ran once: {nodes:?}", p.label);
         }

@@ -88,7 +88,10 @@ async fn backlog_then_worker(peers: CeleryPeers, case: Case, priority_task: bool
     let (ok, (reading, took)) = poll_until(&source, 40, |r| r.demand == expected).await;
     assert!(ok, "{}: demand equals the backlog: {reading:?}", case.label);
     assert_eq!(reading.raw_value("waiting"), Some(expected));
-    assert_eq!(reading.raw_value(&format!("waiting:{queue}")), Some(expected));
+    assert_eq!(
+        reading.raw_value(&format!("waiting:{queue}")),
+        Some(expected)
+    );
     assert_eq!(reading.raw_value("running"), Some(0.0));
     assert_eq!(reading.raw_value("workers"), Some(0.0));
     println!(
@@ -122,7 +125,11 @@ async fn backlog_then_worker(peers: CeleryPeers, case: Case, priority_task: bool
         r.raw_value("running") == Some(2.0) && r.raw_value("workers") == Some(1.0)
     })
     .await;
-    assert!(ok, "{}: the worker's running tasks are seen: {reading:?}", case.label);
+    assert!(
+        ok,
+        "{}: the worker's running tasks are seen: {reading:?}",
+        case.label
+    );
     println!(
         "{}: poll with one busy worker took {} ms: {:?}",
         case.label,

@@ -426,7 +426,9 @@ async fn celery_redis_broker_faults_hold_the_pool() {
         ("never answers", Some(None), SignalFault::Timeout),
         (
             "WRONGTYPE (the queue key is not a list)",
-            Some(Some(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n")),
+            Some(Some(
+                b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+            )),
             SignalFault::Malformed,
         ),
         (
@@ -434,7 +436,11 @@ async fn celery_redis_broker_faults_hold_the_pool() {
             Some(Some(b"-NOAUTH Authentication required.\r\n")),
             SignalFault::Auth,
         ),
-        ("not RESP", Some(Some(b"HTTP/1.1 400 Bad Request\r\n\r\n")), SignalFault::Malformed),
+        (
+            "not RESP",
+            Some(Some(b"HTTP/1.1 400 Bad Request\r\n\r\n")),
+            SignalFault::Malformed,
+        ),
         (
             "wrong reply type (a string for LLEN)",
             Some(Some(b"$3\r\nabc\r\n")),
@@ -455,9 +461,15 @@ async fn celery_redis_broker_faults_hold_the_pool() {
         let result = source.poll().await;
         let took = Timestamp::now().since(started);
         let cell = format!("celery redis × {name}");
-        let err = result.as_ref().err().unwrap_or_else(|| panic!("{cell}: got {result:?}"));
+        let err = result
+            .as_ref()
+            .err()
+            .unwrap_or_else(|| panic!("{cell}: got {result:?}"));
         assert_eq!(err.fault(), expected, "{cell}: {err}");
-        assert!(took < Duration::from_millis(TIMEOUT_MS * 3), "{cell}: took {took:?}");
+        assert!(
+            took < Duration::from_millis(TIMEOUT_MS * 3),
+            "{cell}: took {took:?}"
+        );
         let (signal, _) = sources::to_signal(&result, Timestamp::from_secs(1_800_000_000), None);
         assert_engine_holds(&policy, signal, &cell);
     }

@@ -219,13 +219,16 @@ impl BrokerDrainer {
     }
 
     fn broker(&self) -> Result<&Arc<dyn Broker>, DrainError> {
-        self.broker.as_ref().map_err(|e| DrainError::Rejected {
-            message: e.clone(),
-        })
+        self.broker
+            .as_ref()
+            .map_err(|e| DrainError::Rejected { message: e.clone() })
     }
 
     /// Tasks held (active + reserved) per node that answered; `destination` narrows the ask.
-    async fn held(&self, destination: Option<Vec<String>>) -> Result<HashMap<String, u64>, DrainError> {
+    async fn held(
+        &self,
+        destination: Option<Vec<String>>,
+    ) -> Result<HashMap<String, u64>, DrainError> {
         let cmds = ["active", "reserved"].map(|method| Command {
             destination: destination.clone(),
             ..Command::new(method)
@@ -552,7 +555,11 @@ mod broker_tests {
         let broker = FakeBroker::with(&[("celery@w0", 2), ("celery@w1", 0), ("celery@w2", 1)]);
         let d = drainer(&broker);
         let ranked = d
-            .rank(vec![Member::new("w0"), Member::new("w1"), Member::new("w2")])
+            .rank(vec![
+                Member::new("w0"),
+                Member::new("w1"),
+                Member::new("w2"),
+            ])
             .await
             .unwrap();
         let ids: Vec<&str> = ranked.iter().map(|m| m.id.as_str()).collect();
@@ -569,7 +576,10 @@ mod broker_tests {
             .collect();
         assert_eq!(
             cancel,
-            [("cancel_consumer".to_string(), Some(vec!["celery@w2".to_string()]))]
+            [(
+                "cancel_consumer".to_string(),
+                Some(vec!["celery@w2".to_string()])
+            )]
         );
         assert!(!d.is_drained(&busy).await.unwrap(), "still running a task");
         broker.set_held("celery@w2", 0);
@@ -588,7 +598,10 @@ mod broker_tests {
         let last = broker.sent().last().cloned().unwrap();
         assert_eq!(
             last,
-            ("add_consumer".to_string(), Some(vec!["celery@w0".to_string()]))
+            (
+                "add_consumer".to_string(),
+                Some(vec!["celery@w0".to_string()])
+            )
         );
         // Nothing to undo twice.
         d.restore(&m).await.unwrap();
@@ -625,7 +638,10 @@ mod broker_tests {
                 .unwrap_err()
                 .is_transient()
         );
-        let nodes = ["celery@w1.pods.svc".to_string(), "celery@ip-10-0-0-7".to_string()];
+        let nodes = [
+            "celery@w1.pods.svc".to_string(),
+            "celery@ip-10-0-0-7".to_string(),
+        ];
         assert_eq!(
             node_of(&Member::new("w1"), &nodes).as_deref(),
             Some("celery@w1.pods.svc")

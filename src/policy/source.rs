@@ -298,7 +298,10 @@ fn check_celery(base: &str, c: &CelerySignal, out: &mut Vec<super::problem::Prob
         }
     }
     if c.timeout < Duration::from_millis(100) || c.timeout > Duration::from_secs(600) {
-        out.push(problem(format!("{base}.timeout"), "must be from 100ms to 10m"));
+        out.push(problem(
+            format!("{base}.timeout"),
+            "must be from 100ms to 10m",
+        ));
     }
     if c.reply_window.is_zero() || c.reply_window >= c.timeout {
         out.push(problem(

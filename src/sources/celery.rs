@@ -87,9 +87,9 @@ pub fn parse_broker(url: &str) -> Result<BrokerUrl, String> {
         "redis" => {
             let db = match parsed.path().trim_start_matches('/') {
                 "" => 0,
-                n => n
-                    .parse::<u32>()
-                    .map_err(|_| format!("`{url}`: the Redis database must be a number, not `{n}`"))?,
+                n => n.parse::<u32>().map_err(|_| {
+                    format!("`{url}`: the Redis database must be a number, not `{n}`")
+                })?,
             };
             Ok(BrokerUrl::Redis {
                 host,
@@ -517,7 +517,11 @@ mod tests {
         assert!(parse_broker("sqs://x").unwrap_err().contains("sqs"));
         assert!(parse_broker("redis:///0").unwrap_err().contains("host"));
         assert!(parse_broker("redis://h/x").unwrap_err().contains("number"));
-        assert!(parse_broker("redis://:pw@h/0").unwrap_err().contains("inline"));
+        assert!(
+            parse_broker("redis://:pw@h/0")
+                .unwrap_err()
+                .contains("inline")
+        );
         assert!(parse_broker("rediss://h/0").unwrap_err().contains("TLS"));
         assert!(parse_broker("not a url").is_err());
     }
@@ -531,7 +535,12 @@ mod tests {
         assert_eq!(keys[3], "superset\x06\x169");
         let shown = keys
             .iter()
-            .map(|k| format!("\"{}\"", k.replace('\x06', "\\x06").replace('\x16', "\\x16")))
+            .map(|k| {
+                format!(
+                    "\"{}\"",
+                    k.replace('\x06', "\\x06").replace('\x16', "\\x16")
+                )
+            })
             .collect::<Vec<_>>()
             .join(" ");
         assert!(capture.contains(&format!("\"BRPOP\" {shown}")), "{shown}");
@@ -630,7 +639,8 @@ mod tests {
 
     #[test]
     fn rabbit_queue_figures() {
-        let body = br#"{"name":"superset","messages_ready":7,"messages_unacknowledged":2,"consumers":1}"#;
+        let body =
+            br#"{"name":"superset","messages_ready":7,"messages_unacknowledged":2,"consumers":1}"#;
         assert_eq!(parse_rabbit_queue(body).unwrap(), (7, 2));
         // Just declared: no figures yet.
         assert_eq!(parse_rabbit_queue(br#"{"name":"q"}"#).unwrap(), (0, 0));

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::celery::{
     BrokerUrl, Command, PIDBOX_EXCHANGE, REPLY_EXCHANGE, Reply, parse_broker, parse_rabbit_get,
-    parse_rabbit_queue, parse_redis_reply, rabbit_publish_body, redacted_broker,
-    redis_envelope, redis_fanout_channel, redis_queue_keys, redis_reply_binding, reply_queue,
+    parse_rabbit_queue, parse_redis_reply, rabbit_publish_body, redacted_broker, redis_envelope,
+    redis_fanout_channel, redis_queue_keys, redis_reply_binding, reply_queue,
 };
 use super::error::SourceError;
 use super::http::{Credentials, HttpClient, check_status, redact};
@@ -393,8 +393,10 @@ impl RabbitBroker {
                 .call(
                     Method::POST,
                     &["queues", vh, queue, "get"],
-                    Some(&json!({"count": REPLY_BATCH, "ackmode": "ack_requeue_false",
-                                 "encoding": "auto"})),
+                    Some(
+                        &json!({"count": REPLY_BATCH, "ackmode": "ack_requeue_false",
+                                 "encoding": "auto"}),
+                    ),
                 )
                 .await?
                 .unwrap_or_default();
@@ -419,7 +421,13 @@ impl Broker for RabbitBroker {
             let url = self.url(&["queues", &self.vhost, queue])?;
             let answer = self
                 .http
-                .send(Method::GET, &url, HeaderMap::new(), Credentials::Options, None)
+                .send(
+                    Method::GET,
+                    &url,
+                    HeaderMap::new(),
+                    Credentials::Options,
+                    None,
+                )
                 .await?;
             let body = check_status(&url, answer)?;
             let ready = parse_rabbit_queue(&body)

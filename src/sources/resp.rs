@@ -141,7 +141,10 @@ impl Connection {
         };
         if let Some(pw) = password {
             match username {
-                Some(user) => con.query(&[b"AUTH", user.as_bytes(), pw.as_bytes()]).await?,
+                Some(user) => {
+                    con.query(&[b"AUTH", user.as_bytes(), pw.as_bytes()])
+                        .await?
+                }
                 None => con.query(&[b"AUTH", pw.as_bytes()]).await?,
             };
         }
@@ -154,7 +157,11 @@ impl Connection {
     /// Sends one command and reads its reply.
     pub async fn query(&mut self, args: &[&[u8]]) -> Result<Value, RespError> {
         let io = |e: std::io::Error| RespError::Io(e.to_string());
-        self.stream.get_mut().write_all(&encode(args)).await.map_err(io)?;
+        self.stream
+            .get_mut()
+            .write_all(&encode(args))
+            .await
+            .map_err(io)?;
         loop {
             if let Some((value, used)) = parse_reply(&self.buf)? {
                 self.buf.drain(..used);
@@ -194,10 +201,7 @@ mod tests {
 
     #[test]
     fn parses_each_reply_type_and_waits_for_more_bytes() {
-        assert_eq!(
-            parse_reply(b":42\r\n").unwrap(),
-            Some((Value::Int(42), 5))
-        );
+        assert_eq!(parse_reply(b":42\r\n").unwrap(), Some((Value::Int(42), 5)));
         assert_eq!(
             parse_reply(b"+OK\r\n").unwrap(),
             Some((Value::Simple("OK".into()), 5))
@@ -206,8 +210,14 @@ mod tests {
             parse_reply(b"$3\r\nabc\r\n").unwrap(),
             Some((Value::Bulk(Some(b"abc".to_vec())), 9))
         );
-        assert_eq!(parse_reply(b"$-1\r\n").unwrap(), Some((Value::Bulk(None), 5)));
-        assert_eq!(parse_reply(b"*-1\r\n").unwrap(), Some((Value::Array(None), 5)));
+        assert_eq!(
+            parse_reply(b"$-1\r\n").unwrap(),
+            Some((Value::Bulk(None), 5))
+        );
+        assert_eq!(
+            parse_reply(b"*-1\r\n").unwrap(),
+            Some((Value::Array(None), 5))
+        );
         let arr = b"*2\r\n$1\r\na\r\n:1\r\n";
         assert_eq!(
             parse_reply(arr).unwrap(),
@@ -223,11 +233,18 @@ mod tests {
 
     #[test]
     fn errors_carry_their_code() {
-        let e = parse_reply(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n")
-            .unwrap_err();
+        let e =
+            parse_reply(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n")
+                .unwrap_err();
         assert_eq!(e.code(), Some("WRONGTYPE"));
-        assert!(matches!(parse_reply(b"?x\r\n"), Err(RespError::Protocol(_))));
-        assert!(matches!(parse_reply(b":x\r\n"), Err(RespError::Protocol(_))));
+        assert!(matches!(
+            parse_reply(b"?x\r\n"),
+            Err(RespError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_reply(b":x\r\n"),
+            Err(RespError::Protocol(_))
+        ));
         assert!(matches!(
             parse_reply(b"$99999999999\r\n"),
             Err(RespError::Protocol(_))

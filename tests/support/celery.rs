@@ -87,9 +87,23 @@ impl Worker {
         let log = std::fs::File::create(dir.join(format!("worker-{name}.log"))).unwrap();
         let node = format!("celery@{name}");
         let child = Command::new(&peers.python)
-            .args(["-m", "celery", "-A", "celery_app", "worker", "-n", &node, "-Q", queues])
+            .args([
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "-n",
+                &node,
+                "-Q",
+                queues,
+            ])
             .args(["-c", &concurrency.to_string(), "-O", "fair", "-l", "info"])
-            .args(["--without-heartbeat", "--without-gossip", "--without-mingle"])
+            .args([
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ])
             .current_dir(&peers.app_dir)
             .env("CELERY_BROKER", broker)
             .env("CELERY_LEDGER", ledger)
@@ -160,7 +174,9 @@ pub fn read_ledger(path: &Path) -> Ledger {
             "done" => &mut ledger.done,
             _ => continue,
         };
-        map.entry(tag.to_string()).or_default().push(node.to_string());
+        map.entry(tag.to_string())
+            .or_default()
+            .push(node.to_string());
     }
     ledger
 }
