@@ -421,7 +421,9 @@ fn celery_redis_policy(broker: &str) -> Policy {
 #[tokio::test]
 async fn celery_redis_broker_faults_hold_the_pool() {
     let refused = refused_base().await.replace("http://", "redis://");
-    let cells: Vec<(&str, Option<Option<&'static [u8]>>, SignalFault)> = vec![
+    // (cell, the server: none = refused, Some(None) = silent, Some(Some(reply)), fault)
+    type Server = Option<Option<&'static [u8]>>;
+    let cells: Vec<(&str, Server, SignalFault)> = vec![
         ("connection refused", None, SignalFault::Unreachable),
         ("never answers", Some(None), SignalFault::Timeout),
         (

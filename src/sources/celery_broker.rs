@@ -90,9 +90,19 @@ pub fn build_broker(spec: &CelerySignal) -> Result<Arc<dyn Broker>, String> {
     }
 }
 
-/// A fresh random id in UUID text form (oid, ticket, delivery tag).
+/// A fresh random id in UUID text form (oid, ticket, delivery tag). The generator is seeded
+/// once from the clock and the process id: ids must differ between calls, replicas and
+/// restarts, not be reproducible.
 fn new_id() -> String {
-    let (a, b) = (fastrand::u64(..), fastrand::u64(..));
+    static RNG: std::sync::Mutex<Option<fastrand::Rng>> = std::sync::Mutex::new(None);
+    let (a, b) = {
+        let mut guard = RNG.lock().unwrap();
+        let rng = guard.get_or_insert_with(|| {
+            let seed = (Timestamp::now().0 as u64) ^ (u64::from(std::process::id()) << 40);
+            fastrand::Rng::with_seed(seed)
+        });
+        (rng.u64(..), rng.u64(..))
+    };
     let hex = format!("{a:016x}{b:016x}");
     format!(
         "{}-{}-{}-{}-{}",
