@@ -245,6 +245,25 @@ async fn celery_pools_on_redis_and_rabbitmq_scale_up_and_down_keeping_the_busy_w
         log.contains("\"outcome\":\"drained\""),
         "drains went through the Celery drain: {log}"
     );
+    // The victims were told to stop consuming (Celery logs `Canceling queue <q>` from
+    // `Consumer.cancel_task_queue`, celery/worker/consumer/consumer.py); the busy worker never.
+    for (p, busy) in pools.iter().zip(&busy) {
+        let worker_log = |id: &str| {
+            std::fs::read_to_string(dir.path().join(format!("worker-{id}.log"))).unwrap()
+        };
+        for victim in &p.agent.snapshot().terminated {
+            assert!(
+                worker_log(victim).contains(&format!("Canceling queue {}", p.queue)),
+                "{}: victim {victim} got cancel_consumer before it was removed",
+                p.label
+            );
+        }
+        assert!(
+            !worker_log(busy).contains("Canceling queue"),
+            "{}: the busy worker kept consuming",
+            p.label
+        );
+    }
 
     // 3. The long tasks finish where they started; every task ran exactly once.
     for (p, busy) in pools.iter().zip(&busy) {
