@@ -9,10 +9,13 @@
 //!    most the tasks the worker holds: `messages_ready` lags by the statistics interval);
 //! 3. every task then runs exactly once (the ledger), and the drained queue reads 0.
 //!
+//! 4. Superset's own Celery worker (apache-superset from PyPI) is read the same way.
+//!
 //! Each poll's latency is printed (`--nocapture`) for the closing note.
 
 mod support;
 
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use poolpilot::policy::CelerySignal;
@@ -196,4 +199,99 @@ async fn rabbitmq_backlog_then_a_real_worker() {
         worker_broker: peers.amqp.clone(),
     };
     backlog_then_worker(peers, case, false).await;
+}
+
+/// Superset's own Celery worker (`celery --app=superset.tasks.celery_app:app worker`, from
+/// `pip install apache-superset`, tests/peers/superset.sh) on Redis: with no worker, Superset
+/// tasks sent by name wait in its default queue `celery` and are the demand; once the worker
+/// is up it answers `inspect active`/`reserved` (one worker) and empties the queue. (The tasks
+/// themselves fail on the test's empty SQLite metadata DB; only their passage through the
+/// broker matters here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn superset_worker_on_redis() {
+    let Some(peers) = CeleryPeers::get() else {
+        return;
+    };
+    let vars = ["SUPERSET_PYTHON", "SUPERSET_CONFIG_PATH"].map(support::peer);
+    let [Some(python), Some(config)] = vars else {
+        return;
+    };
+    let broker = format!("{}/4", peers.redis);
+    let source = CelerySource::new(&signal(serde_json::json!({
+        "broker": broker, "queues": ["celery"], "timeout": "5s", "reply_window": "1s"
+    })));
+    let config_dir = std::path::Path::new(&config)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let run = |args: &[&str]| {
+        let mut c = std::process::Command::new(&python);
+        c.args(args)
+            .current_dir(&config_dir)
+            .env("SUPERSET_CONFIG_PATH", &config)
+            .env("CELERY_BROKER", &broker);
+        c
+    };
+    let sent = run(&[
+        "-c",
+        "from superset.tasks.celery_app import app\nfor _ in range(3): app.send_task('prune_logs', queue='celery')\n",
+    ])
+    .status()
+    .unwrap();
+    assert!(sent.success());
+    let (ok, (reading, took)) = poll_until(&source, 20, |r| r.demand == 3.0).await;
+    assert!(ok, "three Superset tasks wait: {reading:?}");
+    assert_eq!(reading.raw_value("workers"), Some(0.0));
+    println!("superset: poll with no worker took {} ms", took.as_millis());
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("superset-worker.log")).unwrap();
+    let child = run(&[
+        "-m",
+        "celery",
+        "--app=superset.tasks.celery_app:app",
+        "worker",
+        "-n",
+        "celery@superset-w1",
+        "-Q",
+        "celery",
+        "-c",
+        "1",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+    ])
+    .stdout(log.try_clone().unwrap())
+    .stderr(log)
+    .process_group(0)
+    .spawn()
+    .unwrap();
+    let _worker = KillGroup(child);
+    let (ok, (reading, took)) = poll_until(&source, 120, |r| {
+        r.raw_value("workers") == Some(1.0) && r.raw_value("waiting") == Some(0.0)
+    })
+    .await;
+    assert!(
+        ok,
+        "Superset's worker answers and empties its queue: {reading:?}\n{}",
+        std::fs::read_to_string(dir.path().join("superset-worker.log")).unwrap_or_default()
+    );
+    println!(
+        "superset: poll with Superset's worker took {} ms: {:?}",
+        took.as_millis(),
+        reading.raw
+    );
+}
+
+/// Kills a child's whole process group on drop.
+struct KillGroup(std::process::Child);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the child's own process group (process_group(0)).
+        unsafe {
+            libc::kill(-(self.0.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.0.wait();
+    }
 }
