@@ -6,6 +6,9 @@
 # `pip install apache-superset` resolves unpinned: it picked flask-caching 2.5.1, whose cache
 # factory passes `ignore_delete_many_errors`, which Superset 6.1.0's SupersetMetastoreCache
 # rejects (TypeError at import of superset.tasks.celery_app); flask-caching is pinned to 2.3.1.
+# It also picked celery/kombu 5.7.0, whose Redis transport requires redis-py >= 6.1.0 while
+# Superset pins redis<6.0 (kombu.exceptions.VersionMismatch when the worker connects): celery
+# 5.5.3 / kombu 5.5.4 are pinned.
 #
 # Exports: SUPERSET_PYTHON, SUPERSET_CONFIG_PATH (SQLite metadata DB, broker from CELERY_BROKER)
 source "$(dirname "$0")/lib.sh"
@@ -15,9 +18,10 @@ SS_DIR=$PEERS_CACHE/superset
 
 install() {
   local py; py="$(venv superset)/bin/python"
-  if ! "$py" -c "import importlib.metadata as m, sys; sys.exit(m.version('apache-superset') != '$SUPERSET_VERSION' or m.version('flask-caching') != '2.3.1')" 2>/dev/null; then
+  if ! "$py" -c "import importlib.metadata as m, sys; sys.exit(m.version('apache-superset') != '$SUPERSET_VERSION' or m.version('flask-caching') != '2.3.1' or m.version('kombu') != '5.5.4')" 2>/dev/null; then
     log "installing apache-superset==$SUPERSET_VERSION (several minutes)"
-    "$py" -m pip install -q "apache-superset==$SUPERSET_VERSION" "flask-caching==2.3.1" >&2
+    "$py" -m pip install -q "apache-superset==$SUPERSET_VERSION" "flask-caching==2.3.1" \
+      "celery==5.5.3" "kombu==5.5.4" >&2
   fi
 }
 
