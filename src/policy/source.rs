@@ -347,3 +347,41 @@ pub fn drain_target(method: DrainMethod, signals: &[SignalSpec]) -> Option<Drain
         .or_else(|| able().next())
         .and_then(|s| s.drain_target())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signals(yaml: &str) -> Vec<SignalSpec> {
+        let text = format!(
+            "pool: p\nsignals:\n{yaml}workers:\n  kubernetes: {{ namespace: ns, deployment: w }}\nbounds: {{ min: 1, max: 5 }}\n"
+        );
+        super::super::load_str(&text, "p.yaml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .spec
+            .signals
+    }
+
+    #[test]
+    fn a_celery_drain_goes_through_the_broker_when_the_policy_names_one() {
+        let both = signals(
+            "  - airflow: { api: \"http://airflow:8080\" }\n    per_worker: 16\n\
+             \x20 - celery: { broker: \"redis://redis:6379/0\", queues: [default] }\n    per_worker: 16\n",
+        );
+        assert_eq!(resolve_drain(DrainMethod::Auto, &both), DrainMethod::Celery);
+        assert!(matches!(
+            drain_target(DrainMethod::Celery, &both),
+            Some(DrainTarget::CeleryBroker(c)) if c.queues == ["default"]
+        ));
+        let airflow_only =
+            signals("  - airflow: { api: \"http://airflow:8080\" }\n    per_worker: 16\n");
+        assert!(matches!(
+            drain_target(DrainMethod::Celery, &airflow_only),
+            Some(DrainTarget::Airflow(_))
+        ));
+        assert_eq!(
+            SourceKind::that_drain(DrainMethod::Celery),
+            ["airflow", "airflow_db", "celery"]
+        );
+    }
+}
