@@ -110,7 +110,15 @@ fn no_script_listens_inside_the_ephemeral_port_range() {
 /// Each peer script's own port assignments are found and lie outside the range.
 #[test]
 fn every_peer_script_declares_its_ports_outside_the_range() {
-    for peer in ["airflow", "kube", "moto", "prometheus", "spark"] {
+    for peer in [
+        "airflow",
+        "kube",
+        "moto",
+        "prometheus",
+        "spark",
+        "redis",
+        "rabbitmq",
+    ] {
         let file = root().join(format!("tests/peers/{peer}.sh"));
         let text = std::fs::read_to_string(&file).unwrap();
         let ports: Vec<u32> = text.lines().map(code_of).flat_map(port_numbers).collect();

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_PEERS=(spark airflow moto kube prometheus)
+ALL_PEERS=(spark airflow moto kube prometheus redis rabbitmq celery superset)
 read -r -a peers <<<"${POOLPILOT_PEERS:-${ALL_PEERS[*]}}"
 
 started=()

@@ -106,6 +106,7 @@ const SCENARIOS: &[&str] = &[
     "alibaba-2017.yaml",
     "yarn-generated.yaml",
     "prometheus-generated.yaml",
+    "superset-celery-generated.yaml",
 ];
 
 #[test]
@@ -121,6 +122,11 @@ fn airflow_generated() {
 #[test]
 fn spark_generated() {
     run_scenario("spark-generated.yaml");
+}
+
+#[test]
+fn superset_celery_generated() {
+    run_scenario("superset-celery-generated.yaml");
 }
 
 #[test]

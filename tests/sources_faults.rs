@@ -1,6 +1,7 @@
 //! Fault matrix: every HTTP source × every way a server can fail → the typed `SignalFault`,
 //! and the engine, given that `Signal::Missing`, does not shrink the pool (now, and after
-//! `hold_for` has run out). The database source's cells are at the end.
+//! `hold_for` has run out). The database source's cells and the Celery Redis broker's (a fake
+//! RESP server) are at the end.
 
 mod support;
 
@@ -58,6 +59,11 @@ const KINDS: &[Kind] = &[
         label: "airflow 2 all pools",
         signal_yaml: "airflow: { api: '{base}', version: '2', http: {http} }",
         wrong_types: r#"{"pools": {"name": "x"}, "total_entries": 1}"#,
+    },
+    Kind {
+        label: "celery rabbitmq management",
+        signal_yaml: "celery: { broker: 'amqp://pp@127.0.0.1//', queues: [q], management: '{base}', timeout: 600ms, reply_window: 100ms, max_body_bytes: 4096 }",
+        wrong_types: r#"{"name": "q", "messages_ready": "7", "messages_unacknowledged": 0}"#,
     },
     Kind {
         label: "spark /json/",
@@ -390,4 +396,98 @@ fn control_a_zero_reading_does_shrink_the_pool() {
         now,
     );
     assert!(decision.desired < 8, "{:?}", decision.reasons);
+}
+
+/// A Redis stand-in on loopback that answers every command with `reply` (or never answers).
+async fn fake_redis(reply: Option<&'static [u8]>) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    if let Some(reply) = reply {
+                        let _ = socket.write_all(reply).await;
+                    }
+                }
+            });
+        }
+    });
+    (format!("redis://127.0.0.1:{port}/0"), task)
+}
+
+fn celery_redis_policy(broker: &str) -> Policy {
+    let text = format!(
+        "pool: faults\nsignals:\n  - celery: {{ broker: '{broker}', queues: [q], timeout: 600ms, reply_window: 100ms }}\n    per_worker: 2\n\
+         workers:\n  kubernetes: {{ namespace: ns, deployment: w }}\n\
+         bounds: {{ min: 1, max: 50 }}\non_missing_signal: {{ hold_for: 5m, then_workers: 3 }}\n"
+    );
+    policy::load_str(&text, "faults.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[tokio::test]
+async fn celery_redis_broker_faults_hold_the_pool() {
+    let refused = refused_base().await.replace("http://", "redis://");
+    // (cell, the server: none = refused, Some(None) = silent, Some(Some(reply)), fault)
+    type Server = Option<Option<&'static [u8]>>;
+    let cells: Vec<(&str, Server, SignalFault)> = vec![
+        ("connection refused", None, SignalFault::Unreachable),
+        ("never answers", Some(None), SignalFault::Timeout),
+        (
+            "WRONGTYPE (the queue key is not a list)",
+            Some(Some(
+                b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+            )),
+            SignalFault::Malformed,
+        ),
+        (
+            "NOAUTH (a password is required)",
+            Some(Some(b"-NOAUTH Authentication required.\r\n")),
+            SignalFault::Auth,
+        ),
+        (
+            "not RESP",
+            Some(Some(b"HTTP/1.1 400 Bad Request\r\n\r\n")),
+            SignalFault::Malformed,
+        ),
+        (
+            "wrong reply type (a string for LLEN)",
+            Some(Some(b"$3\r\nabc\r\n")),
+            SignalFault::Malformed,
+        ),
+    ];
+    for (name, server, expected) in cells {
+        let (broker, _task) = match server {
+            None => (refused.clone(), None),
+            Some(reply) => {
+                let (url, task) = fake_redis(reply).await;
+                (url, Some(task))
+            }
+        };
+        let policy = celery_redis_policy(&broker);
+        let source = sources::build(signal_spec(&policy));
+        let started = Timestamp::now();
+        let result = source.poll().await;
+        let took = Timestamp::now().since(started);
+        let cell = format!("celery redis × {name}");
+        let err = result
+            .as_ref()
+            .err()
+            .unwrap_or_else(|| panic!("{cell}: got {result:?}"));
+        assert_eq!(err.fault(), expected, "{cell}: {err}");
+        assert!(
+            took < Duration::from_millis(TIMEOUT_MS * 3),
+            "{cell}: took {took:?}"
+        );
+        let (signal, _) = sources::to_signal(&result, Timestamp::from_secs(1_800_000_000), None);
+        assert_engine_holds(&policy, signal, &cell);
+    }
 }

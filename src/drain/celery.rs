@@ -1,4 +1,20 @@
-//! Airflow Celery workers: idle first.
+//! Celery workers.
+//!
+//! - [`BrokerDrainer`] (pools with a `celery:` signal, Superset's or Airflow's workers): the drain
+//!   done right, through the broker's remote control. Idle first (fewest tasks held, from
+//!   `inspect active` + `reserved`); on the victim only, `cancel_consumer` for each of the
+//!   pool's queues, so it takes no new task; drained once its `active` and `reserved` are
+//!   empty; a victim that stays (abandoned, kept after a timeout) gets `add_consumer` back.
+//! - [`CeleryDrainer`] (Airflow pools read through the Airflow API or DB, broker unknown):
+//!   idle first only, described below.
+//!
+//! Member ↔ worker: a Celery node is `name@host` (Celery's default `celery@<hostname>`; the
+//! Helm charts run one worker per pod, so `host` is the pod name, or an EC2 instance's
+//! hostname); the node whose host part is the member's id, starts with `<id>.`, is the
+//! member's address, or is the EC2 IP-based name of that address is the member's worker
+//! (the same matching as for Airflow's task-instance hostnames).
+//!
+//! Airflow Celery workers without a known broker: idle first.
 //!
 //! Celery has no drain call poolpilot can make over HTTP, so the drain is the choice itself:
 //! workers running no task instance go first; a busy victim is left alone until it is idle or
@@ -8,6 +24,8 @@
 //! against the member's id (pod name) or address.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -18,6 +36,8 @@ use crate::policy::{AirflowDbSignal, AirflowSignal};
 use crate::sources::SourceError;
 use crate::sources::airflow::AirflowSource;
 use crate::sources::airflow_db::AirflowDbSource;
+use crate::sources::celery::{Command, Reply, node_host, tasks_per_node};
+use crate::sources::celery_broker::Broker;
 
 /// Running task instances per worker hostname.
 #[async_trait]
@@ -151,6 +171,15 @@ impl<R: RunningTasks> CeleryDrainer<R> {
 /// it, the member's address, or the EC2 IP-based name of that address (`ip-10-0-3-7.ec2.internal`,
 /// what `socket.getfqdn()` gives on an instance by default).
 fn running_on(member: &Member, by_host: &HashMap<String, u32>) -> u32 {
+    by_host
+        .iter()
+        .filter(|(host, _)| is_host_of(member, host))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Whether `host` (a task instance's hostname, or a Celery node's host part) is `member`.
+fn is_host_of(member: &Member, host: &str) -> bool {
     let ec2_name = member
         .address
         .as_deref()
@@ -159,17 +188,195 @@ fn running_on(member: &Member, by_host: &HashMap<String, u32>) -> u32 {
         host.strip_prefix(name)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
     };
-    by_host
-        .iter()
-        .filter(|(host, _)| {
-            is_label_of(host, &member.id)
-                || member.address.as_deref() == Some(host.as_str())
-                || ec2_name
-                    .as_deref()
-                    .is_some_and(|name| is_label_of(host, name))
-        })
-        .map(|(_, n)| n)
-        .sum()
+    is_label_of(host, &member.id)
+        || member.address.as_deref() == Some(host)
+        || ec2_name
+            .as_deref()
+            .is_some_and(|name| is_label_of(host, name))
+}
+
+/// The drain through the broker's remote control (module docs).
+pub struct BrokerDrainer {
+    broker: Result<Arc<dyn Broker>, String>,
+    queues: Vec<String>,
+    window: Duration,
+    /// Victims whose consumers were cancelled: member id → node name.
+    cancelled: Mutex<HashMap<String, String>>,
+}
+
+impl BrokerDrainer {
+    pub fn new(
+        broker: Result<Arc<dyn Broker>, String>,
+        queues: Vec<String>,
+        window: Duration,
+    ) -> BrokerDrainer {
+        BrokerDrainer {
+            broker,
+            queues,
+            window,
+            cancelled: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn broker(&self) -> Result<&Arc<dyn Broker>, DrainError> {
+        self.broker
+            .as_ref()
+            .map_err(|e| DrainError::Rejected { message: e.clone() })
+    }
+
+    /// Tasks held (active + reserved) per node that answered; `destination` narrows the ask.
+    async fn held(
+        &self,
+        destination: Option<Vec<String>>,
+    ) -> Result<HashMap<String, u64>, DrainError> {
+        let cmds = ["active", "reserved"].map(|method| Command {
+            destination: destination.clone(),
+            ..Command::new(method)
+        });
+        let replies = self
+            .broker()?
+            .control(&cmds, self.window)
+            .await
+            .map_err(drain_error)?;
+        let mut held = HashMap::new();
+        for per_cmd in &replies {
+            let counts = tasks_per_node(per_cmd).map_err(|e| DrainError::Unreachable {
+                message: e.to_string(),
+            })?;
+            for (node, n) in counts {
+                *held.entry(node).or_insert(0) += n;
+            }
+        }
+        Ok(held)
+    }
+
+    /// Sends `method` (`cancel_consumer`/`add_consumer`) for every pool queue to `node` only,
+    /// and checks each answer (`{"ok": …}`; `{"error": …}` is a refusal).
+    async fn consumers(&self, method: &'static str, node: &str) -> Result<(), DrainError> {
+        let cmds: Vec<Command> = self
+            .queues
+            .iter()
+            .map(|queue| Command {
+                method,
+                arguments: serde_json::json!({ "queue": queue }),
+                destination: Some(vec![node.to_string()]),
+            })
+            .collect();
+        let replies = self
+            .broker()?
+            .control(&cmds, self.window)
+            .await
+            .map_err(drain_error)?;
+        for (queue, answers) in self.queues.iter().zip(&replies) {
+            check_consumer_answer(method, node, queue, answers)?;
+        }
+        Ok(())
+    }
+}
+
+/// One node's answer to `cancel_consumer`/`add_consumer` for `queue`.
+fn check_consumer_answer(
+    method: &str,
+    node: &str,
+    queue: &str,
+    answers: &[Reply],
+) -> Result<(), DrainError> {
+    match answers.iter().find(|(n, _)| n == node) {
+        None => Err(DrainError::Unreachable {
+            message: format!("{node} did not answer {method} {queue}"),
+        }),
+        Some((_, answer)) if answer.get("ok").is_some() => Ok(()),
+        Some((_, answer)) => Err(DrainError::Rejected {
+            message: format!("{node} refused {method} {queue}: {answer}"),
+        }),
+    }
+}
+
+/// The node among `nodes` that is `member`'s worker.
+fn node_of<'a>(member: &Member, nodes: impl IntoIterator<Item = &'a String>) -> Option<String> {
+    nodes
+        .into_iter()
+        .find(|node| is_host_of(member, node_host(node)))
+        .cloned()
+}
+
+#[async_trait]
+impl Drainer for BrokerDrainer {
+    fn method(&self) -> &'static str {
+        "celery"
+    }
+
+    fn one_way(&self) -> bool {
+        false
+    }
+
+    /// Not ready first, then fewest tasks held (idle first).
+    async fn rank(&self, mut members: Vec<Member>) -> Result<Vec<Member>, DrainError> {
+        let held = self.held(None).await?;
+        let of = |m: &Member| -> u64 {
+            held.iter()
+                .filter(|(node, _)| is_host_of(m, node_host(node)))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        members.sort_by_key(|m| (m.ready, of(m)));
+        Ok(members)
+    }
+
+    /// Stops the victim's consumers; a member with no worker online has nothing to stop.
+    async fn begin(&self, member: &Member) -> Result<(), DrainError> {
+        let held = self.held(None).await?;
+        if let Some(node) = node_of(member, held.keys()) {
+            self.consumers("cancel_consumer", &node).await?;
+            self.cancelled
+                .lock()
+                .unwrap()
+                .insert(member.id.clone(), node);
+        }
+        Ok(())
+    }
+
+    /// Drained when the victim's worker holds no task. Its worker not answering is transient
+    /// (asked again until the drain timeout); a member that never had a worker online (it
+    /// cannot hold a task of this broker) is drained.
+    async fn is_drained(&self, member: &Member) -> Result<bool, DrainError> {
+        let known = self.cancelled.lock().unwrap().get(&member.id).cloned();
+        match known {
+            Some(node) => {
+                let held = self.held(Some(vec![node.clone()])).await?;
+                match held.get(&node) {
+                    Some(n) => Ok(*n == 0),
+                    None => Err(DrainError::Unreachable {
+                        message: format!("{node} did not answer inspect active/reserved"),
+                    }),
+                }
+            }
+            None => {
+                let held = self.held(None).await?;
+                match node_of(member, held.keys()) {
+                    None => Ok(true),
+                    // Came online since `begin`: stop it now, wait for it next time.
+                    Some(node) => {
+                        self.consumers("cancel_consumer", &node).await?;
+                        self.cancelled
+                            .lock()
+                            .unwrap()
+                            .insert(member.id.clone(), node);
+                        Ok(false)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives a victim that stays its consumers back (`add_consumer`).
+    async fn restore(&self, member: &Member) -> Result<(), DrainError> {
+        let node = self.cancelled.lock().unwrap().remove(&member.id);
+        match node {
+            Some(node) => self.consumers("add_consumer", &node).await,
+            None => Ok(()),
+        }
+    }
 }
 
 #[async_trait]
@@ -254,5 +461,194 @@ mod tests {
             body_excerpt: String::new(),
         };
         assert!(drain_error(down).is_transient());
+    }
+}
+
+#[cfg(test)]
+mod broker_tests {
+    use super::*;
+    use crate::sources::SourceError;
+    use serde_json::{Value, json};
+
+    /// A broker whose workers hold scripted task counts; records every command sent.
+    #[derive(Default)]
+    struct FakeBroker {
+        /// node → (tasks held, consuming)
+        nodes: Mutex<HashMap<String, (u64, bool)>>,
+        sent: Mutex<Vec<(String, Option<Vec<String>>)>>,
+    }
+
+    impl FakeBroker {
+        fn with(nodes: &[(&str, u64)]) -> Arc<FakeBroker> {
+            let b = FakeBroker::default();
+            *b.nodes.lock().unwrap() = nodes
+                .iter()
+                .map(|(n, t)| (n.to_string(), (*t, true)))
+                .collect();
+            Arc::new(b)
+        }
+        fn set_held(&self, node: &str, n: u64) {
+            self.nodes.lock().unwrap().get_mut(node).unwrap().0 = n;
+        }
+        fn consuming(&self, node: &str) -> bool {
+            self.nodes.lock().unwrap()[node].1
+        }
+        fn sent(&self) -> Vec<(String, Option<Vec<String>>)> {
+            self.sent.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl Broker for FakeBroker {
+        async fn waiting(&self, queues: &[String]) -> Result<Vec<u64>, SourceError> {
+            Ok(vec![0; queues.len()])
+        }
+        async fn control(
+            &self,
+            commands: &[Command],
+            _window: Duration,
+        ) -> Result<Vec<Vec<Reply>>, SourceError> {
+            let mut out = Vec::new();
+            for cmd in commands {
+                self.sent
+                    .lock()
+                    .unwrap()
+                    .push((cmd.method.to_string(), cmd.destination.clone()));
+                let mut nodes = self.nodes.lock().unwrap();
+                let mut replies = Vec::new();
+                for (node, (held, consuming)) in nodes.iter_mut() {
+                    if cmd.destination.as_ref().is_some_and(|d| !d.contains(node)) {
+                        continue;
+                    }
+                    let answer: Value = match cmd.method {
+                        // Split held tasks: all "active", none "reserved".
+                        "active" => json!(vec![json!({}); *held as usize]),
+                        "reserved" => json!([]),
+                        "cancel_consumer" => {
+                            *consuming = false;
+                            json!({"ok": "no longer consuming"})
+                        }
+                        "add_consumer" => {
+                            *consuming = true;
+                            json!({"ok": "add consumer"})
+                        }
+                        other => panic!("unexpected {other}"),
+                    };
+                    replies.push((node.clone(), answer));
+                }
+                out.push(replies);
+            }
+            Ok(out)
+        }
+        fn target(&self) -> &str {
+            "fake"
+        }
+    }
+
+    fn drainer(broker: &Arc<FakeBroker>) -> BrokerDrainer {
+        let b: Arc<dyn Broker> = broker.clone();
+        BrokerDrainer::new(Ok(b), vec!["superset".into()], Duration::from_millis(10))
+    }
+
+    #[tokio::test]
+    async fn idle_first_and_only_the_victim_stops_consuming() {
+        let broker = FakeBroker::with(&[("celery@w0", 2), ("celery@w1", 0), ("celery@w2", 1)]);
+        let d = drainer(&broker);
+        let ranked = d
+            .rank(vec![
+                Member::new("w0"),
+                Member::new("w1"),
+                Member::new("w2"),
+            ])
+            .await
+            .unwrap();
+        let ids: Vec<&str> = ranked.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["w1", "w2", "w0"]);
+
+        let busy = Member::new("w2");
+        d.begin(&busy).await.unwrap();
+        assert!(!broker.consuming("celery@w2"));
+        assert!(broker.consuming("celery@w0") && broker.consuming("celery@w1"));
+        let cancel: Vec<_> = broker
+            .sent()
+            .into_iter()
+            .filter(|(m, _)| m == "cancel_consumer")
+            .collect();
+        assert_eq!(
+            cancel,
+            [(
+                "cancel_consumer".to_string(),
+                Some(vec!["celery@w2".to_string()])
+            )]
+        );
+        assert!(!d.is_drained(&busy).await.unwrap(), "still running a task");
+        broker.set_held("celery@w2", 0);
+        assert!(d.is_drained(&busy).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_victim_that_stays_consumes_again() {
+        let broker = FakeBroker::with(&[("celery@w0", 1)]);
+        let d = drainer(&broker);
+        let m = Member::new("w0");
+        d.begin(&m).await.unwrap();
+        assert!(!broker.consuming("celery@w0"));
+        d.restore(&m).await.unwrap();
+        assert!(broker.consuming("celery@w0"));
+        let last = broker.sent().last().cloned().unwrap();
+        assert_eq!(
+            last,
+            (
+                "add_consumer".to_string(),
+                Some(vec!["celery@w0".to_string()])
+            )
+        );
+        // Nothing to undo twice.
+        d.restore(&m).await.unwrap();
+        assert_eq!(broker.sent().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_member_without_a_worker_online_is_drained_and_a_silent_victim_is_not() {
+        let broker = FakeBroker::with(&[("celery@w0", 1)]);
+        let d = drainer(&broker);
+        let ghost = Member::new("w9");
+        d.begin(&ghost).await.unwrap();
+        assert!(d.is_drained(&ghost).await.unwrap());
+        let m = Member::new("w0");
+        d.begin(&m).await.unwrap();
+        broker.nodes.lock().unwrap().clear(); // its worker stops answering
+        let err = d.is_drained(&m).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+    }
+
+    #[test]
+    fn consumer_answers_are_checked() {
+        let ok = vec![("celery@a".to_string(), json!({"ok": "x"}))];
+        assert!(check_consumer_answer("cancel_consumer", "celery@a", "q", &ok).is_ok());
+        let refused = vec![("celery@a".to_string(), json!({"error": "nope"}))];
+        assert_eq!(
+            check_consumer_answer("cancel_consumer", "celery@a", "q", &refused)
+                .unwrap_err()
+                .label(),
+            "rejected"
+        );
+        assert!(
+            check_consumer_answer("cancel_consumer", "celery@b", "q", &ok)
+                .unwrap_err()
+                .is_transient()
+        );
+        let nodes = [
+            "celery@w1.pods.svc".to_string(),
+            "celery@ip-10-0-0-7".to_string(),
+        ];
+        assert_eq!(
+            node_of(&Member::new("w1"), &nodes).as_deref(),
+            Some("celery@w1.pods.svc")
+        );
+        assert_eq!(
+            node_of(&Member::new("i-1").with_address("10.0.0.7"), &nodes).as_deref(),
+            Some("celery@ip-10-0-0-7")
+        );
     }
 }

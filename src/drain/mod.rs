@@ -60,6 +60,11 @@ pub fn for_policy(
         Some(DrainTarget::AirflowDb(d)) => Arc::new(celery::CeleryDrainer::new(
             celery::AirflowDbRunningTasks::new(d),
         )),
+        Some(DrainTarget::CeleryBroker(c)) => Arc::new(celery::BrokerDrainer::new(
+            crate::sources::celery_broker::build_broker(c),
+            c.queues.clone(),
+            c.reply_window,
+        )),
         None => Arc::new(NoDrain),
     }
 }
@@ -151,9 +156,11 @@ pub trait Drainer: Send + Sync {
     /// Whether `member` has no work left and can be removed.
     async fn is_drained(&self, member: &Member) -> Result<bool, DrainError>;
 
-    /// Undoes a begun drain of a member that stays (abandoned, or kept at the timeout), where
-    /// the engine can: YARN recommissions the node. Default: nothing to undo.
-    async fn cancel(&self, _member: &Member) -> Result<(), DrainError> {
+    /// Undoes [`Drainer::begin`] for a victim that stays in the pool (its drain was abandoned,
+    /// failed, or timed out under `on_timeout: keep`, or the removal did not happen), so it
+    /// takes work again: Celery re-adds the consumer, YARN recommissions the node. Not called
+    /// by a fenced replica. The default has nothing to undo (a Spark decommission is one way).
+    async fn restore(&self, _member: &Member) -> Result<(), DrainError> {
         Ok(())
     }
 

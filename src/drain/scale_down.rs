@@ -72,6 +72,43 @@ pub async fn scale_down(
     let outcomes = futures::future::join_all(drains).await;
 
     let aborted = *abort.borrow();
+    let result = remove_drained(
+        actuator,
+        drainer,
+        fence,
+        plan,
+        &victims,
+        outcomes,
+        target,
+        aborted,
+        &mut report,
+    )
+    .await;
+    // Victims that stay (abandoned, failed, kept after a timeout, or not removed after all)
+    // take work again. A fenced replica sends nothing more.
+    if report.fenced.is_none() {
+        for victim in victims.iter().filter(|v| !report.removed.contains(&v.id)) {
+            if let Err(e) = drainer.restore(victim).await {
+                tracing::warn!(method = drainer.method(), member = %victim.id, error = %e, "could not undo the drain of a worker that stays");
+            }
+        }
+    }
+    result.map(|()| report)
+}
+
+/// The second half of [`scale_down`]: hands the drained victims to the actuator.
+#[allow(clippy::too_many_arguments)]
+async fn remove_drained(
+    actuator: &dyn Actuator,
+    drainer: &dyn Drainer,
+    fence: &dyn Fence,
+    plan: &DrainPlan,
+    victims: &[Member],
+    outcomes: Vec<DrainOutcome>,
+    target: u32,
+    aborted: bool,
+    report: &mut ScaleDownReport,
+) -> Result<(), ActuatorError> {
     let mut removable: Vec<Member> = Vec::new();
     for (victim, outcome) in victims.iter().zip(outcomes) {
         let remove = match &outcome {
@@ -86,18 +123,8 @@ pub async fn scale_down(
         }
         report.drains.push((victim.id.clone(), outcome));
     }
-    // Victims that stay get their drain undone where the engine can (YARN recommission).
-    let kept: Vec<&Member> = victims
-        .iter()
-        .zip(&report.drains)
-        .filter(|(v, (_, outcome))| {
-            !removable.iter().any(|r| r.id == v.id) && !matches!(outcome, DrainOutcome::Failed(_))
-        })
-        .map(|(v, _)| v)
-        .collect();
-    undo(drainer, &kept).await;
     if removable.is_empty() {
-        return Ok(report);
+        return Ok(());
     }
     // Drains take minutes: size from what the platform says now, not from before.
     let fresh = actuator.status().await?;
@@ -110,7 +137,7 @@ pub async fn scale_down(
     if applied < fresh.desired {
         if let Err(fenced) = fence.may_act().await {
             report.fenced = Some(fenced);
-            return Ok(report);
+            return Ok(());
         }
         actuator.scale_to(applied, &removable).await?;
         for member in &removable {
@@ -121,17 +148,7 @@ pub async fn scale_down(
         report.applied = Some(applied);
         report.removed = removable.into_iter().map(|m| m.id).collect();
     }
-    Ok(report)
-}
-
-/// Cancels the drains of `kept` victims (logged, not fatal: the engine's own deadline or the
-/// next scale-down finishes the job).
-async fn undo(drainer: &dyn Drainer, kept: &[&Member]) {
-    for member in kept {
-        if let Err(e) = drainer.cancel(member).await {
-            tracing::warn!(method = drainer.method(), member = %member.id, error = %e, "could not undo the drain of a kept worker");
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //!    The RM moves the node to DECOMMISSIONING: no new containers land there.
 //! 2. **is_drained**: `GET /ws/v1/cluster/nodes?states=…` shows the node DECOMMISSIONED (its
 //!    containers and applications finished), or the RM no longer lists it, or it is LOST/SHUTDOWN.
-//! 3. **cancel** (abandoned, or timed out with `on_timeout: keep`): remove the host from the file
+//! 3. **restore** (abandoned, or timed out with `on_timeout: keep`): remove the host from the file
 //!    and refresh again — "Recommission DECOMMISSIONED or DECOMMISSIONING nodes that are no
 //!    longer excluded" (same page). So the drain is reversible until removal.
 //! 4. **forget** (after the platform removed the instance): remove the host from the file and
@@ -278,7 +278,7 @@ impl Drainer for YarnDrainer {
         "yarn"
     }
 
-    /// Reversible: [`Drainer::cancel`] recommissions the node.
+    /// Reversible: [`Drainer::restore`] recommissions the node.
     fn one_way(&self) -> bool {
         false
     }
@@ -317,7 +317,7 @@ impl Drainer for YarnDrainer {
         Ok(mine.iter().all(|n| gone(&n.state)))
     }
 
-    async fn cancel(&self, member: &Member) -> Result<(), DrainError> {
+    async fn restore(&self, member: &Member) -> Result<(), DrainError> {
         let names = self.names_of(member).await?;
         self.edit_and_refresh(&[], &names).await
     }

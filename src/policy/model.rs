@@ -427,6 +427,9 @@ pub mod defaults {
     pub fn timeout() -> Duration {
         Duration::from_secs(5)
     }
+    pub fn celery_reply_window() -> Duration {
+        Duration::from_secs(1)
+    }
     pub fn max_body_bytes() -> u64 {
         8 * 1024 * 1024
     }

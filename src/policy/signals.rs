@@ -27,6 +27,8 @@ pub struct SignalSpec {
     pub prometheus: Option<PrometheusSignal>,
     #[serde(default)]
     pub yarn: Option<YarnSignal>,
+    #[serde(default)]
+    pub celery: Option<CelerySignal>,
     /// Demand units one worker carries at target load (queries, task slots, cores). > 0.
     pub per_worker: f64,
 }
@@ -242,6 +244,39 @@ pub struct YarnDecommission {
     /// The command that makes the RM re-read the file; no shell, run as given.
     #[serde(default = "defaults::yarn_refresh_command")]
     pub refresh_command: Vec<String>,
+}
+
+/// A Celery broker (Superset's workers, Airflow's CeleryExecutor, any Celery app): demand =
+/// messages waiting in `queues` + tasks the workers have taken (running or reserved), in task
+/// slots; `per_worker` is the workers' concurrency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CelerySignal {
+    /// `redis://host:port/db` or `amqp://user@host:port/vhost` (`//` = vhost `/`), no password
+    /// in the URL: the password goes in `password`.
+    pub broker: String,
+    /// The Celery queues the pool's workers consume (`-Q`); at least one.
+    pub queues: Vec<String>,
+    /// RabbitMQ management API base URL, e.g. `http://rabbitmq:15672` (required for `amqp://`:
+    /// queue depths and remote control go through it; user from the broker URL, password from
+    /// `password`).
+    #[serde(default)]
+    pub management: Option<String>,
+    /// Redis AUTH password or RabbitMQ management password, by reference.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+    /// How long to collect the workers' replies to `inspect active`/`reserved` (Celery's own
+    /// default is 1 s); the wait ends early once every worker that got the request answered.
+    #[serde(default = "defaults::celery_reply_window", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub reply_window: Duration,
+    /// Deadline of one whole poll (queue depths + remote control).
+    #[serde(default = "defaults::timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+    /// Management API answers larger than this are rejected (bytes).
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: u64,
 }
 
 /// Connection options shared by the HTTP sources.

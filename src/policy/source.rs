@@ -19,6 +19,7 @@ pub enum SourceSpec<'a> {
     Spark(&'a SparkSignal),
     Prometheus(&'a PrometheusSignal),
     Yarn(&'a YarnSignal),
+    Celery(&'a CelerySignal),
 }
 
 /// How many engine keys a signal names when it does not name exactly one.
@@ -36,6 +37,7 @@ pub trait SourceBuilder {
     fn spark(&self, s: &SparkSignal) -> Self::Out;
     fn prometheus(&self, s: &PrometheusSignal) -> Self::Out;
     fn yarn(&self, s: &YarnSignal) -> Self::Out;
+    fn celery(&self, s: &CelerySignal) -> Self::Out;
 }
 
 /// What a drainer needs from the signal it drains through (data only; `drain` builds it).
@@ -55,6 +57,9 @@ pub enum DrainTarget<'a> {
     Airflow(&'a AirflowSignal),
     /// Celery idle-first, from the metadata DB's running task instances per host.
     AirflowDb(&'a AirflowDbSignal),
+    /// Celery `cancel_consumer` on the victim, then wait for its `active`/`reserved` to empty,
+    /// through the signal's broker.
+    CeleryBroker(&'a CelerySignal),
 }
 
 impl SignalSpec {
@@ -68,6 +73,7 @@ impl SignalSpec {
             self.spark.as_ref().map(SourceSpec::Spark),
             self.prometheus.as_ref().map(SourceSpec::Prometheus),
             self.yarn.as_ref().map(SourceSpec::Yarn),
+            self.celery.as_ref().map(SourceSpec::Celery),
         ];
         let mut set = all.into_iter().flatten();
         match (set.next(), set.count()) {
@@ -93,10 +99,11 @@ pub enum SourceKind {
     Spark,
     Prometheus,
     Yarn,
+    Celery,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 7] = [
+    pub const ALL: [SourceKind; 8] = [
         SourceKind::Trino,
         SourceKind::Presto,
         SourceKind::Airflow,
@@ -104,6 +111,7 @@ impl SourceKind {
         SourceKind::Spark,
         SourceKind::Prometheus,
         SourceKind::Yarn,
+        SourceKind::Celery,
     ];
 
     /// The engine key, as written in a policy file (also the metric label).
@@ -116,6 +124,7 @@ impl SourceKind {
             SourceKind::Spark => "spark",
             SourceKind::Prometheus => "prometheus",
             SourceKind::Yarn => "yarn",
+            SourceKind::Celery => "celery",
         }
     }
 
@@ -127,6 +136,7 @@ impl SourceKind {
             SourceKind::Spark => &[DrainMethod::Spark],
             SourceKind::Prometheus => &[],
             SourceKind::Yarn => &[DrainMethod::Yarn],
+            SourceKind::Celery => &[DrainMethod::Celery],
         }
     }
 
@@ -150,6 +160,7 @@ impl<'a> SourceSpec<'a> {
             SourceSpec::Spark(_) => SourceKind::Spark,
             SourceSpec::Prometheus(_) => SourceKind::Prometheus,
             SourceSpec::Yarn(_) => SourceKind::Yarn,
+            SourceSpec::Celery(_) => SourceKind::Celery,
         }
     }
 
@@ -173,6 +184,7 @@ impl<'a> SourceSpec<'a> {
             // metrics, then the scheduler when a queue is set: two exchanges in a row
             SourceSpec::Yarn(s) if s.queue.is_some() => s.http.timeout * 2,
             SourceSpec::Yarn(s) => s.http.timeout,
+            SourceSpec::Celery(s) => s.timeout,
         }
     }
 
@@ -194,6 +206,7 @@ impl<'a> SourceSpec<'a> {
             SourceSpec::Spark(s) => Some(DrainTarget::SparkMaster { master: &s.master }),
             SourceSpec::Prometheus(_) => None,
             SourceSpec::Yarn(y) => Some(DrainTarget::Yarn(y)),
+            SourceSpec::Celery(c) => Some(DrainTarget::CeleryBroker(c)),
         }
     }
 
@@ -207,6 +220,7 @@ impl<'a> SourceSpec<'a> {
             SourceSpec::Spark(s) => builder.spark(s),
             SourceSpec::Prometheus(s) => builder.prometheus(s),
             SourceSpec::Yarn(s) => builder.yarn(s),
+            SourceSpec::Celery(s) => builder.celery(s),
         }
     }
 
@@ -299,7 +313,66 @@ impl<'a> SourceSpec<'a> {
                     }
                 }
             }
+            SourceSpec::Celery(c) => check_celery(&format!("{path}.celery"), c, out),
         }
+    }
+}
+
+/// `celery:` checks: a broker URL Celery and poolpilot both understand, queues, the
+/// management API for RabbitMQ, a reply window inside the poll deadline.
+fn check_celery(base: &str, c: &CelerySignal, out: &mut Vec<super::problem::Problem>) {
+    use super::problem::{check_url, problem};
+    match crate::sources::celery::parse_broker(&c.broker) {
+        Err(message) => out.push((
+            format!("{base}.broker"),
+            message,
+            Some("e.g. `redis://redis:6379/0` or `amqp://superset@rabbitmq:5672//`".into()),
+        )),
+        Ok(crate::sources::celery::BrokerUrl::Amqp { .. }) => match &c.management {
+            None => out.push((
+                format!("{base}.management"),
+                "an amqp:// broker needs the RabbitMQ management API URL".into(),
+                Some("e.g. `management: http://rabbitmq:15672`".into()),
+            )),
+            Some(url) => check_url(&format!("{base}.management"), url, out),
+        },
+        Ok(crate::sources::celery::BrokerUrl::Redis { .. }) => {
+            if c.management.is_some() {
+                out.push(problem(
+                    format!("{base}.management"),
+                    "only an amqp:// broker has a management API",
+                ));
+            }
+        }
+    }
+    if c.queues.is_empty() {
+        out.push(problem(
+            format!("{base}.queues"),
+            "must name at least one queue",
+        ));
+    }
+    for (i, q) in c.queues.iter().enumerate() {
+        if q.is_empty() {
+            out.push(problem(format!("{base}.queues[{i}]"), "must not be empty"));
+        }
+    }
+    if c.timeout < Duration::from_millis(100) || c.timeout > Duration::from_secs(600) {
+        out.push(problem(
+            format!("{base}.timeout"),
+            "must be from 100ms to 10m",
+        ));
+    }
+    if c.reply_window.is_zero() || c.reply_window >= c.timeout {
+        out.push(problem(
+            format!("{base}.reply_window"),
+            "must be longer than 0s and shorter than `timeout`",
+        ));
+    }
+    if c.max_body_bytes == 0 || c.max_body_bytes > 1 << 30 {
+        out.push(problem(
+            format!("{base}.max_body_bytes"),
+            "must be from 1 to 1073741824 (1 GiB)",
+        ));
     }
 }
 
@@ -320,9 +393,54 @@ pub fn resolve_drain(method: DrainMethod, signals: &[SignalSpec]) -> DrainMethod
 /// The signal a drain of `method` goes through: the first whose kind can carry it out.
 pub fn drain_target(method: DrainMethod, signals: &[SignalSpec]) -> Option<DrainTarget<'_>> {
     let method = resolve_drain(method, signals);
-    signals
-        .iter()
-        .filter_map(|s| s.source().ok())
-        .find(|s| s.drains().contains(&method))
+    let able = || {
+        signals
+            .iter()
+            .filter_map(|s| s.source().ok())
+            .filter(move |s| s.drains().contains(&method))
+    };
+    // A Celery drain goes through the broker when the policy names it (an Airflow pool with a
+    // `celery:` signal next to its `airflow:` one): that drain stops the victim's consumers.
+    able()
+        .find(|s| s.kind() == SourceKind::Celery)
+        .or_else(|| able().next())
         .and_then(|s| s.drain_target())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signals(yaml: &str) -> Vec<SignalSpec> {
+        let text = format!(
+            "pool: p\nsignals:\n{yaml}workers:\n  kubernetes: {{ namespace: ns, deployment: w }}\nbounds: {{ min: 1, max: 5 }}\n"
+        );
+        super::super::load_str(&text, "p.yaml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .spec
+            .signals
+    }
+
+    #[test]
+    fn a_celery_drain_goes_through_the_broker_when_the_policy_names_one() {
+        let both = signals(
+            "  - airflow: { api: \"http://airflow:8080\" }\n    per_worker: 16\n\
+             \x20 - celery: { broker: \"redis://redis:6379/0\", queues: [default] }\n    per_worker: 16\n",
+        );
+        assert_eq!(resolve_drain(DrainMethod::Auto, &both), DrainMethod::Celery);
+        assert!(matches!(
+            drain_target(DrainMethod::Celery, &both),
+            Some(DrainTarget::CeleryBroker(c)) if c.queues == ["default"]
+        ));
+        let airflow_only =
+            signals("  - airflow: { api: \"http://airflow:8080\" }\n    per_worker: 16\n");
+        assert!(matches!(
+            drain_target(DrainMethod::Celery, &airflow_only),
+            Some(DrainTarget::Airflow(_))
+        ));
+        assert_eq!(
+            SourceKind::that_drain(DrainMethod::Celery),
+            ["airflow", "airflow_db", "celery"]
+        );
+    }
 }

@@ -6,10 +6,13 @@
 pub mod airflow;
 pub mod airflow_auth;
 pub mod airflow_db;
+pub mod celery;
+pub mod celery_broker;
 pub mod error;
 pub mod http;
 pub mod presto;
 pub mod prometheus;
+pub mod resp;
 pub mod secret;
 pub mod spark;
 pub mod trino;
@@ -22,8 +25,8 @@ pub use error::SourceError;
 
 use crate::engine::Signal;
 use crate::policy::signals::{
-    AirflowDbSignal, AirflowSignal, PrestoSignal, PrometheusSignal, SignalSpec, SparkSignal,
-    TrinoSignal, YarnSignal,
+    AirflowDbSignal, AirflowSignal, CelerySignal, PrestoSignal, PrometheusSignal, SignalSpec,
+    SparkSignal, TrinoSignal, YarnSignal,
 };
 use crate::policy::source::SourceBuilder;
 use crate::time::Timestamp;
@@ -87,6 +90,9 @@ impl SourceBuilder for Builder {
     }
     fn yarn(&self, s: &YarnSignal) -> Self::Out {
         Box::new(yarn::YarnSource::new(s))
+    }
+    fn celery(&self, s: &CelerySignal) -> Self::Out {
+        Box::new(celery::CelerySource::new(s))
     }
 }
 
@@ -191,6 +197,7 @@ mod tests {
             spark: None,
             prometheus: None,
             yarn: None,
+            celery: None,
             per_worker: 1.0,
         };
         let err = build(&spec).poll().await.unwrap_err();

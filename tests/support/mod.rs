@@ -12,12 +12,14 @@
 //! - [`trino_fixture`]: a Trino / Presto coordinator fixture
 //! - [`yarn_fixture`]: a YARN ResourceManager fixture (REST metrics, scheduler, nodes; decommission)
 //! - [`sim`]: the shared traces of the simulator tests
+//! - [`celery`]: real Celery workers, tasks and their ledger (Redis / RabbitMQ brokers)
 //!
 //! Every test binary compiles all of it and uses a part, so unused items are not warned about
 //! here (`dead_code` is allowed for the whole module tree).
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod celery;
 pub mod daemon;
 pub mod faulty_http;
 pub mod kube;
