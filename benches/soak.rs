@@ -1,17 +1,26 @@
-//! Soak: 1,000 pools on fake sources and a fake actuator, ticking through a simulated day at a
-//! 10 s tick (8,640 ticks) through the daemon's real `Controller` (engine, status board, the
-//! state file and `/status` written every tick, metrics into a Prometheus recorder rendered once
-//! per simulated minute). Prints the resident set at start, after a one-hour warm-up (when every
-//! stabilization window, rate-limit period and flap budget has filled) and at the end, and the
-//! tick and scrape time percentiles.
+//! Soak: 1,000 pools on fake sources and a fake actuator, ticking at 10 s through the daemon's
+//! real `Controller` (engine, status board, the state file and `/status` written every tick,
+//! metrics into a Prometheus recorder rendered once per simulated minute).
 //!
-//! `cargo bench --bench soak` (optimised build). `SOAK_POOLS` and `SOAK_HOURS` change the size.
+//! The run has a warm-up, then the measured simulated day (8,640 ticks). The warm-up is one
+//! period of the fake workload (a day, `SOAK_WARM_UP_HOURS`): by then every pool has met every
+//! phase of its demand, so every decision path it will take exists. A pool's first scale-down,
+//! first cooldown, first rate limit each create state that then lives as long as the pool (an
+//! `actuations_total` or `decisions_total` series for the new outcome or reason, its last
+//! actuation on `/status`): memory that fills once is not growth. The figure after one hour is
+//! printed as well. RSS is printed at the first tick, after one hour,
+//! at the end of the warm-up and every few hours of the day, with glibc's own account of the
+//! heap (live bytes, free bytes kept in the arenas, mmapped bytes) and the metric series count,
+//! which together tell a leak from a structure filling up. Then the tick and scrape percentiles.
+//!
+//! `cargo bench --bench soak` (optimised build). `SOAK_POOLS`, `SOAK_HOURS` and `SOAK_WARM_UP_HOURS`
+//! change the size.
 //! A bench, not a test: the figures go into the README's performance table.
 
 // Measures wall time (and times out children): the one thing the clock ban is not about.
 #![allow(clippy::disallowed_methods)]
 
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -71,9 +80,18 @@ impl MetricSource for WaveSource {
 
 /// Resizes done by every pool, so the run shows it really scaled.
 static SCALE_CALLS: AtomicU64 = AtomicU64::new(0);
+/// Pools that have scaled up at least once, and down at least once (the warm-up's end).
+static SCALED_UP: AtomicU64 = AtomicU64::new(0);
+static SCALED_DOWN: AtomicU64 = AtomicU64::new(0);
 
-/// A pool that becomes whatever size it is told, at once, and remembers nothing else.
-struct InstantPool(AtomicU32);
+/// A pool that becomes whatever size it is told, at once (members `w0`..), and remembers
+/// whether it has grown and shrunk yet.
+#[derive(Default)]
+struct InstantPool {
+    size: AtomicU32,
+    grown: AtomicBool,
+    shrunk: AtomicBool,
+}
 
 #[async_trait]
 impl Actuator for InstantPool {
@@ -81,19 +99,29 @@ impl Actuator for InstantPool {
         "fake"
     }
     async fn status(&self) -> Result<PoolStatus, ActuatorError> {
-        let size = self.0.load(Ordering::Relaxed);
+        let size = self.size.load(Ordering::Relaxed);
         Ok(PoolStatus {
             desired: size,
             ready: size,
             min: None,
             max: None,
-            members: Vec::new(),
+            // Named members, as a real platform lists them: without them a scale-down has no
+            // victim to remove and would never happen.
+            members: (0..size).map(|k| Member::new(format!("w{k}"))).collect(),
             ..PoolStatus::default()
         })
     }
     async fn scale_to(&self, target: u32, _victims: &[Member]) -> Result<(), ActuatorError> {
-        self.0.store(target, Ordering::Relaxed);
+        let before = self.size.swap(target, Ordering::Relaxed);
         SCALE_CALLS.fetch_add(1, Ordering::Relaxed);
+        let (flag, count) = if target > before {
+            (&self.grown, &SCALED_UP)
+        } else {
+            (&self.shrunk, &SCALED_DOWN)
+        };
+        if !flag.swap(true, Ordering::Relaxed) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 }
@@ -118,7 +146,9 @@ impl Wiring for FakeWiring {
         })
     }
     async fn actuator(&self, _policy: &Policy) -> Result<Arc<dyn Actuator>, ActuatorError> {
-        Ok(Arc::new(InstantPool(AtomicU32::new(2))))
+        let pool = InstantPool::default();
+        pool.size.store(2, Ordering::Relaxed);
+        Ok(Arc::new(pool))
     }
     fn drainer(&self, _policy: &Policy) -> Arc<dyn Drainer> {
         Arc::new(NoDrain)
@@ -150,6 +180,25 @@ fn rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// glibc's own account (mallinfo2(3)): bytes in live blocks, free bytes kept inside the arenas
+/// (fragmentation), and bytes in mmapped blocks; tells a leak from a fragmented heap.
+fn heap_breakdown() -> String {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's counters.
+        let m = unsafe { libc::mallinfo2() };
+        let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+        format!(
+            "heap: {:.1} MiB live, {:.1} MiB free in arenas, {:.1} MiB mmapped",
+            mib(m.uordblks),
+            mib(m.fordblks),
+            mib(m.hblkhd)
+        )
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    String::from("heap: n/a")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -196,38 +245,71 @@ fn main() {
         let wiring = Arc::new(FakeWiring { clock: clock.clone() });
         let mut controller =
             Controller::start(cfg, wiring, clock.clone(), policies(pools), None, board.clone()).await;
-        let ticks = hours * 3600 / TICK_SECS;
-        let warm_up = 3600 / TICK_SECS;
-        let mut durations = Vec::with_capacity(ticks as usize);
+        let hour = 3600 / TICK_SECS;
+        let day_ticks = hours * hour;
+        let mut durations = Vec::with_capacity(day_ticks as usize);
         let mut scrapes = Vec::new();
-        let (mut rss_start, mut rss_warm) = (0, 0);
+        let (mut rss_start, mut rss_hour) = (0, 0);
+        // Set at the warm-up's end: (its tick, RSS).
+        let mut warm: Option<(i64, u64)> = None;
+        let mut day_wall = None;
         let wall = Instant::now();
-        for tick in 0..ticks {
+        let mut tick = 0;
+        let warm_up_hours: i64 = std::env::var("SOAK_WARM_UP_HOURS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if bench { 24 } else { 1 });
+        let warm_up = warm_up_hours.max(1) * hour;
+        loop {
+            if let Some((from, _)) = warm
+                && tick >= from + day_ticks
+            {
+                break;
+            }
             let now = Timestamp((START + tick * TICK_SECS) * 1000);
             clock.0.store(now.0, Ordering::Relaxed);
             let started = Instant::now();
             controller.tick(now, true).await;
-            durations.push(started.elapsed());
+            if warm.is_some() {
+                durations.push(started.elapsed());
+            }
             // A scrape at Prometheus's default `scrape_interval` (1m, prometheus.io/docs/
             // prometheus/latest/configuration/configuration/), timed on its own; a /status
             // read every tick.
             if tick % SCRAPE_EVERY_TICKS == 0 {
                 let started = Instant::now();
                 let _ = handle.render();
-                scrapes.push(started.elapsed());
+                if warm.is_some() {
+                    scrapes.push(started.elapsed());
+                }
             }
             let _ = serde_json::to_vec(&*board.read().unwrap());
             if tick == 0 {
                 rss_start = rss_kib();
             }
-            if tick == warm_up {
-                rss_warm = rss_kib();
+            if tick == hour {
+                rss_hour = rss_kib();
             }
+            let label = match warm {
+                None if tick == warm_up => {
+                    warm = Some((tick, rss_kib()));
+                    day_wall = Some(Instant::now());
+                    Some(format!(
+                        "warm-up over at {warm_up_hours} h ({} pools have scaled up, {} down)",
+                        SCALED_UP.load(Ordering::Relaxed),
+                        SCALED_DOWN.load(Ordering::Relaxed)
+                    ))
+                }
+                Some((from, _)) if (tick - from) % (6 * hour) == 0 && tick > from => {
+                    Some(format!("day + {:>2} h", (tick - from) / hour))
+                }
+                None if tick == hour => Some("1 h".to_string()),
+                _ => None,
+            };
             // The curve, not only its ends: a bounded structure filling up levels off, a leak
-            // does not.
-            // With it, what could hold the growth: the metric series (pools × label values
-            // seen so far) and the engine memory (the state file is all of it).
-            if tick > 0 && (tick == warm_up || tick % (6 * 3600 / TICK_SECS) == 0) {
+            // does not. With it, what could hold the growth: the metric series (pools × label
+            // values seen so far), the engine memory (the state file is all of it) and the heap.
+            if let Some(label) = label {
                 let series = handle
                     .render()
                     .lines()
@@ -235,33 +317,39 @@ fn main() {
                     .count();
                 let state = std::fs::metadata(dir.path().join("state.json")).map_or(0, |m| m.len());
                 println!(
-                    "  {:>3} h: RSS {:.1} MiB, {series} metric series, state file {:.1} MiB",
-                    tick * TICK_SECS / 3600,
+                    "  {label}: RSS {:.1} MiB ({}), {series} metric series, state file {:.1} MiB",
                     rss_kib() as f64 / 1024.0,
+                    heap_breakdown(),
                     state as f64 / (1024.0 * 1024.0)
                 );
             }
+            tick += 1;
         }
         let rss_end = rss_kib();
+        let (warm_tick, rss_warm) = warm.expect("the loop ends only after the warm-up");
         durations.sort();
         let growth = |from: u64| (rss_end as f64 - from as f64) / from.max(1) as f64 * 100.0;
         println!(
-            "soak: {pools} pools, {ticks} ticks of {TICK_SECS}s ({hours} h simulated) in {:.0} s wall",
+            "soak: {pools} pools; warm-up {:.1} h simulated, then {day_ticks} ticks of {TICK_SECS}s ({hours} h simulated) in {:.0} s wall ({:.0} s in all)",
+            warm_tick as f64 / hour as f64,
+            day_wall.map_or(0.0, |w| w.elapsed().as_secs_f64()),
             wall.elapsed().as_secs_f64()
         );
         println!(
-            "RSS: {:.1} MiB after the first tick, {:.1} MiB after 1 h warm-up, {:.1} MiB at the end",
+            "RSS: {:.1} MiB after the first tick, {:.1} MiB after 1 h, {:.1} MiB after the warm-up, {:.1} MiB at the end",
             rss_start as f64 / 1024.0,
+            rss_hour as f64 / 1024.0,
             rss_warm as f64 / 1024.0,
             rss_end as f64 / 1024.0
         );
         println!(
-            "RSS growth: {:+.2} % since warm-up, {:+.2} % since the first tick",
+            "RSS growth over the day: {:+.2} % (since 1 h: {:+.2} %, since the first tick: {:+.2} %)",
             growth(rss_warm),
+            growth(rss_hour),
             growth(rss_start)
         );
         println!(
-            "tick: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "tick (the day): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             percentile(&durations, 0.5).as_secs_f64() * 1e3,
             percentile(&durations, 0.99).as_secs_f64() * 1e3,
             durations.last().unwrap().as_secs_f64() * 1e3
@@ -274,8 +362,15 @@ fn main() {
             percentile(&scrapes, 0.99).as_secs_f64() * 1e3
         );
         let resizes = SCALE_CALLS.load(Ordering::Relaxed);
-        println!("resizes: {resizes} ({:.1} per pool)", resizes as f64 / pools as f64);
-        assert!(resizes >= pools as u64, "the pools did not follow their demand");
+        let (up, down) = (SCALED_UP.load(Ordering::Relaxed), SCALED_DOWN.load(Ordering::Relaxed));
+        println!(
+            "resizes: {resizes} ({:.1} per pool); {up} pools scaled up, {down} down",
+            resizes as f64 / pools as f64
+        );
+        assert!(
+            up >= pools as u64 && down >= pools as u64 / 2,
+            "the pools did not follow their demand both ways"
+        );
         controller.shutdown(Duration::from_secs(1)).await;
     });
 }
