@@ -119,7 +119,7 @@ impl Actuator for InstantPool {
         } else {
             (&self.shrunk, &SCALED_DOWN)
         };
-        if !flag.swap(true, Ordering::Relaxed) {
+        if target != before && !flag.swap(true, Ordering::Relaxed) {
             count.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())

@@ -9,9 +9,11 @@
 //! - [`policy`]     policy files: serde model, YAML loading with positions, validation, schema
 //! - [`settings`]   daemon settings (YAML file + `POOLPILOT_*` env, validated like policies)
 //! - [`engine`]     PURE decision pipeline: `step`, `decide`, `Decision`, `Reason`, `Memory`
-//! - [`sources`]    metric sources (Trino, Presto, Airflow REST/DB, Spark, Celery brokers): fetch + pure parse
+//! - [`sources`]    metric sources (Trino, Presto, Airflow REST/DB, Spark, Celery brokers,
+//!   Prometheus, YARN RM): fetch + pure parse
 //! - [`actuators`]  worker-pool actuators (Kubernetes, AWS ASG) + dry-run/metrics/Events decorators
-//! - [`drain`]      engine-aware drains (Trino, Spark, Celery) and victim choice
+//! - [`drain`]      engine-aware drains (Trino, Spark, Celery broker/idle-first, YARN) and victim
+//!   choice
 //! - [`fence`]      the leadership check before every destructive call (`Fence`, `judge`)
 //! - [`daemon`]     tokio control loop, HTTP endpoints, state store, reload, leader lease
 //! - [`sim`]        simulator: traces, virtual pool, baselines, oracle, metrics, report, `tune`

@@ -14,12 +14,12 @@
 //! member's address, or is the EC2 IP-based name of that address is the member's worker
 //! (the same matching as for Airflow's task-instance hostnames).
 //!
-//! Airflow Celery workers without a known broker: idle first.
-//!
-//! Celery has no drain call poolpilot can make over HTTP, so the drain is the choice itself:
+//! [`CeleryDrainer`], Airflow Celery workers without a known broker: with no broker to send
+//! `cancel_consumer` through, the drain is the choice itself:
 //! workers running no task instance go first; a busy victim is left alone until it is idle or
-//! the drain timeout passes (then the policy's `on_timeout` decides). Nothing is one-way, so a
-//! drain is abandonable until the worker is removed. Busy-ness comes from the running task
+//! the drain timeout passes (then the policy's `on_timeout` decides); meanwhile the victim may
+//! still take new tasks. Nothing is one-way, so a drain is abandonable until the worker is
+//! removed. Busy-ness comes from the running task
 //! instances' `hostname` (Airflow REST, or the metadata DB for `airflow_db` pools), matched
 //! against the member's id (pod name) or address.
 
@@ -327,18 +327,21 @@ impl Drainer for BrokerDrainer {
     async fn begin(&self, member: &Member) -> Result<(), DrainError> {
         let held = self.held(None).await?;
         if let Some(node) = node_of(member, held.keys()) {
-            self.consumers("cancel_consumer", &node).await?;
+            // Recorded first: a cancel that reached some queues and then failed is still
+            // undone by `restore` (`add_consumer` on a consumed queue is harmless).
             self.cancelled
                 .lock()
                 .unwrap()
-                .insert(member.id.clone(), node);
+                .insert(member.id.clone(), node.clone());
+            self.consumers("cancel_consumer", &node).await?;
         }
         Ok(())
     }
 
     /// Drained when the victim's worker holds no task. Its worker not answering is transient
     /// (asked again until the drain timeout); a member that never had a worker online (it
-    /// cannot hold a task of this broker) is drained.
+    /// cannot hold a task of this broker) is drained — known only when every worker online
+    /// answered (the broker errs otherwise), so a silent busy worker is never taken for one.
     async fn is_drained(&self, member: &Member) -> Result<bool, DrainError> {
         let known = self.cancelled.lock().unwrap().get(&member.id).cloned();
         match known {
@@ -357,11 +360,11 @@ impl Drainer for BrokerDrainer {
                     None => Ok(true),
                     // Came online since `begin`: stop it now, wait for it next time.
                     Some(node) => {
-                        self.consumers("cancel_consumer", &node).await?;
                         self.cancelled
                             .lock()
                             .unwrap()
-                            .insert(member.id.clone(), node);
+                            .insert(member.id.clone(), node.clone());
+                        self.consumers("cancel_consumer", &node).await?;
                         Ok(false)
                     }
                 }

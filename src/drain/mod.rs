@@ -136,7 +136,7 @@ pub(crate) fn host_of(address: &str) -> &str {
 /// One engine's way of emptying a worker.
 #[async_trait]
 pub trait Drainer: Send + Sync {
-    /// The drain (`trino`, `presto`, `spark`, `celery`, `none`) for logs and the `method` label.
+    /// The drain (`trino`, `presto`, `spark`, `celery`, `yarn`, `none`) for logs and the `method` label.
     fn method(&self) -> &'static str;
 
     /// `true` when [`Drainer::begin`] cannot be undone (the worker will leave whatever happens),

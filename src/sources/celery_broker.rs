@@ -1,7 +1,7 @@
 //! The I/O half of the Celery source and drain: a [`Broker`] answers "how many messages wait
 //! in these queues" and carries remote-control commands to the workers (see
 //! [`super::celery`] for the wire formats and where they come from). Two implementations:
-//! [`RedisBroker`] (the `redis` crate) and [`RabbitBroker`] (the RabbitMQ management HTTP API
+//! [`RedisBroker`] (the RESP2 client in [`super::resp`]) and [`RabbitBroker`] (the RabbitMQ management HTTP API
 //! only: no AMQP client).
 
 use std::sync::Arc;
@@ -63,6 +63,7 @@ pub fn build_broker(spec: &CelerySignal) -> Result<Arc<dyn Broker>, String> {
             db,
             username,
             password: spec.password.clone(),
+            timeout: spec.timeout,
         })),
         BrokerUrl::Amqp {
             vhost, username, ..
@@ -127,6 +128,32 @@ fn expected(cmd: &Command, receivers: usize) -> usize {
     }
 }
 
+/// Every worker that got a command must answer it: a silent worker's tasks would otherwise
+/// count as none (demand too low, a busy worker looking idle to the drain). Fewer answers than
+/// receivers after the window is an error, so the source holds and the drain waits.
+fn all_answered(
+    target: &str,
+    commands: &[Command],
+    replies: &[Vec<Reply>],
+    wanted: &[usize],
+    window: Duration,
+) -> Result<(), SourceError> {
+    for ((cmd, got), want) in commands.iter().zip(replies).zip(wanted) {
+        if got.len() < *want {
+            return Err(SourceError::Unreachable {
+                target: target.to_string(),
+                detail: format!(
+                    "{} of {want} workers answered `{}` within {window:?}; a worker that cannot \
+                     answer remote control (e.g. a busy `--pool solo`) hides its tasks",
+                    got.len(),
+                    cmd.method
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 pub struct RedisBroker {
     target: String,
     host: String,
@@ -134,6 +161,9 @@ pub struct RedisBroker {
     db: u32,
     username: Option<String>,
     password: Option<crate::policy::SecretRef>,
+    /// Bounds the connect and every read and write: the drain calls the broker outside the
+    /// source's own deadline.
+    timeout: Duration,
 }
 
 impl RedisBroker {
@@ -148,6 +178,7 @@ impl RedisBroker {
             self.db,
             self.username.as_deref(),
             password.as_deref(),
+            self.timeout,
         )
         .await
         .map_err(|e| self.error(e))
@@ -163,6 +194,10 @@ impl RedisBroker {
 /// malformed.
 pub(crate) fn redis_error(target: &str, e: RespError) -> SourceError {
     match (&e, e.code()) {
+        (RespError::Timeout { after, .. }, _) => SourceError::Timeout {
+            target: target.to_string(),
+            after: *after,
+        },
         (RespError::Io(detail), _) => SourceError::Unreachable {
             target: target.to_string(),
             detail: detail.clone(),
@@ -266,6 +301,7 @@ impl Broker for RedisBroker {
                     }
                 }
             }
+            all_answered(&self.target, commands, &replies, &wanted, window)?;
             Ok(replies)
         }
         .await;
@@ -417,6 +453,7 @@ impl RabbitBroker {
                 replies[i].extend(parse_rabbit_get(&got, ticket).map_err(|e| e.at(&self.target))?);
             }
         }
+        all_answered(&self.target, commands, &replies, &wanted, window)?;
         Ok(replies)
     }
 }
@@ -476,6 +513,22 @@ mod tests {
         let (a, b) = (new_id(), new_id());
         assert_eq!(a.len(), 36);
         assert_ne!(a, b);
+    }
+
+    /// A worker that got `active` and did not answer makes the whole answer an error: its
+    /// tasks would otherwise count as none (a busy worker looking idle).
+    #[test]
+    fn a_silent_worker_is_an_error_not_an_idle_one() {
+        let cmds = [Command::new("active")];
+        let one = vec![vec![("celery@a".to_string(), serde_json::json!([]))]];
+        let window = Duration::from_secs(1);
+        assert!(all_answered("t", &cmds, &one, &[1], window).is_ok());
+        let err = all_answered("t", &cmds, &one, &[2], window).unwrap_err();
+        assert_eq!(err.fault(), crate::engine::SignalFault::Unreachable);
+        assert!(
+            err.to_string().contains("1 of 2 workers answered `active`"),
+            "{err}"
+        );
     }
 
     #[test]

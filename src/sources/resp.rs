@@ -8,6 +8,8 @@
 //! strings `+`, errors `-`, integers `:`, bulk strings `$`, arrays `*`; commands are arrays of
 //! bulk strings), and [`parse_reply`] is tested on its own.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -25,6 +27,9 @@ pub enum Value {
 pub enum RespError {
     #[error("{0}")]
     Io(String),
+    /// Connect, or a command's write and read, took longer than the connection's timeout.
+    #[error("{what}: no answer within {after:?}")]
+    Timeout { what: String, after: Duration },
     /// The server's `-ERR …` line; the first word is its code (`WRONGTYPE`, `NOAUTH`, …).
     #[error("{0}")]
     Server(String),
@@ -42,7 +47,12 @@ impl RespError {
 }
 
 /// Longest bulk string or array accepted (a reply list item is a few KiB).
-const MAX_LEN: i64 = 64 << 20;
+const MAX_LEN: i64 = 16 << 20;
+/// Most bytes one reply may take (all its items together); more is a protocol error, never a
+/// buffer growing with what the peer sends.
+const MAX_REPLY_BYTES: usize = 32 << 20;
+/// Deepest array nesting accepted (the commands here answer flat arrays at most).
+const MAX_DEPTH: usize = 2;
 
 /// Encodes a command as a RESP array of bulk strings.
 pub fn encode(args: &[&[u8]]) -> Vec<u8> {
@@ -58,9 +68,16 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
 /// Parses one complete reply from the front of `buf`: `Ok(Some((value, used)))`, `Ok(None)`
 /// when more bytes are needed, `Err` for a server error or a protocol violation.
 pub fn parse_reply(buf: &[u8]) -> Result<Option<(Value, usize)>, RespError> {
+    parse_nested(buf, 0)
+}
+
+fn parse_nested(buf: &[u8], depth: usize) -> Result<Option<(Value, usize)>, RespError> {
     let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
         return Ok(None);
     };
+    if end == 0 {
+        return Err(RespError::Protocol("empty reply line".into()));
+    }
     let line = std::str::from_utf8(&buf[1..end])
         .map_err(|_| RespError::Protocol("non-UTF-8 header line".into()))?;
     let after = end + 2;
@@ -97,10 +114,13 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Value, usize)>, RespError> {
             if n > MAX_LEN {
                 return Err(RespError::Protocol(format!("array of {n} items")));
             }
+            if depth >= MAX_DEPTH {
+                return Err(RespError::Protocol("arrays nested too deep".into()));
+            }
             let mut items = Vec::with_capacity(n.min(1024) as usize);
             let mut used = after;
             for _ in 0..n {
-                match parse_reply(&buf[used..])? {
+                match parse_nested(&buf[used..], depth + 1)? {
                     None => return Ok(None),
                     Some((v, k)) => {
                         items.push(v);
@@ -121,6 +141,22 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Value, usize)>, RespError> {
 pub struct Connection {
     stream: BufReader<TcpStream>,
     buf: Vec<u8>,
+    /// Bounds the connect and each command's write and read.
+    timeout: Duration,
+}
+
+/// `fut` within `limit`, else an I/O error naming what timed out.
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, RespError>>,
+) -> Result<T, RespError> {
+    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+        Err(RespError::Timeout {
+            what: what.to_string(),
+            after: limit,
+        })
+    })
 }
 
 impl Connection {
@@ -131,13 +167,18 @@ impl Connection {
         db: u32,
         username: Option<&str>,
         password: Option<&str>,
+        timeout: Duration,
     ) -> Result<Connection, RespError> {
-        let stream = TcpStream::connect((host, port))
-            .await
-            .map_err(|e| RespError::Io(format!("connect {host}:{port}: {e}")))?;
+        let stream = within(timeout, &format!("connect {host}:{port}"), async {
+            TcpStream::connect((host, port))
+                .await
+                .map_err(|e| RespError::Io(format!("connect {host}:{port}: {e}")))
+        })
+        .await?;
         let mut con = Connection {
             stream: BufReader::new(stream),
             buf: Vec::new(),
+            timeout,
         };
         if let Some(pw) = password {
             match username {
@@ -154,8 +195,13 @@ impl Connection {
         Ok(con)
     }
 
-    /// Sends one command and reads its reply.
+    /// Sends one command and reads its reply (bounded in time and size).
     pub async fn query(&mut self, args: &[&[u8]]) -> Result<Value, RespError> {
+        let limit = self.timeout;
+        within(limit, "redis command", self.exchange(args)).await
+    }
+
+    async fn exchange(&mut self, args: &[&[u8]]) -> Result<Value, RespError> {
         let io = |e: std::io::Error| RespError::Io(e.to_string());
         self.stream
             .get_mut()
@@ -171,6 +217,11 @@ impl Connection {
             let n = self.stream.read(&mut chunk).await.map_err(io)?;
             if n == 0 {
                 return Err(RespError::Io("connection closed by the server".into()));
+            }
+            if self.buf.len() + n > MAX_REPLY_BYTES {
+                return Err(RespError::Protocol(format!(
+                    "reply larger than {MAX_REPLY_BYTES} bytes"
+                )));
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
@@ -190,6 +241,26 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hostile replies are protocol errors, never a panic or a stack overflow.
+    #[test]
+    fn hostile_replies_are_errors() {
+        assert!(matches!(parse_reply(b"\r\n"), Err(RespError::Protocol(_))));
+        let deep = b"*1\r\n".repeat(100_000);
+        assert!(matches!(parse_reply(&deep), Err(RespError::Protocol(_))));
+        assert!(matches!(
+            parse_reply(b"$99999999999\r\n"),
+            Err(RespError::Protocol(_))
+        ));
+        // A flat array of bulk strings (RPOP's answer) still parses.
+        assert_eq!(
+            parse_reply(b"*1\r\n$1\r\na\r\n").unwrap(),
+            Some((
+                Value::Array(Some(vec![Value::Bulk(Some(b"a".to_vec()))])),
+                11
+            ))
+        );
+    }
 
     #[test]
     fn encodes_commands_as_bulk_arrays() {
