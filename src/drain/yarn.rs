@@ -139,6 +139,11 @@ impl YarnDrainer {
         for host in remove {
             after.remove(host);
         }
+        // Nothing to tell the RM (a victim that stays without ever being excluded): no
+        // `rmadmin` run, which takes seconds.
+        if after == before {
+            return Ok(());
+        }
         write_excluded(path, &after)?;
         if let Err(e) = self.refresh().await {
             let _ = write_excluded(path, &before);

@@ -29,7 +29,8 @@ pub(super) fn check(f: &PolicyFile, out: &mut Vec<Problem>) {
             1e9,
             out,
         );
-        for (field, secret) in secrets(s) {
+        let secrets = s.source().map(|k| k.secrets()).unwrap_or_default();
+        for (field, secret) in secrets {
             check_secret(&format!("signals[{i}].{field}"), secret, out);
         }
         if let Some(d) = &s.airflow_db {
@@ -114,34 +115,6 @@ pub(super) fn check(f: &PolicyFile, out: &mut Vec<Problem>) {
             "must be at most 3600",
         ));
     }
-}
-
-/// Every secret of a signal, with its path below the signal.
-fn secrets(s: &SignalSpec) -> Vec<(String, &SecretRef)> {
-    let mut found = Vec::new();
-    let http = [
-        ("trino", s.trino.as_ref().map(|t| &t.http)),
-        ("presto", s.presto.as_ref().map(|p| &p.http)),
-        ("airflow", s.airflow.as_ref().map(|a| &a.http)),
-        ("spark", s.spark.as_ref().map(|sp| &sp.http)),
-        ("prometheus", s.prometheus.as_ref().map(|p| &p.http)),
-        ("yarn", s.yarn.as_ref().map(|y| &y.http)),
-    ];
-    for (kind, options) in http {
-        match options.and_then(|h| h.auth.as_ref()) {
-            Some(HttpAuth::Basic { password, .. }) => {
-                found.push((format!("{kind}.http.auth.basic.password"), password))
-            }
-            Some(HttpAuth::Bearer { token }) => {
-                found.push((format!("{kind}.http.auth.bearer.token"), token))
-            }
-            None => {}
-        }
-    }
-    if let Some(d) = &s.airflow_db {
-        found.push(("airflow_db.connection".to_string(), &d.connection));
-    }
-    found
 }
 
 fn check_secret(field: &str, secret: &SecretRef, out: &mut Vec<Problem>) {

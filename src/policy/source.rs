@@ -210,6 +210,34 @@ impl<'a> SourceSpec<'a> {
         }
     }
 
+    /// Every secret the kind reads, with its field path below the signal (`trino.http.auth…`),
+    /// so each is validated wherever a kind keeps it.
+    pub fn secrets(&self) -> Vec<(String, &'a SecretRef)> {
+        let http = |kind: &str, h: &'a HttpOptions| match &h.auth {
+            Some(HttpAuth::Basic { password, .. }) => {
+                vec![(format!("{kind}.http.auth.basic.password"), password)]
+            }
+            Some(HttpAuth::Bearer { token }) => {
+                vec![(format!("{kind}.http.auth.bearer.token"), token)]
+            }
+            None => Vec::new(),
+        };
+        match *self {
+            SourceSpec::Trino(t) => http("trino", &t.http),
+            SourceSpec::Presto(p) => http("presto", &p.http),
+            SourceSpec::Airflow(a) => http("airflow", &a.http),
+            SourceSpec::AirflowDb(d) => vec![("airflow_db.connection".to_string(), &d.connection)],
+            SourceSpec::Spark(s) => http("spark", &s.http),
+            SourceSpec::Prometheus(p) => http("prometheus", &p.http),
+            SourceSpec::Yarn(y) => http("yarn", &y.http),
+            SourceSpec::Celery(c) => c
+                .password
+                .iter()
+                .map(|p| ("celery.password".to_string(), p))
+                .collect(),
+        }
+    }
+
     /// Builds this kind's I/O object with `builder`.
     pub fn build<B: SourceBuilder>(&self, builder: &B, per_worker: f64) -> B::Out {
         match self {
