@@ -177,7 +177,6 @@ async fn yarn_pool_scales_up_on_pending_vcores_and_decommissions_only_idle_nodem
         "scaled down to the busy NodeManager; log:\n{}",
         daemon.log_text()
     );
-    let transitions = rm.transitions();
     let idle: Vec<String> = booted
         .lock()
         .unwrap()
@@ -186,6 +185,17 @@ async fn yarn_pool_scales_up_on_pending_vcores_and_decommissions_only_idle_nodem
         .map(|(_, ip)| ip.clone())
         .collect();
     assert_eq!(idle.len(), 2, "{:?}", booted.lock().unwrap());
+    // The group's capacity drops when the daemon's call returns; the instances' NodeManagers
+    // leave the RM a moment later (the test's agent stops them): wait for that, not race it.
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            idle.iter().all(|ip| rm.node_state(ip).is_none())
+        })
+        .await,
+        "the idle NodeManagers' instances were not terminated; log:\n{}",
+        daemon.log_text()
+    );
+    let transitions = rm.transitions();
     for ip in &idle {
         for state in ["DECOMMISSIONING", "DECOMMISSIONED"] {
             assert!(
