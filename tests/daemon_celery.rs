@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::celery::{AgentSpec, CeleryAgent, CeleryPeers, enqueue, ledger_path, read_ledger};
-use support::daemon::Daemon;
+use support::daemon::{Daemon, tick_settings};
 use support::moto::{AWS_ENV, delete_group, loopback_group};
 use support::wait_until;
 
@@ -184,11 +184,7 @@ async fn celery_pools_on_redis_and_rabbitmq_scale_up_and_down_keeping_the_busy_w
         .output()
         .unwrap();
     assert!(validate.status.success(), "{validate:?}");
-    let settings = format!(
-        "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
-        policies.display(),
-        dir.path().join("state/state.json").display()
-    );
+    let settings = tick_settings(&policies, &dir.path().join("state/state.json"));
     let mut daemon = Daemon::start_with_env(dir.path(), "daemon", &settings, &[], &AWS_ENV);
     daemon.wait_ready(Duration::from_secs(30)).await;
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use poolpilot::time::Timestamp;
 use support::agent::InstanceAgent;
-use support::daemon::Daemon;
+use support::daemon::{Daemon, tick_settings};
 use support::moto::{AWS_ENV, loopback_group};
 use support::spark::{SparkMaster, master_json, submit_sleepy};
 use support::wait_until;
@@ -177,11 +177,7 @@ async fn spark_on_an_asg_scales_up_survives_kill9_and_drains_only_idle_workers()
         .output()
         .unwrap();
     assert!(validate.status.success(), "{validate:?}");
-    let settings = format!(
-        "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
-        policies.display(),
-        dir.path().join("state/state.json").display()
-    );
+    let settings = tick_settings(&policies, &dir.path().join("state/state.json"));
     let start_daemon =
         || Daemon::start_with_env(dir.path(), "daemon", &settings, &record_args, &AWS_ENV);
 

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::daemon::Daemon;
+use support::daemon::{Daemon, tick_settings};
 use support::moto::{
     AWS_ENV, asg_client, delete_group, desired_capacity, ec2_client, loopback_group,
 };
@@ -149,11 +149,7 @@ async fn yarn_pool_scales_up_on_pending_vcores_and_decommissions_only_idle_nodem
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
     std::fs::write(policies.join("yarn.yaml"), policy(&rm, &group, &endpoint)).unwrap();
-    let settings = format!(
-        "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
-        policies.display(),
-        dir.path().join("state/state.json").display()
-    );
+    let settings = tick_settings(&policies, &dir.path().join("state/state.json"));
     let mut daemon = Daemon::start_with_env(dir.path(), "daemon", &settings, &[], &AWS_ENV);
     daemon.wait_ready(Duration::from_secs(30)).await;
 

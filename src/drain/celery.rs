@@ -30,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{DrainError, Drainer};
+use super::{DrainError, Drainer, names_member};
 use crate::actuators::Member;
 use crate::policy::{AirflowDbSignal, AirflowSignal};
 use crate::sources::SourceError;
@@ -173,26 +173,9 @@ impl<R: RunningTasks> CeleryDrainer<R> {
 fn running_on(member: &Member, by_host: &HashMap<String, u32>) -> u32 {
     by_host
         .iter()
-        .filter(|(host, _)| is_host_of(member, host))
+        .filter(|(host, _)| names_member(host, member))
         .map(|(_, n)| n)
         .sum()
-}
-
-/// Whether `host` (a task instance's hostname, or a Celery node's host part) is `member`.
-fn is_host_of(member: &Member, host: &str) -> bool {
-    let ec2_name = member
-        .address
-        .as_deref()
-        .map(|ip| format!("ip-{}", ip.replace('.', "-")));
-    let is_label_of = |host: &str, name: &str| {
-        host.strip_prefix(name)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-    };
-    is_label_of(host, &member.id)
-        || member.address.as_deref() == Some(host)
-        || ec2_name
-            .as_deref()
-            .is_some_and(|name| is_label_of(host, name))
 }
 
 /// The drain through the broker's remote control (module docs).
@@ -296,7 +279,7 @@ fn check_consumer_answer(
 fn node_of<'a>(member: &Member, nodes: impl IntoIterator<Item = &'a String>) -> Option<String> {
     nodes
         .into_iter()
-        .find(|node| is_host_of(member, node_host(node)))
+        .find(|node| names_member(node_host(node), member))
         .cloned()
 }
 
@@ -315,7 +298,7 @@ impl Drainer for BrokerDrainer {
         let held = self.held(None).await?;
         let of = |m: &Member| -> u64 {
             held.iter()
-                .filter(|(node, _)| is_host_of(m, node_host(node)))
+                .filter(|(node, _)| names_member(node_host(node), m))
                 .map(|(_, n)| n)
                 .sum()
         };

@@ -133,6 +133,27 @@ pub(crate) fn host_of(address: &str) -> &str {
         .map_or(authority, |(host, _)| host)
 }
 
+/// Whether `host` — a worker's name for itself (a Celery node's host part, a NodeManager's
+/// host) — is `member`: the member's id or its address's host, or a DNS name whose first
+/// labels are one of those or the EC2 private name of the address (`ip-10-0-3-7`,
+/// `ip-10-0-3-7.ec2.internal`). Case-insensitive, as DNS names are (RFC 4343).
+pub(crate) fn names_member(host: &str, member: &Member) -> bool {
+    let host = host.to_ascii_lowercase();
+    let leads = |name: &str| {
+        host.strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    };
+    [
+        Some(member.id.as_str()),
+        member.address.as_deref().map(host_of),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|k| !k.is_empty())
+    .map(str::to_ascii_lowercase)
+    .any(|k| leads(&k) || leads(&format!("ip-{}", k.replace('.', "-"))))
+}
+
 /// One engine's way of emptying a worker.
 #[async_trait]
 pub trait Drainer: Send + Sync {

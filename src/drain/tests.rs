@@ -169,3 +169,26 @@ fn host_of_strips_scheme_port_and_path() {
     assert_eq!(host_of("http://[fd00::1]:8080/v1/status"), "fd00::1");
     assert_eq!(host_of("worker-0.trino"), "worker-0.trino");
 }
+
+/// One matching rule for every drain that maps a worker's own host name to a member (Celery
+/// nodes, YARN NodeManagers): id or address host, as the first DNS labels, or EC2's name.
+#[test]
+fn names_member_matches_id_address_and_ec2_names_by_whole_labels() {
+    let pod = Member::new("worker-0");
+    assert!(names_member("worker-0", &pod));
+    assert!(
+        names_member("Worker-0.workers.ns.svc", &pod),
+        "case-insensitive, FQDN"
+    );
+    assert!(!names_member("worker-01", &pod), "whole labels only");
+    let vm = Member::new("i-0abc").with_address("10.0.3.7");
+    assert!(names_member("10.0.3.7", &vm));
+    assert!(names_member("ip-10-0-3-7.ec2.internal", &vm));
+    assert!(names_member("IP-10-0-3-7", &vm));
+    assert!(!names_member("ip-10-0-3-70", &vm));
+    assert!(!names_member("10.0.3.70", &vm));
+    assert!(
+        !names_member("", &Member::new("")),
+        "an empty id names nothing"
+    );
+}

@@ -36,7 +36,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
 
-use super::{DrainError, Drainer, host_of};
+use super::{DrainError, Drainer, host_of, names_member};
 use crate::actuators::Member;
 use crate::policy::YarnSignal;
 use crate::sources::http::{Credentials, HttpClient, redact};
@@ -202,27 +202,6 @@ impl YarnDrainer {
         }
         Ok(names)
     }
-}
-
-/// `host` (a node's name or address) is `member`'s: equal to its address's host or its id
-/// (case-insensitive), or EC2's IP-based private DNS name of its address (`ip-10-0-0-5[.…]`).
-fn names_member(host: &str, member: &Member) -> bool {
-    let host = host.to_ascii_lowercase();
-    [
-        member.address.as_deref().map(host_of),
-        Some(member.id.as_str()),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|k| !k.is_empty())
-    .map(str::to_ascii_lowercase)
-    .any(|k| {
-        let ec2 = format!("ip-{}", k.replace('.', "-"));
-        host == k
-            || host
-                .strip_prefix(&ec2)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-    })
 }
 
 /// Host names in an XML exclude file (`<name>a, b</name>` lists several); a missing file is empty.

@@ -140,6 +140,22 @@ impl SourceKind {
         }
     }
 
+    /// Among a policy's signals that can carry out the same drain, the one it goes through
+    /// (lowest first, then the first listed): the Celery broker stops the victim's consumers,
+    /// which Airflow's task lists (an Airflow pool with a `celery:` signal too) cannot.
+    pub fn drain_preference(self) -> u8 {
+        match self {
+            SourceKind::Celery => 0,
+            SourceKind::Trino
+            | SourceKind::Presto
+            | SourceKind::Airflow
+            | SourceKind::AirflowDb
+            | SourceKind::Spark
+            | SourceKind::Prometheus
+            | SourceKind::Yarn => 1,
+        }
+    }
+
     /// Which kinds can carry out `method` (for validation hints).
     pub fn that_drain(method: DrainMethod) -> Vec<&'static str> {
         SourceKind::ALL
@@ -421,17 +437,11 @@ pub fn resolve_drain(method: DrainMethod, signals: &[SignalSpec]) -> DrainMethod
 /// The signal a drain of `method` goes through: the first whose kind can carry it out.
 pub fn drain_target(method: DrainMethod, signals: &[SignalSpec]) -> Option<DrainTarget<'_>> {
     let method = resolve_drain(method, signals);
-    let able = || {
-        signals
-            .iter()
-            .filter_map(|s| s.source().ok())
-            .filter(move |s| s.drains().contains(&method))
-    };
-    // A Celery drain goes through the broker when the policy names it (an Airflow pool with a
-    // `celery:` signal next to its `airflow:` one): that drain stops the victim's consumers.
-    able()
-        .find(|s| s.kind() == SourceKind::Celery)
-        .or_else(|| able().next())
+    let able = signals
+        .iter()
+        .filter_map(|s| s.source().ok())
+        .filter(|s| s.drains().contains(&method));
+    able.min_by_key(|s| s.kind().drain_preference())
         .and_then(|s| s.drain_target())
 }
 

@@ -466,17 +466,10 @@ impl Broker for RabbitBroker {
             // A 404 here (no such queue or vhost, or not a management API at all) is an error,
             // not "nothing waiting": a wrong URL must never read as zero demand.
             let url = self.url(&["queues", &self.vhost, queue])?;
-            let answer = self
+            let body = self
                 .http
-                .send(
-                    Method::GET,
-                    &url,
-                    HeaderMap::new(),
-                    Credentials::Options,
-                    None,
-                )
+                .get_ok(&url, HeaderMap::new(), Credentials::Options)
                 .await?;
-            let body = check_status(&url, answer)?;
             let ready = parse_rabbit_queue(&body)
                 .map_err(|e| e.at(&redact(&url)))?
                 .0;

@@ -241,12 +241,7 @@ impl CeleryAgent {
                     && let Some(group) = out.auto_scaling_groups().first()
                 {
                     let desired = group.desired_capacity().unwrap_or(-1);
-                    let in_service: Vec<String> = group
-                        .instances()
-                        .iter()
-                        .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
-                        .filter_map(|i| i.instance_id().map(str::to_owned))
-                        .collect();
+                    let in_service = super::moto::in_service_ids(group);
                     let mut log = log2.lock().unwrap();
                     if log.desired_now() != desired {
                         log.desired.push(desired);

@@ -91,11 +91,7 @@ impl Daemon {
     /// The daemon on the policies in `policies` with a 1 s tick and its state file in `dir`,
     /// started and ready (the common start of the tests that need no platform).
     pub async fn start_ready(dir: &Path, policies: &Path) -> Daemon {
-        let settings = format!(
-            "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
-            policies.display(),
-            dir.join("state.json").display()
-        );
+        let settings = tick_settings(policies, &dir.join("state.json"));
         let mut daemon = Daemon::start(dir, "daemon", &settings, &[]);
         daemon.wait_ready(Duration::from_secs(30)).await;
         daemon
@@ -159,6 +155,15 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Settings for a test daemon: a 1 s tick, `policies`, the state file at `state`.
+pub fn tick_settings(policies: &Path, state: &Path) -> String {
+    format!(
+        "tick: 1s\npolicy_dir: {}\nstate_path: {}\n",
+        policies.display(),
+        state.display()
+    )
 }
 
 /// The value of a metric line `name{labels} value` whose label set contains every `label`.

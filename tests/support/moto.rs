@@ -173,3 +173,14 @@ pub async fn desired_capacity(endpoint: &str, name: &str) -> i32 {
         .and_then(|g| g.desired_capacity())
         .unwrap_or(-1)
 }
+
+/// The group's InService instance ids (what a test agent boots a worker on, and what it stops
+/// once an instance leaves).
+pub fn in_service_ids(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Vec<String> {
+    group
+        .instances()
+        .iter()
+        .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect()
+}
